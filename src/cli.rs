@@ -1,0 +1,83 @@
+//! Command line of the `credsync` binary.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::controller::Settings;
+use crate::telemetry::LogFormat;
+use crate::vendors::http::{DEFAULT_MAX_RESPONSE_BYTES, TransportPolicy};
+
+#[derive(Parser, Debug)]
+#[command(name = "credsync", version, about = "Keeps user credentials in CRM, ERP and SSO systems equal to Kubernetes resources")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the operator.
+    Run(RunArgs),
+    /// Print the CustomResourceDefinitions as YAML.
+    Crds,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "CREDSYNC_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Log level (overridden by RUST_LOG).
+    #[arg(long, env = "CREDSYNC_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log line format.
+    #[arg(long, env = "CREDSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+    /// Namespace of the operator's own objects (its fingerprint key Secret and Lease).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "credsync-system")]
+    pub operator_namespace: String,
+    /// Name of the Secret that holds the fingerprint HMAC key; created when absent.
+    #[arg(long, env = "CREDSYNC_FINGERPRINT_SECRET", default_value = "credsync-fingerprint-key")]
+    pub fingerprint_secret: String,
+    /// How often vendors that can be read back are checked for drift.
+    #[arg(long, env = "CREDSYNC_DRIFT_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub drift_interval: Duration,
+    /// Reconciles running at once, per kind.
+    #[arg(long, env = "CREDSYNC_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+    /// Allow plain http:// vendor URLs. For tests and demos only.
+    #[arg(long, env = "CREDSYNC_ALLOW_HTTP")]
+    pub allow_http: bool,
+    /// Only these vendor hosts may be called (comma-separated); all when unset.
+    #[arg(long, env = "CREDSYNC_ALLOWED_VENDOR_HOSTS", value_delimiter = ',')]
+    pub allowed_vendor_hosts: Option<Vec<String>>,
+    /// Largest vendor response body read, in bytes.
+    #[arg(long, env = "CREDSYNC_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES)]
+    pub max_response_bytes: usize,
+    /// First retry delay after a transient failure (doubles up to --backoff-max).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub backoff_base: Duration,
+    /// Largest retry delay after transient failures.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub backoff_max: Duration,
+}
+
+impl RunArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            operator_namespace: self.operator_namespace.clone(),
+            fingerprint_secret: self.fingerprint_secret.clone(),
+            drift_interval: self.drift_interval,
+            concurrency: self.concurrency.max(1),
+            transport: TransportPolicy {
+                allow_http: self.allow_http,
+                allowed_hosts: self.allowed_vendor_hosts.clone(),
+                max_response_bytes: self.max_response_bytes,
+            },
+            backoff_base: self.backoff_base,
+            backoff_max: self.backoff_max,
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! Wiring: one kube-runtime Controller per kind on the generic reconciler, reflector stores for
+//! connections, and one metadata-only Secret watch that pushes Secret changes to the resources
+//! (directly or through their connection) that use them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::{Action, Config as ControllerConfig};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::core::PartialObjectMeta;
+use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{ClusterVendorConnection, ConnectionKind, CrmUserCredential, ErpIdentity, SsoAppCredential, VendorConnection, VendorEndpoint};
+use crate::reconcile::backoff::Backoff;
+use crate::reconcile::conditions::{self, Health};
+use crate::reconcile::connection::{ClientCache, ConnectionKey, ConnectionStores};
+use crate::reconcile::error::ReconcileError;
+use crate::reconcile::fingerprint::{FingerprintKey, FingerprintKeyError};
+use crate::reconcile::managed::Managed;
+use crate::reconcile::{self, Context};
+use crate::secrets::{ConnectionScope, ConnectionSecrets, SecretReader};
+use crate::server::Readiness;
+use crate::vendors::{self, http::TransportPolicy};
+
+/// How the operator runs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Namespace of the operator's own objects (fingerprint key).
+    pub operator_namespace: String,
+    /// Name of the Secret holding the fingerprint key.
+    pub fingerprint_secret: String,
+    /// How often readable vendors are checked for drift.
+    pub drift_interval: Duration,
+    /// Reconciles running at once, per kind.
+    pub concurrency: u16,
+    /// Rules for reaching vendors.
+    pub transport: TransportPolicy,
+    /// First and largest retry delay for transient failures.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            operator_namespace: "credsync-system".into(),
+            fingerprint_secret: "credsync-fingerprint-key".into(),
+            drift_interval: Duration::from_secs(3600),
+            concurrency: 16,
+            transport: TransportPolicy::default(),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    FingerprintKey(#[from] FingerprintKeyError),
+    #[error("watching {0} failed before its cache was ready")]
+    CacheSync(&'static str),
+}
+
+/// Finds the resources of one kind that a Secret or connection change concerns, and queues them.
+trait Dependents: Send + Sync {
+    fn secret_changed(&self, namespace: &str, name: &str, connections: &[ConnectionKey]);
+    fn connection_changed(&self, key: &ConnectionKey);
+}
+
+struct KindDependents<K: Managed> {
+    store: Store<K>,
+    queue: mpsc::UnboundedSender<ObjectRef<K>>,
+}
+
+fn connection_key<K: Managed>(obj: &K) -> ConnectionKey {
+    let r = obj.connection_ref();
+    ConnectionKey {
+        kind: r.kind,
+        namespace: match r.kind {
+            ConnectionKind::VendorConnection => obj.namespace(),
+            ConnectionKind::ClusterVendorConnection => None,
+        },
+        name: r.name.clone(),
+    }
+}
+
+impl<K: Managed> Dependents for KindDependents<K> {
+    fn secret_changed(&self, namespace: &str, name: &str, connections: &[ConnectionKey]) {
+        for obj in self.store.state() {
+            let direct = obj.namespace().as_deref() == Some(namespace) && obj.secret_refs().iter().any(|r| r.name == name);
+            if direct || connections.contains(&connection_key(&*obj)) {
+                let _ = self.queue.send(ObjectRef::from_obj(&*obj));
+            }
+        }
+    }
+
+    fn connection_changed(&self, key: &ConnectionKey) {
+        for obj in self.store.state() {
+            if &connection_key(&*obj) == key {
+                let _ = self.queue.send(ObjectRef::from_obj(&*obj));
+            }
+        }
+    }
+}
+
+/// Run the operator until `shutdown` is cancelled.
+pub async fn run(client: Client, settings: Settings, readiness: Readiness, shutdown: CancellationToken) -> Result<(), RunError> {
+    let fingerprint_key = FingerprintKey::load_or_create(client.clone(), &settings.operator_namespace, &settings.fingerprint_secret).await?;
+
+    let (vc_reader, vc_writer) = reflector::store::<VendorConnection>();
+    let (cvc_reader, cvc_writer) = reflector::store::<ClusterVendorConnection>();
+    let vc_stream = watched(Api::<VendorConnection>::all(client.clone()), vc_writer);
+    let cvc_stream = watched(Api::<ClusterVendorConnection>::all(client.clone()), cvc_writer);
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "credsync".into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        ),
+        secrets: SecretReader::new(client.clone()),
+        fingerprint_key,
+        connections: ConnectionStores {
+            namespaced: vc_reader.clone(),
+            cluster: cvc_reader.clone(),
+        },
+        clients: ClientCache::default(),
+        transport: settings.transport.clone(),
+        drift_interval: settings.drift_interval,
+        backoff: Backoff::new(settings.backoff_base, settings.backoff_max),
+    });
+
+    let (crm, crm_deps) = managed::<CrmUserCredential>(&client, &ctx, &settings, &shutdown);
+    let (erp, erp_deps) = managed::<ErpIdentity>(&client, &ctx, &settings, &shutdown);
+    let (sso, sso_deps) = managed::<SsoAppCredential>(&client, &ctx, &settings, &shutdown);
+    let dependents: Arc<Vec<Box<dyn Dependents>>> = Arc::new(vec![crm_deps, erp_deps, sso_deps]);
+
+    let conn_ctx = Arc::new(ConnectionContext {
+        base: ctx.clone(),
+        dependents: dependents.clone(),
+    });
+    let vc_controller = Controller::for_stream(vc_stream, vc_reader.clone())
+        .graceful_shutdown_on(cancelled(&shutdown))
+        .run(reconcile_connection::<VendorConnection>, connection_error_policy, conn_ctx.clone())
+        .for_each(log_result);
+    let cvc_controller = Controller::for_stream(cvc_stream, cvc_reader.clone())
+        .graceful_shutdown_on(cancelled(&shutdown))
+        .run(reconcile_connection::<ClusterVendorConnection>, connection_error_policy, conn_ctx)
+        .for_each(log_result);
+    let secret_watch = watch_secrets(client.clone(), ctx.clone(), dependents, shutdown.clone());
+
+    let ready = {
+        let readiness = readiness.clone();
+        async move {
+            let _ = vc_reader.wait_until_ready().await;
+            let _ = cvc_reader.wait_until_ready().await;
+            readiness.set(true);
+            tracing::info!("caches synced; reconciling");
+        }
+    };
+    tokio::join!(crm, erp, sso, vc_controller, cvc_controller, secret_watch, ready);
+    readiness.set(false);
+    Ok(())
+}
+
+fn cancelled(token: &CancellationToken) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+    let token = token.clone();
+    async move { token.cancelled().await }
+}
+
+/// Watch every object of a kind into a store, passing on only changes that matter: spec
+/// (generation), annotations (pause, sync-now) and finalizers; never our own status writes.
+fn watched<K>(api: Api<K>, writer: reflector::store::Writer<K>) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation.combine(predicates::annotations).combine(predicates::finalizers),
+            Default::default(),
+        )
+}
+
+fn managed<K: Managed>(
+    client: &Client,
+    ctx: &Arc<Context>,
+    settings: &Settings,
+    shutdown: &CancellationToken,
+) -> (impl std::future::Future<Output = ()> + Send + 'static, Box<dyn Dependents>) {
+    let (reader, writer) = reflector::store::<K>();
+    let (queue, requests) = mpsc::unbounded_channel();
+    let stream = watched(Api::<K>::all(client.clone()), writer);
+    let controller = Controller::for_stream(stream, reader.clone())
+        .with_config(ControllerConfig::default().concurrency(settings.concurrency))
+        .reconcile_on(tokio_stream_from(requests))
+        .graceful_shutdown_on(cancelled(shutdown))
+        .run(reconcile::reconcile::<K>, reconcile::error_policy::<K>, ctx.clone())
+        .for_each(log_result);
+    (controller, Box::new(KindDependents { store: reader, queue }))
+}
+
+fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::UnboundedReceiver<T>) -> impl Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn log_result<K, E: std::fmt::Display, Q: std::fmt::Display>(result: Result<(ObjectRef<K>, Action), kube::runtime::controller::Error<E, Q>>)
+where
+    K: Resource,
+{
+    if let Err(err) = result {
+        match &err {
+            // Transient failures were already logged by the error policy.
+            kube::runtime::controller::Error::ReconcilerFailed(_, _) => {}
+            other => tracing::warn!(error = %other, "controller"),
+        }
+    }
+}
+
+/// One metadata-only watch of Secrets: nothing about unrelated Secrets is kept, and a change to
+/// a referenced one queues its dependents (and drops the client of a connection that uses it).
+async fn watch_secrets(client: Client, ctx: Arc<Context>, dependents: Arc<Vec<Box<dyn Dependents>>>, shutdown: CancellationToken) {
+    // Helm release and service-account token Secrets are never credsync's to read.
+    let config = watcher::Config::default()
+        .fields("type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token")
+        .any_semantic();
+    let events = watcher(Api::<PartialObjectMeta<Secret>>::all(client), config).default_backoff();
+    let mut events = std::pin::pin!(events);
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            event = events.next() => event,
+        };
+        let Some(event) = event else { return };
+        let meta = match event {
+            Ok(watcher::Event::Apply(m) | watcher::Event::Delete(m)) => m,
+            // The initial list: every resource reconciles at start anyway.
+            Ok(watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::InitDone) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "Secret watch");
+                continue;
+            }
+        };
+        let (Some(namespace), name) = (meta.namespace(), meta.name_any()) else {
+            continue;
+        };
+        let connections = ctx.connections.referencing_secret(&namespace, &name);
+        for key in &connections {
+            ctx.clients.invalidate(key);
+        }
+        for deps in dependents.iter() {
+            deps.secret_changed(&namespace, &name, &connections);
+        }
+    }
+}
+
+/// What connection reconciles share.
+struct ConnectionContext {
+    base: Arc<Context>,
+    dependents: Arc<Vec<Box<dyn Dependents>>>,
+}
+
+/// The two connection kinds, for their shared reconciler.
+trait ConnectionResource: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug + Send + Sync + 'static {
+    fn endpoint(&self) -> &VendorEndpoint;
+    fn key(&self) -> ConnectionKey;
+    fn scope(&self) -> ConnectionScope;
+    fn current_status(&self) -> Option<&crate::api::ConnectionStatus>;
+    fn api(&self, client: Client) -> Api<Self>;
+}
+
+impl ConnectionResource for VendorConnection {
+    fn endpoint(&self) -> &VendorEndpoint {
+        &self.spec.endpoint
+    }
+    fn key(&self) -> ConnectionKey {
+        ConnectionKey {
+            kind: ConnectionKind::VendorConnection,
+            namespace: self.namespace(),
+            name: self.name_any(),
+        }
+    }
+    fn scope(&self) -> ConnectionScope {
+        ConnectionScope::Namespaced(self.namespace().unwrap_or_default())
+    }
+    fn current_status(&self) -> Option<&crate::api::ConnectionStatus> {
+        self.status.as_ref()
+    }
+    fn api(&self, client: Client) -> Api<Self> {
+        Api::namespaced(client, &self.namespace().unwrap_or_default())
+    }
+}
+
+impl ConnectionResource for ClusterVendorConnection {
+    fn endpoint(&self) -> &VendorEndpoint {
+        &self.spec.endpoint
+    }
+    fn key(&self) -> ConnectionKey {
+        ConnectionKey {
+            kind: ConnectionKind::ClusterVendorConnection,
+            namespace: None,
+            name: self.name_any(),
+        }
+    }
+    fn scope(&self) -> ConnectionScope {
+        ConnectionScope::Cluster
+    }
+    fn current_status(&self) -> Option<&crate::api::ConnectionStatus> {
+        self.status.as_ref()
+    }
+    fn api(&self, client: Client) -> Api<Self> {
+        Api::all(client)
+    }
+}
+
+/// A connection is Ready when its settings and Secrets make a client; whether the vendor
+/// answers shows on the resources that use it. Every change re-queues those resources.
+async fn reconcile_connection<C: ConnectionResource>(conn: Arc<C>, ctx: Arc<ConnectionContext>) -> Result<Action, ReconcileError> {
+    let key = conn.key();
+    ctx.base.clients.invalidate(&key);
+    for deps in ctx.dependents.iter() {
+        deps.connection_changed(&key);
+    }
+    if conn.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let secrets = ConnectionSecrets {
+        reader: &ctx.base.secrets,
+        scope: conn.scope(),
+    };
+    let checked = vendors::connect(conn.endpoint(), &secrets, &ctx.base.transport)
+        .await
+        .map_err(ReconcileError::from);
+    let health = match &checked {
+        Ok(_) => Health::Ready {
+            reason: "Valid",
+            message: "settings and Secrets are valid; whether the vendor answers shows on the resources using this connection".into(),
+        },
+        Err(e) if e.is_transient() => Health::Progressing {
+            reason: e.reason(),
+            message: e.to_string(),
+        },
+        Err(e) => Health::Stalled {
+            reason: e.reason(),
+            message: e.to_string(),
+        },
+    };
+    let mut status = conn.current_status().cloned().unwrap_or_default();
+    conditions::apply(&mut status.sync.conditions, &health, conn.meta().generation, &conditions::now());
+    status.sync.observed_generation = conn.meta().generation;
+    status.vendor = conn.endpoint().vendor();
+    if conn.current_status() != Some(&status) {
+        let patch = serde_json::json!({ "status": status });
+        conn.api(ctx.base.client.clone())
+            .patch_status(&conn.name_any(), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+            .await?;
+    }
+    match checked {
+        Err(e) if e.is_transient() => Err(e),
+        _ => Ok(Action::await_change()),
+    }
+}
+
+fn connection_error_policy<C: ConnectionResource>(_conn: Arc<C>, _err: &ReconcileError, _ctx: Arc<ConnectionContext>) -> Action {
+    Action::requeue(Duration::from_secs(10))
+}

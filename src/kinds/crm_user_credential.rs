@@ -1,0 +1,50 @@
+//! CrmUserCredential → SuperOffice untrusted credentials or an Oracle CRM On Demand password.
+
+use crate::api::{ConnectionRef, CrmUserCredential, CrmUserCredentialStatus, DeletionPolicy, SecretKeyRef, SyncStatus};
+use crate::reconcile::error::ReconcileError;
+use crate::reconcile::managed::{Managed, vendor_mismatch};
+use crate::secrets::ResolvedSecrets;
+use crate::vendors::{ExternalClient, Outputs, VendorClient};
+
+impl Managed for CrmUserCredential {
+    type Status = CrmUserCredentialStatus;
+
+    fn connection_ref(&self) -> &ConnectionRef {
+        &self.spec.connection_ref
+    }
+
+    fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy
+    }
+
+    fn status(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+
+    fn sync_status(status: &Self::Status) -> &SyncStatus {
+        &status.sync
+    }
+
+    fn make_status(sync: SyncStatus, _outputs: Outputs) -> Self::Status {
+        CrmUserCredentialStatus { sync }
+    }
+
+    fn outputs(&self) -> Outputs {
+        Outputs::default()
+    }
+
+    fn secret_refs(&self) -> Vec<&SecretKeyRef> {
+        let mut refs = Vec::new();
+        if let Some(so) = &self.spec.super_office {
+            refs.push(&so.secret_value_from.secret_key_ref);
+        }
+        if let Some(o) = &self.spec.oracle_crm_on_demand {
+            refs.push(&o.password_from.secret_key_ref);
+        }
+        refs
+    }
+
+    fn external(&self, vendor: &VendorClient, _secrets: &ResolvedSecrets) -> Result<Box<dyn ExternalClient>, ReconcileError> {
+        Err(vendor_mismatch("CrmUserCredential", "superOffice or oracleCrmOnDemand", vendor))
+    }
+}

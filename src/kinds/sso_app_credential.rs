@@ -1,0 +1,91 @@
+//! SsoAppCredential → HelloID credential set.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use crate::api::{ConnectionRef, DeletionPolicy, SecretKeyRef, SsoAppCredential, SsoAppCredentialStatus, SyncStatus};
+use crate::reconcile::error::ReconcileError;
+use crate::reconcile::managed::{Managed, secret, vendor_mismatch};
+use crate::secrets::ResolvedSecrets;
+use crate::vendors::helloid::{CredentialSet, CredentialSetRequest, CredentialValue};
+use crate::vendors::{ExternalClient, Outputs, VendorClient};
+
+impl Managed for SsoAppCredential {
+    type Status = SsoAppCredentialStatus;
+
+    fn connection_ref(&self) -> &ConnectionRef {
+        &self.spec.connection_ref
+    }
+
+    fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy
+    }
+
+    fn status(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+
+    fn sync_status(status: &Self::Status) -> &SyncStatus {
+        &status.sync
+    }
+
+    fn make_status(sync: SyncStatus, outputs: Outputs) -> Self::Status {
+        SsoAppCredentialStatus {
+            sync,
+            credential_set_guid: outputs.credential_set_guid,
+        }
+    }
+
+    fn outputs(&self) -> Outputs {
+        Outputs {
+            credential_set_guid: self.status.as_ref().and_then(|s| s.credential_set_guid.clone()),
+            ..Outputs::default()
+        }
+    }
+
+    fn secret_refs(&self) -> Vec<&SecretKeyRef> {
+        self.spec
+            .credentials
+            .iter()
+            .filter_map(|c| c.value_from.as_ref().map(|v| &v.secret_key_ref))
+            .collect()
+    }
+
+    fn external(&self, vendor: &VendorClient, secrets: &ResolvedSecrets) -> Result<Box<dyn ExternalClient>, ReconcileError> {
+        let VendorClient::HelloId(client) = vendor else {
+            return Err(vendor_mismatch("SsoAppCredential", "helloId", vendor));
+        };
+        let credentials = self
+            .spec
+            .credentials
+            .iter()
+            .map(|c| {
+                let value = match (&c.value, &c.value_from) {
+                    (Some(v), None) => SecretString::from(v.clone()),
+                    (None, Some(from)) => secret(secrets, &from.secret_key_ref)?.clone(),
+                    _ => {
+                        return Err(ReconcileError::invalid(
+                            "InvalidSpec",
+                            format!("credential {:?} must set exactly one of value and valueFrom", c.function),
+                        ));
+                    }
+                };
+                Ok(CredentialValue {
+                    function: c.function.clone(),
+                    value,
+                    user_edit_allowed: true,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Box::new(CredentialSet {
+            client: Arc::clone(client),
+            user_guid: self.spec.user_guid.clone(),
+            request: CredentialSetRequest {
+                application_guid: self.spec.application_guid.clone(),
+                cred_set_name: self.spec.cred_set_name.clone(),
+                credentials,
+            },
+        }))
+    }
+}

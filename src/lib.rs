@@ -1,0 +1,24 @@
+//! credsync: a Kubernetes operator that keeps user credentials and identities in CRM, ERP and SSO
+//! systems equal to what custom resources declare.
+//!
+//! Layout: [`api`] holds the CRD types; [`reconcile`] the one generic reconciler every kind runs
+//! on; [`vendors`] one wire client per vendor behind [`vendors::ExternalClient`]; [`secrets`]
+//! reads referenced Secrets; [`telemetry`] and [`metrics`] logging and Prometheus; [`controller`]
+//! wires kinds, watches and the HTTP endpoints together.
+
+pub mod api;
+pub mod cli;
+pub mod controller;
+pub mod kinds;
+pub mod metrics;
+pub mod reconcile;
+pub mod secrets;
+pub mod server;
+pub mod telemetry;
+pub mod vendors;
+
+/// Local development pieces: the control-plane harness and the vendor simulators.
+#[cfg(feature = "dev")]
+pub mod dev;
+#[cfg(feature = "dev")]
+pub mod sim;

@@ -1,0 +1,144 @@
+//! Prometheus metrics, one process-wide registry. Labels are kinds, vendors, operations and
+//! reasons: never names, namespaces or values.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::api::Vendor;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindOutcome {
+    kind: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VendorOutcome {
+    vendor: String,
+    operation: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VendorOperation {
+    vendor: String,
+    operation: String,
+}
+
+struct Metrics {
+    registry: Registry,
+    reconciles: Family<KindOutcome, Counter>,
+    reconcile_duration: Family<KindLabel, Histogram>,
+    in_flight: Family<KindLabel, Gauge>,
+    status_writes: Family<KindLabel, Counter>,
+    vendor_requests: Family<VendorOutcome, Counter>,
+    vendor_duration: Family<VendorOperation, Histogram>,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let mut registry = Registry::with_prefix("credsync");
+    let reconciles = Family::<KindOutcome, Counter>::default();
+    registry.register(
+        "reconciles",
+        "Reconciles by kind and outcome (success, or the failure's condition reason)",
+        reconciles.clone(),
+    );
+    let reconcile_duration =
+        Family::<KindLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16)));
+    registry.register("reconcile_duration_seconds", "Time one reconcile took", reconcile_duration.clone());
+    let in_flight = Family::<KindLabel, Gauge>::default();
+    registry.register("reconciles_in_flight", "Reconciles running now (the work queue's depth in progress)", in_flight.clone());
+    let status_writes = Family::<KindLabel, Counter>::default();
+    registry.register("status_writes", "Status patches sent to the API server", status_writes.clone());
+    let vendor_requests = Family::<VendorOutcome, Counter>::default();
+    registry.register(
+        "vendor_requests",
+        "Vendor API requests by vendor, operation and outcome (success, transient_error, permanent_error)",
+        vendor_requests.clone(),
+    );
+    let vendor_duration =
+        Family::<VendorOperation, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16)));
+    registry.register("vendor_request_duration_seconds", "Vendor API request latency", vendor_duration.clone());
+    Metrics {
+        registry,
+        reconciles,
+        reconcile_duration,
+        in_flight,
+        status_writes,
+        vendor_requests,
+        vendor_duration,
+    }
+});
+
+/// Count a finished reconcile.
+pub fn reconcile_finished(kind: &str, outcome: &str, took: Duration) {
+    let m = &*METRICS;
+    m.reconciles
+        .get_or_create(&KindOutcome {
+            kind: kind.to_string(),
+            outcome: outcome.to_string(),
+        })
+        .inc();
+    m.reconcile_duration
+        .get_or_create(&KindLabel { kind: kind.to_string() })
+        .observe(took.as_secs_f64());
+}
+
+/// Track a reconcile in progress until the guard drops.
+pub fn reconcile_started(kind: &str) -> InFlight {
+    let gauge = METRICS.in_flight.get_or_create(&KindLabel { kind: kind.to_string() }).clone();
+    gauge.inc();
+    InFlight(gauge)
+}
+
+/// Decrements the in-flight gauge when dropped.
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Count a status patch.
+pub fn status_written(kind: &str) {
+    METRICS.status_writes.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
+}
+
+/// Count a vendor request.
+pub fn vendor_request(vendor: Vendor, operation: &str, outcome: &str, took: Duration) {
+    let m = &*METRICS;
+    m.vendor_requests
+        .get_or_create(&VendorOutcome {
+            vendor: vendor.to_string(),
+            operation: operation.to_string(),
+            outcome: outcome.to_string(),
+        })
+        .inc();
+    m.vendor_duration
+        .get_or_create(&VendorOperation {
+            vendor: vendor.to_string(),
+            operation: operation.to_string(),
+        })
+        .observe(took.as_secs_f64());
+}
+
+/// The registry in Prometheus text format.
+pub fn encode() -> String {
+    let mut out = String::new();
+    // Encoding into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &METRICS.registry);
+    out
+}

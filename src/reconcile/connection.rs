@@ -1,0 +1,245 @@
+//! Finding a resource's connection (from the reflector stores, no API read), enforcing who may
+//! use it, and keeping one vendor client per connection so that its concurrency and rate limits
+//! hold across every resource using it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::core::{Selector, SelectorExt};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client, ResourceExt};
+
+use super::error::ReconcileError;
+use crate::api::{
+    ClusterVendorConnection, ConnectionKind, ConnectionRef, Vendor, VendorConnection, VendorEndpoint,
+};
+use crate::secrets::{ConnectionScope, ConnectionSecrets, SecretReader};
+use crate::vendors::http::TransportPolicy;
+use crate::vendors::{self, VendorClient};
+
+/// Identifies a connection object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConnectionKey {
+    pub kind: ConnectionKind,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for ConnectionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{:?} {ns}/{}", self.kind, self.name),
+            None => write!(f, "{:?} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// A connection a resource may use, as it stands now.
+#[derive(Debug, Clone)]
+pub struct ResolvedConnection {
+    pub key: ConnectionKey,
+    pub generation: Option<i64>,
+    pub endpoint: VendorEndpoint,
+    pub scope: ConnectionScope,
+}
+
+impl ResolvedConnection {
+    /// What of the connection enters the fingerprint: its endpoint spec (no secret values), so
+    /// pointing a resource at another system re-applies it.
+    pub fn fingerprint_material(&self) -> Vec<u8> {
+        serde_json::to_vec(&(&self.endpoint.url(), &self.endpoint.vendor())).unwrap_or_default()
+    }
+
+    pub fn vendor(&self) -> Option<Vendor> {
+        self.endpoint.vendor()
+    }
+}
+
+/// Reflector stores of both connection kinds.
+#[derive(Clone)]
+pub struct ConnectionStores {
+    pub namespaced: Store<VendorConnection>,
+    pub cluster: Store<ClusterVendorConnection>,
+}
+
+impl ConnectionStores {
+    /// The connection `r` names, if `namespace` may use it.
+    pub async fn resolve(&self, client: &Client, namespace: &str, r: &ConnectionRef) -> Result<ResolvedConnection, ReconcileError> {
+        match r.kind {
+            ConnectionKind::VendorConnection => {
+                let conn = self
+                    .namespaced
+                    .get(&ObjectRef::new(&r.name).within(namespace))
+                    .ok_or_else(|| {
+                        ReconcileError::connection(
+                            "ConnectionNotFound",
+                            format!("VendorConnection {namespace}/{} not found", r.name),
+                        )
+                    })?;
+                Ok(ResolvedConnection {
+                    key: ConnectionKey {
+                        kind: r.kind,
+                        namespace: Some(namespace.to_string()),
+                        name: r.name.clone(),
+                    },
+                    generation: conn.metadata.generation,
+                    endpoint: conn.spec.endpoint.clone(),
+                    scope: ConnectionScope::Namespaced(namespace.to_string()),
+                })
+            }
+            ConnectionKind::ClusterVendorConnection => {
+                let conn = self.cluster.get(&ObjectRef::new(&r.name)).ok_or_else(|| {
+                    ReconcileError::connection(
+                        "ConnectionNotFound",
+                        format!("ClusterVendorConnection {} not found", r.name),
+                    )
+                })?;
+                if !namespace_allowed(client, &conn, namespace).await? {
+                    return Err(ReconcileError::connection(
+                        "NamespaceNotAllowed",
+                        format!(
+                            "ClusterVendorConnection {} does not allow namespace {namespace} (see its spec.allowedNamespaces)",
+                            r.name
+                        ),
+                    ));
+                }
+                Ok(ResolvedConnection {
+                    key: ConnectionKey {
+                        kind: r.kind,
+                        namespace: None,
+                        name: r.name.clone(),
+                    },
+                    generation: conn.metadata.generation,
+                    endpoint: conn.spec.endpoint.clone(),
+                    scope: ConnectionScope::Cluster,
+                })
+            }
+        }
+    }
+
+    /// Every connection that reads Secret `namespace/name`, for the Secret watch.
+    pub fn referencing_secret(&self, namespace: &str, name: &str) -> Vec<ConnectionKey> {
+        let mut keys = Vec::new();
+        for conn in self.namespaced.state() {
+            let own = conn.namespace().unwrap_or_default();
+            if own == namespace && secret_names(&conn.spec.endpoint, Some(&own)).iter().any(|(ns, n)| ns == namespace && n == name) {
+                keys.push(ConnectionKey {
+                    kind: ConnectionKind::VendorConnection,
+                    namespace: Some(own),
+                    name: conn.name_any(),
+                });
+            }
+        }
+        for conn in self.cluster.state() {
+            if secret_names(&conn.spec.endpoint, None).iter().any(|(ns, n)| ns == namespace && n == name) {
+                keys.push(ConnectionKey {
+                    kind: ConnectionKind::ClusterVendorConnection,
+                    namespace: None,
+                    name: conn.name_any(),
+                });
+            }
+        }
+        keys
+    }
+}
+
+/// (namespace, name) of every Secret an endpoint references; `own` is a VendorConnection's
+/// namespace (refs default to it), None for a ClusterVendorConnection.
+pub fn secret_names(endpoint: &VendorEndpoint, own: Option<&str>) -> Vec<(String, String)> {
+    let mut refs: Vec<(&str, Option<&str>)> = Vec::new();
+    if let Some(so) = &endpoint.super_office {
+        for r in [&so.application_token_secret_ref, &so.auth.ticket_secret_ref, &so.auth.bearer_secret_ref]
+            .into_iter()
+            .flatten()
+        {
+            refs.push((&r.name, r.namespace.as_deref()));
+        }
+        if let Some(r) = &so.auth.basic_secret_ref {
+            refs.push((&r.name, r.namespace.as_deref()));
+        }
+    }
+    if let Some(o) = &endpoint.oracle_crm_on_demand {
+        refs.push((&o.credentials_secret_ref.name, o.credentials_secret_ref.namespace.as_deref()));
+    }
+    if let Some(a) = &endpoint.apex_erp {
+        if let Some(r) = &a.auth.basic_secret_ref {
+            refs.push((&r.name, r.namespace.as_deref()));
+        }
+        if let Some(r) = &a.auth.bearer_secret_ref {
+            refs.push((&r.name, r.namespace.as_deref()));
+        }
+    }
+    if let Some(h) = &endpoint.hello_id {
+        refs.push((&h.api_key_secret_ref.name, h.api_key_secret_ref.namespace.as_deref()));
+    }
+    if let Some(r) = endpoint.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
+        refs.push((&r.name, r.namespace.as_deref()));
+    }
+    refs.into_iter()
+        .filter_map(|(name, ns)| ns.or(own).map(|ns| (ns.to_string(), name.to_string())))
+        .collect()
+}
+
+async fn namespace_allowed(client: &Client, conn: &ClusterVendorConnection, namespace: &str) -> Result<bool, ReconcileError> {
+    let allowed = &conn.spec.allowed_namespaces;
+    if allowed.namespaces.iter().any(|n| n == namespace) {
+        return Ok(true);
+    }
+    let Some(selector) = &allowed.namespace_selector else {
+        return Ok(false);
+    };
+    let selector = Selector::try_from(selector.clone()).map_err(|e| {
+        ReconcileError::connection(
+            "InvalidConnection",
+            format!("ClusterVendorConnection {} has an invalid namespaceSelector: {e}", conn.name_any()),
+        )
+    })?;
+    let ns = Api::<Namespace>::all(client.clone()).get_metadata(namespace).await?;
+    Ok(selector.matches(ns.metadata.labels.as_ref().unwrap_or(&Default::default())))
+}
+
+/// One vendor client per connection, rebuilt when the connection's spec or Secrets change.
+#[derive(Default)]
+pub struct ClientCache {
+    clients: Mutex<HashMap<ConnectionKey, (Option<i64>, VendorClient)>>,
+}
+
+impl ClientCache {
+    /// The connection's client, building it (and reading its Secrets) when there is none for
+    /// the connection's current generation.
+    pub async fn get(&self, conn: &ResolvedConnection, reader: &SecretReader, policy: &TransportPolicy) -> Result<VendorClient, ReconcileError> {
+        if let Some((generation, client)) = self.lock().get(&conn.key)
+            && *generation == conn.generation
+        {
+            return Ok(client.clone());
+        }
+        let secrets = ConnectionSecrets {
+            reader,
+            scope: conn.scope.clone(),
+        };
+        let client = vendors::connect(&conn.endpoint, &secrets, policy).await?;
+        // Two reconciles may build at once; the first stored wins so limits stay shared.
+        let mut clients = self.lock();
+        let entry = clients
+            .entry(conn.key.clone())
+            .and_modify(|e| {
+                if e.0 != conn.generation {
+                    *e = (conn.generation, client.clone());
+                }
+            })
+            .or_insert((conn.generation, client));
+        Ok(entry.1.clone())
+    }
+
+    /// Forget a connection's client (its Secret changed, or it was deleted).
+    pub fn invalidate(&self, key: &ConnectionKey) {
+        self.lock().remove(key);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionKey, (Option<i64>, VendorClient)>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+

@@ -1,0 +1,60 @@
+//! What a kind provides to the generic reconciler: where its connection and Secrets are, how its
+//! spec becomes a vendor [`ExternalClient`], and how vendor outputs sit in its status.
+
+use std::fmt::Debug;
+
+use kube::Resource;
+use kube::core::NamespaceResourceScope;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::error::ReconcileError;
+use crate::api::{ConnectionRef, DeletionPolicy, SecretKeyRef, SyncStatus};
+use crate::secrets::ResolvedSecrets;
+use crate::vendors::{ExternalClient, Outputs, VendorClient};
+
+/// A credsync kind managed by the generic reconciler.
+pub trait Managed:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Serialize + DeserializeOwned + Debug + Send + Sync + 'static
+{
+    /// The kind's status type: [`SyncStatus`] plus its vendor outputs.
+    type Status: Serialize + Clone + PartialEq + Debug + Send + Sync;
+
+    /// The connection the resource uses.
+    fn connection_ref(&self) -> &ConnectionRef;
+    /// What to do in the vendor on deletion.
+    fn deletion_policy(&self) -> DeletionPolicy;
+    /// The current status, if any.
+    fn status(&self) -> Option<&Self::Status>;
+    /// The shared part of a status.
+    fn sync_status(status: &Self::Status) -> &SyncStatus;
+    /// A status from its shared part and the vendor's outputs.
+    fn make_status(sync: SyncStatus, outputs: Outputs) -> Self::Status;
+    /// The outputs the current status holds (e.g. an IdentityId to update rather than create).
+    fn outputs(&self) -> Outputs;
+    /// Every Secret key the spec references, all in the resource's own namespace.
+    fn secret_refs(&self) -> Vec<&SecretKeyRef>;
+    /// Bind the desired state to the connection's vendor client. Fails when the spec does not
+    /// fit the vendor (wrong vendor block, value over the vendor's limits).
+    fn external(&self, vendor: &VendorClient, secrets: &ResolvedSecrets) -> Result<Box<dyn ExternalClient>, ReconcileError>;
+}
+
+/// The value behind a reference the reconciler resolved; only fails if a kind forgot to list a
+/// reference in [`Managed::secret_refs`].
+pub fn secret<'a>(secrets: &'a ResolvedSecrets, r: &SecretKeyRef) -> Result<&'a secrecy::SecretString, ReconcileError> {
+    secrets
+        .get(r)
+        .ok_or_else(|| ReconcileError::invalid("SecretNotResolved", format!("Secret {} key {} was not resolved", r.name, r.key)))
+}
+
+/// The error for a spec whose vendor block does not match its connection's vendor.
+pub fn vendor_mismatch(kind: &str, expected: &str, vendor: &VendorClient) -> ReconcileError {
+    ReconcileError::invalid(
+        "VendorMismatch",
+        format!(
+            "the {kind} sets no {expected} block matching its connection, whose vendor is {}; set spec.{} or use another connection",
+            vendor.vendor(),
+            vendor.vendor()
+        ),
+    )
+}

@@ -1,0 +1,449 @@
+//! The one generic reconciler every managed kind runs on. It owns finalizers, conditions,
+//! events, fingerprints, drift checks and backoff; kinds and vendors only say how a spec maps
+//! to an [`ExternalClient`](crate::vendors::ExternalClient) (see [`managed::Managed`]).
+//!
+//! A vendor is called only when the desired state changed (the keyed fingerprint of the
+//! request, secret values included, differs from `status.appliedFingerprint`), when a person
+//! asks (`credsync.io/reconcile-requested-at`), or when a readable vendor's drift check is due.
+
+pub mod backoff;
+pub mod conditions;
+pub mod connection;
+pub mod error;
+pub mod fingerprint;
+pub mod managed;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Client, Resource, ResourceExt};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use self::backoff::Backoff;
+use self::conditions::Health;
+use self::connection::{ClientCache, ConnectionStores, ResolvedConnection};
+use self::error::ReconcileError;
+use self::fingerprint::FingerprintKey;
+use self::managed::Managed;
+use crate::api::{DeletionPolicy, SyncStatus};
+use crate::metrics;
+use crate::secrets::{ResolvedSecrets, SecretReader};
+use crate::vendors::http::TransportPolicy;
+use crate::vendors::{ExternalClient, Observation, Outputs};
+
+/// Held while a Delete-policy resource's vendor record may still exist.
+pub const FINALIZER: &str = "credsync.io/cleanup";
+/// `"true"` stops every vendor call for the resource.
+pub const PAUSED_ANNOTATION: &str = "credsync.io/paused";
+/// Any new value asks for one sync now, even when nothing changed.
+pub const RECONCILE_REQUESTED_ANNOTATION: &str = "credsync.io/reconcile-requested-at";
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub secrets: SecretReader,
+    pub fingerprint_key: FingerprintKey,
+    pub connections: ConnectionStores,
+    pub clients: ClientCache,
+    pub transport: TransportPolicy,
+    /// How often readable vendors are checked for drift.
+    pub drift_interval: Duration,
+    pub backoff: Backoff,
+}
+
+/// Reconcile one managed resource.
+pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let kind = K::kind(&());
+    let _in_flight = metrics::reconcile_started(&kind);
+    let result = if obj.meta().deletion_timestamp.is_some() {
+        finalize(&*obj, &ctx).await
+    } else {
+        sync(&*obj, &ctx).await
+    };
+    let outcome = match &result {
+        Ok(_) => {
+            ctx.backoff.reset(&backoff_key(&*obj));
+            "success"
+        }
+        Err(e) => e.reason(),
+    };
+    metrics::reconcile_finished(&kind, outcome, started.elapsed());
+    result
+}
+
+/// Where a failed reconcile goes next: transient failures back off per object (honouring the
+/// vendor's Retry-After), anything else waits for a change.
+pub fn error_policy<K: Managed>(obj: Arc<K>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
+    if err.is_transient() {
+        let delay = ctx.backoff.next_delay(&backoff_key(&*obj), err.retry_after());
+        tracing::info!(kind = %K::kind(&()), name = %obj.name_any(), namespace = obj.namespace().unwrap_or_default(), reason = err.reason(), retry_in = ?delay, "transient failure, retrying");
+        Action::requeue(delay)
+    } else {
+        Action::await_change()
+    }
+}
+
+fn backoff_key<K: Managed>(obj: &K) -> String {
+    format!("{}/{}/{}", K::kind(&()), obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// The outcome of the vendor part of a sync.
+struct Synced {
+    fingerprint: String,
+    outputs: Outputs,
+    /// The vendor confirmed the desired state now (write or read-back).
+    confirmed: bool,
+    /// An event to publish.
+    event: Option<(&'static str, String)>,
+    requeue: Action,
+    connection: String,
+}
+
+async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileError> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let old_sync = obj.status().map(K::sync_status).cloned().unwrap_or_default();
+
+    if annotation(obj, PAUSED_ANNOTATION) == Some("true") {
+        let mut sync = old_sync.clone();
+        let now = conditions::now();
+        let ready = conditions::find(&sync.conditions, conditions::READY).is_some_and(|c| c.status == "True");
+        conditions::apply(
+            &mut sync.conditions,
+            &if ready {
+                Health::Ready {
+                    reason: "Paused",
+                    message: format!("{PAUSED_ANNOTATION} is \"true\": no vendor calls until it is removed"),
+                }
+            } else {
+                Health::Stalled {
+                    reason: "Paused",
+                    message: format!("{PAUSED_ANNOTATION} is \"true\": no vendor calls until it is removed"),
+                }
+            },
+            obj.meta().generation,
+            &now,
+        );
+        sync.observed_generation = obj.meta().generation;
+        write_status(obj, ctx, K::make_status(sync, obj.outputs())).await?;
+        return Ok(Action::await_change());
+    }
+
+    let result = sync_vendor(obj, ctx, &namespace, &old_sync).await;
+    let now = conditions::now();
+    let mut sync = old_sync.clone();
+    sync.observed_generation = obj.meta().generation;
+    let mut outputs = obj.outputs();
+    let (health, action, error) = match result {
+        Ok(done) => {
+            sync.applied_fingerprint = Some(done.fingerprint);
+            sync.last_handled_reconcile_at = annotation(obj, RECONCILE_REQUESTED_ANNOTATION).map(str::to_string);
+            if done.confirmed {
+                sync.last_synced_time = Some(now.clone());
+            }
+            if done.outputs.identity_id.is_some() {
+                outputs.identity_id = done.outputs.identity_id;
+            }
+            if done.outputs.credential_set_guid.is_some() {
+                outputs.credential_set_guid = done.outputs.credential_set_guid;
+            }
+            if let Some((reason, note)) = done.event {
+                publish(ctx, obj, EventType::Normal, reason, note).await;
+            }
+            let health = Health::Ready {
+                reason: "Synced",
+                message: format!("in sync with the vendor through {}", done.connection),
+            };
+            (health, done.requeue, None)
+        }
+        Err((err, secrets)) => {
+            let message = scrub(&err.to_string(), secrets.as_ref());
+            let health = if err.is_transient() {
+                Health::Progressing {
+                    reason: err.reason(),
+                    message: format!("{message} (retrying with backoff)"),
+                }
+            } else {
+                Health::Stalled {
+                    reason: err.reason(),
+                    message,
+                }
+            };
+            (health, Action::await_change(), Some(err))
+        }
+    };
+    let reason_changed = conditions::find(&old_sync.conditions, conditions::READY).map(|c| c.reason.as_str()) != Some(health.reason());
+    if error.is_some() && reason_changed {
+        publish(ctx, obj, EventType::Warning, health.reason(), health.message().to_string()).await;
+    }
+    conditions::apply(&mut sync.conditions, &health, obj.meta().generation, &now);
+    write_status(obj, ctx, K::make_status(sync, outputs)).await?;
+    match error {
+        Some(err) if err.is_transient() => Err(err),
+        Some(err) => {
+            tracing::warn!(kind = %K::kind(&()), name = %obj.name_any(), %namespace, reason = err.reason(), "stalled: {}", health.message());
+            Ok(Action::await_change())
+        }
+        None => Ok(action),
+    }
+}
+
+/// Resolve the connection and Secrets, then call the vendor if the desired state changed or a
+/// drift check is due. Errors come with the secret values they must be scrubbed of.
+async fn sync_vendor<K: Managed>(
+    obj: &K,
+    ctx: &Context,
+    namespace: &str,
+    old: &SyncStatus,
+) -> Result<Synced, (ReconcileError, Option<ResolvedSecrets>)> {
+    let (conn, secrets, external) = bind(obj, ctx, namespace).await.map_err(|e| (e, None))?;
+    let fail = |e: ReconcileError| (e, None);
+    if obj.deletion_policy() == DeletionPolicy::Delete && !external.supports_delete() {
+        return Err(fail(ReconcileError::invalid(
+            "DeletionPolicyUnsupported",
+            format!(
+                "deletionPolicy Delete is not possible: {} has no delete operation; set deletionPolicy: Orphan",
+                conn.vendor().map(|v| v.to_string()).unwrap_or_default()
+            ),
+        )));
+    }
+    ensure_finalizer(obj, ctx, obj.deletion_policy() == DeletionPolicy::Delete)
+        .await
+        .map_err(fail)?;
+
+    let fingerprint = ctx
+        .fingerprint_key
+        .fingerprint(&conn.fingerprint_material(), &external.fingerprint_material());
+    let requested = annotation(obj, RECONCILE_REQUESTED_ANNOTATION);
+    let changed = old.applied_fingerprint.as_deref() != Some(fingerprint.as_str()) || requested != old.last_handled_reconcile_at.as_deref();
+    let connection = conn.key.to_string();
+    let next_drift_check = || {
+        if external.readable() {
+            Action::requeue(ctx.drift_interval)
+        } else {
+            Action::await_change()
+        }
+    };
+    if changed {
+        let outputs = external.apply().await.map_err(|e| (ReconcileError::Vendor(e), Some(secrets)))?;
+        return Ok(Synced {
+            fingerprint,
+            outputs,
+            confirmed: true,
+            event: Some(("Synced", format!("applied the desired state through {connection}"))),
+            requeue: next_drift_check(),
+            connection,
+        });
+    }
+    if external.readable() {
+        let due = drift_due(old.last_synced_time.as_ref(), ctx.drift_interval);
+        if let Some(wait) = due {
+            return Ok(Synced {
+                fingerprint,
+                outputs: Outputs::default(),
+                confirmed: false,
+                event: None,
+                requeue: Action::requeue(wait),
+                connection,
+            });
+        }
+        let observation = match external.observe().await {
+            Ok(o) => o,
+            Err(e) => return Err((ReconcileError::Vendor(e), Some(secrets))),
+        };
+        return match observation {
+            Observation::UpToDate(outputs) => Ok(Synced {
+                fingerprint,
+                outputs,
+                confirmed: true,
+                event: None,
+                requeue: next_drift_check(),
+                connection,
+            }),
+            Observation::Missing | Observation::Drifted(_) => {
+                let outputs = match external.apply().await {
+                    Ok(o) => o,
+                    Err(e) => return Err((ReconcileError::Vendor(e), Some(secrets))),
+                };
+                Ok(Synced {
+                    fingerprint,
+                    outputs,
+                    confirmed: true,
+                    event: Some(("DriftCorrected", format!("the vendor's record differed from the spec; restored it through {connection}"))),
+                    requeue: next_drift_check(),
+                    connection,
+                })
+            }
+            Observation::Unknown => Ok(Synced {
+                fingerprint,
+                outputs: Outputs::default(),
+                confirmed: false,
+                event: None,
+                requeue: Action::await_change(),
+                connection,
+            }),
+        };
+    }
+    Ok(Synced {
+        fingerprint,
+        outputs: Outputs::default(),
+        confirmed: false,
+        event: None,
+        requeue: Action::await_change(),
+        connection,
+    })
+}
+
+/// How long until the next drift check, or None when it is due now.
+fn drift_due(last: Option<&Time>, interval: Duration) -> Option<Duration> {
+    let last = last?;
+    let elapsed = k8s_openapi::jiff::Timestamp::now().duration_since(last.0);
+    let elapsed = Duration::try_from(elapsed).unwrap_or(Duration::ZERO);
+    interval.checked_sub(elapsed).filter(|d| !d.is_zero())
+}
+
+/// Everything needed to talk to the vendor about `obj`.
+async fn bind<K: Managed>(
+    obj: &K,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<(ResolvedConnection, ResolvedSecrets, Box<dyn ExternalClient>), ReconcileError> {
+    let conn = ctx.connections.resolve(&ctx.client, namespace, obj.connection_ref()).await?;
+    let vendor = ctx.clients.get(&conn, &ctx.secrets, &ctx.transport).await?;
+    let secrets = ctx.secrets.resolve(namespace, &obj.secret_refs()).await?;
+    let external = obj.external(&vendor, &secrets)?;
+    Ok((conn, secrets, external))
+}
+
+/// Deletion: with policy Delete, remove the vendor record before letting the object go; when
+/// that cannot be done the finalizer stays and the conditions say why and how to let go.
+async fn finalize<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileError> {
+    if !obj.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    if obj.deletion_policy() == DeletionPolicy::Delete {
+        if annotation(obj, PAUSED_ANNOTATION) == Some("true") {
+            return deletion_blocked(
+                obj,
+                ctx,
+                ReconcileError::invalid("Paused", format!("deletion waits: {PAUSED_ANNOTATION} is \"true\"")),
+                None,
+            )
+            .await;
+        }
+        let namespace = obj.namespace().unwrap_or_default();
+        let (_, secrets, external) = match bind(obj, ctx, &namespace).await {
+            Ok(bound) => bound,
+            Err(e) => return deletion_blocked(obj, ctx, e, None).await,
+        };
+        if let Err(e) = external.delete().await {
+            return deletion_blocked(obj, ctx, ReconcileError::Vendor(e), Some(&secrets)).await;
+        }
+        publish(ctx, obj, EventType::Normal, "Deleted", "removed the record from the vendor".into()).await;
+    }
+    ensure_finalizer(obj, ctx, false).await?;
+    Ok(Action::await_change())
+}
+
+async fn deletion_blocked<K: Managed>(obj: &K, ctx: &Context, err: ReconcileError, secrets: Option<&ResolvedSecrets>) -> Result<Action, ReconcileError> {
+    let message = format!(
+        "cannot delete the vendor record yet: {}. To let the resource go without deleting it, set spec.deletionPolicy: Orphan",
+        scrub(&err.to_string(), secrets)
+    );
+    let health = if err.is_transient() {
+        Health::Progressing {
+            reason: "DeletionFailed",
+            message,
+        }
+    } else {
+        Health::Stalled {
+            reason: "DeletionBlocked",
+            message,
+        }
+    };
+    let mut sync = obj.status().map(K::sync_status).cloned().unwrap_or_default();
+    if conditions::find(&sync.conditions, conditions::READY).map(|c| c.message.as_str()) != Some(health.message()) {
+        publish(ctx, obj, EventType::Warning, health.reason(), health.message().to_string()).await;
+    }
+    conditions::apply(&mut sync.conditions, &health, obj.meta().generation, &conditions::now());
+    write_status(obj, ctx, K::make_status(sync, obj.outputs())).await?;
+    if err.is_transient() { Err(err) } else { Ok(Action::await_change()) }
+}
+
+/// Add or remove our finalizer. A merge patch carrying the resourceVersion fails rather than
+/// overwrite a finalizer someone else added meanwhile.
+async fn ensure_finalizer<K: Managed>(obj: &K, ctx: &Context, wanted: bool) -> Result<(), ReconcileError> {
+    let has = obj.finalizers().iter().any(|f| f == FINALIZER);
+    if has == wanted {
+        return Ok(());
+    }
+    let mut finalizers: Vec<String> = obj.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    if wanted {
+        finalizers.push(FINALIZER.to_string());
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": obj.resource_version()}});
+    match api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(()),
+        // Gone already: nothing left to hold.
+        Err(kube::Error::Api(s)) if s.code == 404 && !wanted => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Write the status only when it differs from what the object has.
+async fn write_status<K: Managed>(obj: &K, ctx: &Context, status: K::Status) -> Result<(), ReconcileError> {
+    if obj.status() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = json!({ "status": status });
+    match api
+        .patch_status(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {
+            metrics::status_written(&K::kind(&()));
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn publish<K: Managed>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not publish event");
+    }
+}
+
+fn annotation<'a, K: Resource>(obj: &'a K, key: &str) -> Option<&'a str> {
+    obj.meta().annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+/// Remove any secret value from text that came from outside (vendor errors can echo requests).
+pub fn scrub(text: &str, secrets: Option<&ResolvedSecrets>) -> String {
+    let mut out = text.to_string();
+    if let Some(secrets) = secrets {
+        for value in secrets.values() {
+            let value = value.expose_secret();
+            if value.len() >= 3 && out.contains(value) {
+                out = out.replace(value, "[redacted]");
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,231 @@
+//! Reading the Secrets that resources and connections reference. Only referenced Secrets are
+//! read, by a direct GET at reconcile time; values go straight into [`SecretString`]s.
+//! Namespace rules are enforced here, before any read: a namespaced resource reads only its own
+//! namespace, a cluster-scoped connection only the namespaces its references name.
+
+use std::collections::HashMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client};
+use secrecy::SecretString;
+
+use crate::api::{ConnectionSecretKeyRef, ConnectionSecretRef, SecretKeyRef};
+
+/// Why a referenced secret value could not be had. Names Secrets and keys, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("Secret {namespace}/{name} not found")]
+    NotFound { namespace: String, name: String },
+    #[error("Secret {namespace}/{name} has no key {key:?}")]
+    MissingKey { namespace: String, name: String, key: String },
+    #[error("Secret {namespace}/{name} key {key:?} is not UTF-8 text")]
+    NotText { namespace: String, name: String, key: String },
+    #[error("the operator may not read Secret {namespace}/{name}")]
+    Forbidden { namespace: String, name: String },
+    #[error("reference to Secret {name:?} in namespace {namespace:?} is not allowed from namespace {from:?}: a VendorConnection reads Secrets of its own namespace only")]
+    CrossNamespace { from: String, namespace: String, name: String },
+    #[error("ClusterVendorConnection references Secret {name:?} without a namespace")]
+    NamespaceRequired { name: String },
+    #[error("reading Secret {namespace}/{name} failed: {source}")]
+    Api {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl SecretError {
+    /// CamelCase condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SecretError::NotFound { .. } => "SecretNotFound",
+            SecretError::MissingKey { .. } => "SecretKeyNotFound",
+            SecretError::NotText { .. } => "SecretValueInvalid",
+            SecretError::Forbidden { .. } => "SecretForbidden",
+            SecretError::CrossNamespace { .. } => "CrossNamespaceReference",
+            SecretError::NamespaceRequired { .. } => "SecretNamespaceRequired",
+            SecretError::Api { .. } => "SecretReadFailed",
+        }
+    }
+
+    /// Only API trouble passes by itself; the rest waits for someone to fix the Secret (whose
+    /// change triggers a new reconcile).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SecretError::Api { .. })
+    }
+}
+
+/// Reads Secret values through the API server.
+#[derive(Clone)]
+pub struct SecretReader {
+    client: Client,
+}
+
+impl SecretReader {
+    pub fn new(client: Client) -> Self {
+        SecretReader { client }
+    }
+
+    /// The values of `keys` in one Secret, in the order asked.
+    pub async fn read(&self, namespace: &str, name: &str, keys: &[&str]) -> Result<Vec<SecretString>, SecretError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = match api.get_opt(name).await {
+            Ok(Some(secret)) => secret,
+            Ok(None) => {
+                return Err(SecretError::NotFound {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                });
+            }
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                return Err(SecretError::Forbidden {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                });
+            }
+            Err(source) => {
+                return Err(SecretError::Api {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    source,
+                });
+            }
+        };
+        let mut data = secret.data.unwrap_or_default();
+        let string_data = secret.string_data.unwrap_or_default();
+        keys.iter()
+            .map(|key| {
+                let bytes = match data.remove(*key) {
+                    Some(b) => b.0,
+                    None => string_data
+                        .get(*key)
+                        .map(|s| s.clone().into_bytes())
+                        .ok_or_else(|| SecretError::MissingKey {
+                            namespace: namespace.into(),
+                            name: name.into(),
+                            key: (*key).into(),
+                        })?,
+                };
+                String::from_utf8(bytes)
+                    .map(SecretString::from)
+                    .map_err(|_| SecretError::NotText {
+                        namespace: namespace.into(),
+                        name: name.into(),
+                        key: (*key).into(),
+                    })
+            })
+            .collect()
+    }
+
+    /// Read every key a namespaced resource references, from its own namespace.
+    pub async fn resolve(&self, namespace: &str, refs: &[&SecretKeyRef]) -> Result<ResolvedSecrets, SecretError> {
+        let mut by_secret: HashMap<&str, Vec<&str>> = HashMap::new();
+        for r in refs {
+            let keys = by_secret.entry(r.name.as_str()).or_default();
+            if !keys.contains(&r.key.as_str()) {
+                keys.push(r.key.as_str());
+            }
+        }
+        let mut values = HashMap::new();
+        for (name, keys) in by_secret {
+            let read = self.read(namespace, name, &keys).await?;
+            for (key, value) in keys.into_iter().zip(read) {
+                values.insert(
+                    SecretKeyRef {
+                        name: name.to_string(),
+                        key: key.to_string(),
+                    },
+                    value,
+                );
+            }
+        }
+        Ok(ResolvedSecrets { values })
+    }
+}
+
+/// Secret values a resource references, by reference.
+#[derive(Default)]
+pub struct ResolvedSecrets {
+    values: HashMap<SecretKeyRef, SecretString>,
+}
+
+impl std::fmt::Debug for ResolvedSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.values.keys()).finish()
+    }
+}
+
+impl ResolvedSecrets {
+    /// The value behind a reference that [`SecretReader::resolve`] was given.
+    pub fn get(&self, r: &SecretKeyRef) -> Option<&SecretString> {
+        self.values.get(r)
+    }
+
+    /// Every value, for scrubbing vendor error texts.
+    pub fn values(&self) -> impl Iterator<Item = &SecretString> {
+        self.values.values()
+    }
+
+    #[cfg(test)]
+    pub fn from_pairs(pairs: Vec<(SecretKeyRef, SecretString)>) -> Self {
+        ResolvedSecrets {
+            values: pairs.into_iter().collect(),
+        }
+    }
+}
+
+/// Where a connection may read its Secrets from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ConnectionScope {
+    /// A VendorConnection: its own namespace only.
+    Namespaced(String),
+    /// A ClusterVendorConnection: the namespace each reference names.
+    Cluster,
+}
+
+/// Reads a connection's Secrets under its [`ConnectionScope`].
+pub struct ConnectionSecrets<'a> {
+    pub reader: &'a SecretReader,
+    pub scope: ConnectionScope,
+}
+
+impl ConnectionSecrets<'_> {
+    fn namespace_for<'n>(&'n self, name: &str, namespace: Option<&'n str>) -> Result<&'n str, SecretError> {
+        match (&self.scope, namespace) {
+            (ConnectionScope::Namespaced(own), None) => Ok(own),
+            (ConnectionScope::Namespaced(own), Some(ns)) if ns == own => Ok(own),
+            (ConnectionScope::Namespaced(own), Some(ns)) => Err(SecretError::CrossNamespace {
+                from: own.clone(),
+                namespace: ns.to_string(),
+                name: name.to_string(),
+            }),
+            (ConnectionScope::Cluster, Some(ns)) => Ok(ns),
+            (ConnectionScope::Cluster, None) => Err(SecretError::NamespaceRequired { name: name.to_string() }),
+        }
+    }
+
+    /// One key's value.
+    pub async fn key(&self, r: &ConnectionSecretKeyRef) -> Result<SecretString, SecretError> {
+        let ns = self.namespace_for(&r.name, r.namespace.as_deref())?;
+        let mut values = self.reader.read(ns, &r.name, &[r.key.as_str()]).await?;
+        values.pop().ok_or_else(|| SecretError::MissingKey {
+            namespace: ns.to_string(),
+            name: r.name.clone(),
+            key: r.key.clone(),
+        })
+    }
+
+    /// Fixed keys of a whole-Secret reference, in the order asked.
+    pub async fn keys(&self, r: &ConnectionSecretRef, keys: &[&str]) -> Result<Vec<SecretString>, SecretError> {
+        let ns = self.namespace_for(&r.name, r.namespace.as_deref())?;
+        self.reader.read(ns, &r.name, keys).await
+    }
+
+    /// The (namespace, name) a reference would be read from, if allowed; for the Secret watch.
+    pub fn location(&self, name: &str, namespace: Option<&str>) -> Option<(String, String)> {
+        self.namespace_for(name, namespace)
+            .ok()
+            .map(|ns| (ns.to_string(), name.to_string()))
+    }
+}

@@ -1,0 +1,245 @@
+//! Vendor simulators for tests, the demo and benchmarks: one stateful axum server per vendor
+//! API that checks what it receives as strictly as the real service, records every request,
+//! and injects faults on demand ([`Faults`]).
+
+pub mod apex;
+pub mod helloid;
+pub mod oracle;
+pub mod superoffice;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use tokio::task::JoinHandle;
+
+/// One request as the simulator received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub at: Instant,
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Recorded {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A fault the simulator can answer with instead of serving a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 503.
+    Unavailable,
+    /// HTTP 500 with an HTML body.
+    ServerError,
+    /// HTTP 429 with `Retry-After: secs`.
+    RateLimited { retry_after_secs: u64 },
+    /// 200 with a body that is not valid XML/JSON.
+    Malformed,
+    /// 200 with a body over any sane size cap (4 MiB).
+    Oversized,
+    /// The connection breaks before a response completes.
+    Drop,
+    /// Answer only after this long (beyond the client's timeout, a timeout).
+    Delay(Duration),
+}
+
+/// Faults to inject: a queue of one-shot faults, a steady latency, and a random failure ratio.
+#[derive(Debug, Default)]
+pub struct FaultPlan {
+    pub queued: Vec<Fault>,
+    pub latency: Duration,
+    /// Fraction (0..1) of requests failed with a random transient fault.
+    pub failure_ratio: f64,
+}
+
+/// Shared, mutable fault plan of a simulator.
+#[derive(Clone, Default, Debug)]
+pub struct Faults(Arc<Mutex<FaultPlan>>);
+
+impl Faults {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FaultPlan> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Answer the next `n` requests with `fault`.
+    pub fn push(&self, fault: Fault, n: usize) {
+        let mut plan = self.lock();
+        for _ in 0..n {
+            plan.queued.push(fault);
+        }
+    }
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+    pub fn set_failure_ratio(&self, ratio: f64) {
+        self.lock().failure_ratio = ratio.clamp(0.0, 1.0);
+    }
+    pub fn clear(&self) {
+        *self.lock() = FaultPlan::default();
+    }
+    fn next(&self) -> (Duration, Option<Fault>) {
+        let mut plan = self.lock();
+        let latency = plan.latency;
+        if !plan.queued.is_empty() {
+            return (latency, Some(plan.queued.remove(0)));
+        }
+        if plan.failure_ratio > 0.0 && rand::rng().random_bool(plan.failure_ratio) {
+            let fault = match rand::rng().random_range(0..3) {
+                0 => Fault::Unavailable,
+                1 => Fault::ServerError,
+                _ => Fault::Drop,
+            };
+            return (latency, Some(fault));
+        }
+        (latency, None)
+    }
+}
+
+/// Every request a simulator received.
+#[derive(Clone, Default, Debug)]
+pub struct Journal(Arc<Mutex<Vec<Recorded>>>);
+
+impl Journal {
+    pub fn all(&self) -> Vec<Recorded> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    /// Requests with this method whose path starts with `prefix`.
+    pub fn matching(&self, method: &Method, prefix: &str) -> Vec<Recorded> {
+        self.all()
+            .into_iter()
+            .filter(|r| &r.method == method && r.path.starts_with(prefix))
+            .collect()
+    }
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+    fn push(&self, r: Recorded) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(r);
+    }
+}
+
+#[derive(Clone)]
+struct Layers {
+    journal: Journal,
+    faults: Faults,
+}
+
+/// Record the request, then inject a fault or pass it on to the vendor's handlers.
+async fn faults_and_journal(State(layers): State<Layers>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    layers.journal.push(Recorded {
+        at: Instant::now(),
+        method: parts.method.clone(),
+        path: parts.uri.path().to_string(),
+        headers: parts.headers.clone(),
+        body: bytes.clone(),
+    });
+    let (latency, fault) = layers.faults.next();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match fault {
+        None => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Some(Fault::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, "service unavailable").into_response(),
+        Some(Fault::ServerError) => (StatusCode::INTERNAL_SERVER_ERROR, "<html><body>Internal Server Error</body></html>").into_response(),
+        Some(Fault::RateLimited { retry_after_secs }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("Retry-After", retry_after_secs.to_string())],
+            "rate limited",
+        )
+            .into_response(),
+        Some(Fault::Malformed) => (StatusCode::OK, [("Content-Type", "text/xml")], "<<not xml or json {").into_response(),
+        Some(Fault::Oversized) => (StatusCode::OK, vec![b'x'; 4 * 1024 * 1024]).into_response(),
+        Some(Fault::Drop) => {
+            let broken = futures::stream::iter(vec![
+                Ok::<_, std::io::Error>(Bytes::from_static(b"{\"partial\":")),
+                Err(std::io::Error::other("connection dropped by the simulator")),
+            ]);
+            Response::builder()
+                .status(StatusCode::OK)
+                .header("Content-Length", "1000")
+                .body(Body::from_stream(broken))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+        Some(Fault::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            next.run(Request::from_parts(parts, Body::from(bytes))).await
+        }
+    }
+}
+
+/// A running simulator.
+pub struct SimServer {
+    pub addr: SocketAddr,
+    pub journal: Journal,
+    pub faults: Faults,
+    task: JoinHandle<()>,
+}
+
+impl SimServer {
+    /// Serve `router` on 127.0.0.1:`port` (0 picks a free port) behind the journal and faults.
+    pub async fn start(router: Router, port: u16) -> std::io::Result<SimServer> {
+        let journal = Journal::default();
+        let faults = Faults::default();
+        let layers = Layers {
+            journal: journal.clone(),
+            faults: faults.clone(),
+        };
+        let app = router.layer(middleware::from_fn_with_state(layers, faults_and_journal));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(SimServer {
+            addr,
+            journal,
+            faults,
+            task,
+        })
+    }
+
+    /// Base URL, e.g. http://127.0.0.1:18081.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Check HTTP Basic credentials; `Err` is the 401 to return.
+pub fn check_basic(headers: &HeaderMap, user: &str, password: &str) -> Result<(), Response> {
+    use base64::Engine;
+    let expected = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        Some(v) if v == format!("Basic {expected}") => Ok(()),
+        _ => Err((StatusCode::UNAUTHORIZED, "unauthorized").into_response()),
+    }
+}

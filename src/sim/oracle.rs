@@ -1,0 +1,1 @@
+//! Simulator placeholder; the wire-faithful server lands with the vendor client.

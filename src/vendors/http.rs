@@ -1,0 +1,356 @@
+//! Shared HTTP transport for every vendor: one client per connection with its concurrency and
+//! rate limits, no redirects, TLS verification always on, response bodies capped before they are
+//! parsed, and HTTP failures classified into transient and permanent [`VendorError`]s.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use http::{HeaderMap, StatusCode};
+use tokio::sync::Semaphore;
+use url::Url;
+
+use super::VendorError;
+use crate::api::Vendor;
+use crate::metrics;
+
+/// Largest response body credsync reads from any vendor; larger ones are refused unparsed.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// Longest vendor error text that reaches a condition message or an event.
+pub const MAX_ERROR_TEXT: usize = 300;
+
+/// Operator-wide rules for reaching vendors.
+#[derive(Clone, Debug)]
+pub struct TransportPolicy {
+    /// Allow plain http:// URLs (tests and the demo only).
+    pub allow_http: bool,
+    /// When set, only these hosts may be called.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Response size cap.
+    pub max_response_bytes: usize,
+}
+
+impl Default for TransportPolicy {
+    fn default() -> Self {
+        TransportPolicy {
+            allow_http: false,
+            allowed_hosts: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+/// Settings of one connection's transport.
+#[derive(Clone, Debug)]
+pub struct EndpointSettings {
+    pub vendor: Vendor,
+    pub base_url: String,
+    pub timeout: Duration,
+    pub max_concurrent_requests: u32,
+    pub requests_per_second: u32,
+    /// Extra PEM CA bundle to trust.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// Why a connection's transport could not be built; always needs a person.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TransportError {
+    #[error("vendor URL is not a valid URL: {0}")]
+    InvalidUrl(String),
+    #[error("vendor URL must use https (plain http needs the operator flag --allow-http)")]
+    InsecureScheme,
+    #[error("vendor host {0:?} is not in the operator's --allowed-vendor-hosts")]
+    HostNotAllowed(String),
+    #[error("the CA bundle is not valid PEM")]
+    InvalidCa,
+    #[error("could not build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// A received response: status, headers and a size-capped body.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    /// The server's Retry-After, in delta-seconds form (the HTTP-date form is rare for APIs).
+    pub fn retry_after(&self) -> Option<Duration> {
+        let value = self.headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+        value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    }
+
+    /// The body as text, lossily, for error messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One connection's HTTP transport, shared by every resource that uses the connection.
+pub struct VendorHttp {
+    client: reqwest::Client,
+    base: Url,
+    vendor: Vendor,
+    max_response_bytes: usize,
+    in_flight: Semaphore,
+    rate: DefaultDirectRateLimiter,
+}
+
+impl std::fmt::Debug for VendorHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VendorHttp")
+            .field("vendor", &self.vendor)
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VendorHttp {
+    pub fn new(settings: &EndpointSettings, policy: &TransportPolicy) -> Result<Arc<Self>, TransportError> {
+        let base = parse_base_url(&settings.base_url, policy)?;
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("credsync/", env!("CARGO_PKG_VERSION")))
+            .https_only(!policy.allow_http);
+        if let Some(pem) = &settings.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| TransportError::InvalidCa)?;
+            if certs.is_empty() {
+                return Err(TransportError::InvalidCa);
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| TransportError::Client(e.to_string()))?;
+        let rps = NonZeroU32::new(settings.requests_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        // Evenly spaced, no burst, with 2% headroom: "N per second" must hold over any
+        // one-second window the vendor measures, even with jitter in transit.
+        let period = Duration::from_secs_f64(1.02 / f64::from(rps.get()));
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(rps))
+            .allow_burst(NonZeroU32::MIN);
+        Ok(Arc::new(VendorHttp {
+            client,
+            base,
+            vendor: settings.vendor,
+            max_response_bytes: policy.max_response_bytes,
+            in_flight: Semaphore::new(settings.max_concurrent_requests.max(1) as usize),
+            rate: RateLimiter::direct(quota),
+        }))
+    }
+
+    /// The reqwest client, for building requests.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The connection's base URL with `path` appended (the base's own path is kept).
+    pub fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty();
+            path.extend(segments);
+        }
+        url
+    }
+
+    /// Send one request under the connection's limits and read its body up to the size cap.
+    /// Transport failures come back classified; HTTP error statuses are returned as responses
+    /// so each vendor can read its own error body (see [`classify_status`]).
+    pub async fn send(&self, operation: &'static str, request: reqwest::RequestBuilder) -> Result<HttpResponse, VendorError> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| VendorError::transient("ShuttingDown", "the operator is shutting down"))?;
+        self.rate.until_ready().await;
+        let started = Instant::now();
+        let result = self.send_unlimited(request).await;
+        let outcome = match &result {
+            Ok(resp) if resp.status.is_success() => "success",
+            Ok(resp) if resp.status.is_server_error() || resp.status == StatusCode::TOO_MANY_REQUESTS => "transient_error",
+            Ok(_) => "permanent_error",
+            Err(e) if e.is_transient() => "transient_error",
+            Err(_) => "permanent_error",
+        };
+        metrics::vendor_request(self.vendor, operation, outcome, started.elapsed());
+        result
+    }
+
+    async fn send_unlimited(&self, request: reqwest::RequestBuilder) -> Result<HttpResponse, VendorError> {
+        let mut response = request.send().await.map_err(transport_error)?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(VendorError::permanent(
+                "VendorRedirect",
+                format!("vendor answered {status} (a redirect); credsync follows no redirects, so check the connection URL"),
+            ));
+        }
+        let headers = std::mem::take(response.headers_mut());
+        if let Some(len) = response.content_length()
+            && len > self.max_response_bytes as u64
+        {
+            return Err(oversized(self.max_response_bytes));
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            if body.len() + chunk.len() > self.max_response_bytes {
+                return Err(oversized(self.max_response_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(HttpResponse {
+            status,
+            headers,
+            body: body.freeze(),
+        })
+    }
+}
+
+fn oversized(cap: usize) -> VendorError {
+    VendorError::transient("VendorBadResponse", format!("vendor response is larger than {cap} bytes; refused unparsed"))
+}
+
+fn parse_base_url(raw: &str, policy: &TransportPolicy) -> Result<Url, TransportError> {
+    let url = Url::parse(raw).map_err(|e| TransportError::InvalidUrl(e.to_string()))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if policy.allow_http => {}
+        "http" => return Err(TransportError::InsecureScheme),
+        other => return Err(TransportError::InvalidUrl(format!("unsupported scheme {other:?}"))),
+    }
+    let host = url.host_str().ok_or_else(|| TransportError::InvalidUrl("no host".into()))?;
+    if let Some(allowed) = &policy.allowed_hosts
+        && !allowed.iter().any(|h| h.eq_ignore_ascii_case(host))
+    {
+        return Err(TransportError::HostNotAllowed(host.to_string()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(TransportError::InvalidUrl("credentials belong in Secrets, not in the URL".into()));
+    }
+    Ok(url)
+}
+
+fn transport_error(err: reqwest::Error) -> VendorError {
+    // reqwest's Display can include the URL but never headers or bodies.
+    let what = if err.is_timeout() {
+        return VendorError::transient("VendorTimeout", "vendor did not answer within the connection's timeoutSeconds");
+    } else if err.is_connect() {
+        "could not connect to the vendor"
+    } else if err.is_body() || err.is_decode() {
+        "the vendor's response broke off"
+    } else {
+        "the request to the vendor failed"
+    };
+    VendorError::transient("VendorUnreachable", format!("{what}: {}", cut(&error_chain(&err))))
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// Classify a non-success HTTP status; `detail` is the vendor's own error text, if it gave one.
+pub fn classify_status(response: &HttpResponse, detail: Option<String>) -> VendorError {
+    let status = response.status;
+    let mut message = format!("vendor answered HTTP {}", status.as_u16());
+    if let Some(reason) = status.canonical_reason() {
+        message.push(' ');
+        message.push_str(reason);
+    }
+    if let Some(detail) = detail.map(|d| cut(&d)).filter(|d| !d.is_empty()) {
+        message.push_str(": ");
+        message.push_str(&detail);
+    }
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => VendorError::Transient {
+            reason: "VendorRateLimited",
+            message,
+            retry_after: response.retry_after(),
+        },
+        StatusCode::REQUEST_TIMEOUT => VendorError::transient("VendorTimeout", message),
+        s if s.is_server_error() => VendorError::Transient {
+            reason: "VendorUnavailable",
+            message,
+            retry_after: response.retry_after(),
+        },
+        StatusCode::UNAUTHORIZED => VendorError::permanent(
+            "VendorUnauthorized",
+            format!("{message} (check the connection's credentials Secret)"),
+        ),
+        StatusCode::FORBIDDEN => VendorError::permanent(
+            "VendorForbidden",
+            format!("{message} (the connection's account lacks a privilege)"),
+        ),
+        StatusCode::NOT_FOUND => VendorError::permanent("VendorNotFound", message),
+        _ => VendorError::permanent("VendorRejected", message),
+    }
+}
+
+/// Cut vendor text to a length fit for a condition message, on a character boundary, with
+/// control characters folded to spaces.
+pub fn cut(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_ERROR_TEXT)
+        .collect();
+    if text.chars().count() > MAX_ERROR_TEXT {
+        out.push('…');
+    }
+    out.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(allow_http: bool) -> TransportPolicy {
+        TransportPolicy {
+            allow_http,
+            ..TransportPolicy::default()
+        }
+    }
+
+    #[test]
+    fn http_needs_the_flag() {
+        assert_eq!(parse_base_url("http://x.example", &policy(false)), Err(TransportError::InsecureScheme));
+        assert!(parse_base_url("http://x.example", &policy(true)).is_ok());
+        assert!(parse_base_url("https://x.example", &policy(false)).is_ok());
+    }
+
+    #[test]
+    fn allow_list_and_userinfo() {
+        let p = TransportPolicy {
+            allowed_hosts: Some(vec!["good.example".into()]),
+            ..policy(false)
+        };
+        assert!(parse_base_url("https://good.example/x", &p).is_ok());
+        assert_eq!(
+            parse_base_url("https://bad.example", &p),
+            Err(TransportError::HostNotAllowed("bad.example".into()))
+        );
+        assert!(parse_base_url("https://u:p@good.example", &p).is_err());
+    }
+
+    #[test]
+    fn cut_is_bounded_and_char_safe() {
+        let long = "é".repeat(1000);
+        let out = cut(&long);
+        assert!(out.chars().count() <= MAX_ERROR_TEXT + 1);
+        assert_eq!(cut("a\nb"), "a b");
+    }
+}

@@ -1,0 +1,197 @@
+//! Vendor wire clients, one file per vendor API, each behind [`ExternalClient`] in the manner of
+//! crossplane-runtime's ExternalClient: the generic reconciler only observes, applies and deletes.
+//! Shared transport lives once: [`http`] (limits, size caps, error classification), [`xml`]
+//! (hardened parsing) and [`soap`] (envelopes and faults).
+
+pub mod apex;
+pub mod helloid;
+pub mod http;
+pub mod oracle;
+pub mod soap;
+pub mod superoffice;
+pub mod xml;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serializer;
+
+/// A vendor call that failed, classified for the reconciler.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum VendorError {
+    /// Worth retrying by itself: timeouts, dropped connections, 5xx, 429, vendor "try again".
+    #[error("{message}")]
+    Transient {
+        /// CamelCase condition reason, e.g. VendorUnavailable.
+        reason: &'static str,
+        /// What happened, for a person; never holds secret values or request bodies.
+        message: String,
+        /// How long the vendor asked us to wait, when it said.
+        retry_after: Option<Duration>,
+    },
+    /// Needs a person: rejected credentials, validation faults, missing privilege.
+    #[error("{message}")]
+    Permanent {
+        /// CamelCase condition reason, e.g. VendorUnauthorized.
+        reason: &'static str,
+        /// What happened, for a person; never holds secret values or request bodies.
+        message: String,
+    },
+}
+
+impl VendorError {
+    pub fn transient(reason: &'static str, message: impl Into<String>) -> Self {
+        VendorError::Transient {
+            reason,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    pub fn permanent(reason: &'static str, message: impl Into<String>) -> Self {
+        VendorError::Permanent {
+            reason,
+            message: message.into(),
+        }
+    }
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VendorError::Transient { reason, .. } | VendorError::Permanent { reason, .. } => reason,
+        }
+    }
+    pub fn message(&self) -> &str {
+        match self {
+            VendorError::Transient { message, .. } | VendorError::Permanent { message, .. } => message,
+        }
+    }
+    pub fn is_transient(&self) -> bool {
+        matches!(self, VendorError::Transient { .. })
+    }
+}
+
+/// What the vendor returned that the resource keeps in its status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outputs {
+    /// Apex ERP IdentityId.
+    pub identity_id: Option<i64>,
+    /// HelloID credentialSetGUID.
+    pub credential_set_guid: Option<String>,
+}
+
+/// What reading the vendor's record back showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// The API is write-only for this record: only the fingerprint decides whether to apply.
+    Unknown,
+    /// No record exists.
+    Missing,
+    /// The record exists and equals the desired state.
+    UpToDate(Outputs),
+    /// The record exists and differs from the desired state.
+    Drifted(Outputs),
+}
+
+/// One managed record in one vendor system, bound to its desired state (secret values
+/// included) and to the connection's client. Built fresh for each reconcile.
+#[async_trait]
+pub trait ExternalClient: Send + Sync {
+    /// Whether [`ExternalClient::observe`] can read the record back (drift detection).
+    fn readable(&self) -> bool;
+    /// The bytes that identify the desired request, secret values included; the reconciler
+    /// MACs them into `status.appliedFingerprint` and never stores or logs them.
+    fn fingerprint_material(&self) -> zeroize::Zeroizing<Vec<u8>>;
+    /// Read the record back, or [`Observation::Unknown`] for write-only APIs.
+    async fn observe(&self) -> Result<Observation, VendorError>;
+    /// Create or update the record so it equals the desired state.
+    async fn apply(&self) -> Result<Outputs, VendorError>;
+    /// Remove the record. Only called when the resource's deletion policy is Delete and
+    /// [`ExternalClient::supports_delete`] holds.
+    async fn delete(&self) -> Result<(), VendorError>;
+    /// Whether the API can remove the record at all.
+    fn supports_delete(&self) -> bool {
+        true
+    }
+}
+
+/// Serialize a secret value into a request body. The one place request serialisation sees a
+/// secret's text; Debug of the surrounding structs stays redacted through [`SecretString`].
+pub fn expose_secret<S: Serializer>(value: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(value.expose_secret())
+}
+
+/// Serialize fingerprint material: canonical JSON of a request, secrets included, in a buffer
+/// that is wiped when dropped.
+pub fn fingerprint_json<T: serde::Serialize>(value: &T) -> zeroize::Zeroizing<Vec<u8>> {
+    // Serialising plain structs into a Vec cannot fail; an empty fingerprint would only cause
+    // one extra (idempotent) vendor write.
+    zeroize::Zeroizing::new(serde_json::to_vec(value).unwrap_or_default())
+}
+
+use std::sync::Arc;
+
+use crate::api::{Vendor, VendorEndpoint};
+use crate::secrets::{ConnectionSecrets, SecretError};
+use http::{EndpointSettings, TransportError, TransportPolicy, VendorHttp};
+
+/// A connection's client for its vendor, shared by every resource using the connection.
+#[derive(Clone, Debug)]
+pub enum VendorClient {
+    SuperOffice(Arc<superoffice::SuperOfficeClient>),
+    OracleCrmOnDemand(Arc<oracle::OracleClient>),
+    ApexErp(Arc<apex::ApexClient>),
+    HelloId(Arc<helloid::HelloIdClient>),
+}
+
+impl VendorClient {
+    pub fn vendor(&self) -> Vendor {
+        match self {
+            VendorClient::SuperOffice(_) => Vendor::SuperOffice,
+            VendorClient::OracleCrmOnDemand(_) => Vendor::OracleCrmOnDemand,
+            VendorClient::ApexErp(_) => Vendor::ApexErp,
+            VendorClient::HelloId(_) => Vendor::HelloId,
+        }
+    }
+}
+
+/// Why a connection could not be turned into a client. Always needs a person, except API
+/// trouble while reading its Secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Build the client for a connection's endpoint, reading its Secrets under its scope.
+pub async fn connect(
+    endpoint: &VendorEndpoint,
+    secrets: &ConnectionSecrets<'_>,
+    policy: &TransportPolicy,
+) -> Result<VendorClient, ConnectError> {
+    let vendor = endpoint
+        .vendor()
+        .ok_or_else(|| ConnectError::Invalid("the connection must set exactly one vendor block".into()))?;
+    let ca_pem = match endpoint.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
+        Some(r) => Some(secrecy::ExposeSecret::expose_secret(&secrets.key(r).await?).as_bytes().to_vec()),
+        None => None,
+    };
+    let settings = EndpointSettings {
+        vendor,
+        base_url: endpoint.url().unwrap_or_default().to_string(),
+        timeout: Duration::from_secs(u64::from(endpoint.timeout_seconds.max(1))),
+        max_concurrent_requests: endpoint.max_concurrent_requests,
+        requests_per_second: endpoint.effective_requests_per_second(),
+        ca_pem,
+    };
+    let http = VendorHttp::new(&settings, policy)?;
+    Ok(match (&endpoint.super_office, &endpoint.oracle_crm_on_demand, &endpoint.apex_erp, &endpoint.hello_id) {
+        (Some(so), _, _, _) => VendorClient::SuperOffice(Arc::new(superoffice::SuperOfficeClient::connect(so, http, secrets).await?)),
+        (_, Some(o), _, _) => VendorClient::OracleCrmOnDemand(Arc::new(oracle::OracleClient::connect(o, http, secrets).await?)),
+        (_, _, Some(a), _) => VendorClient::ApexErp(Arc::new(apex::ApexClient::connect(a, http, secrets).await?)),
+        (_, _, _, Some(h)) => VendorClient::HelloId(Arc::new(helloid::HelloIdClient::connect(h, http, secrets).await?)),
+        _ => return Err(ConnectError::Invalid("the connection must set exactly one vendor block".into())),
+    })
+}
