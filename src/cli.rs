@@ -59,12 +59,37 @@ pub struct RunArgs {
     /// First retry delay after a transient failure (doubles up to --backoff-max).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub backoff_base: Duration,
+    /// Hold a Lease while active, so several replicas can run with one of them at work.
+    #[arg(long, env = "CREDSYNC_LEADER_ELECTION")]
+    pub leader_election: bool,
+    /// Name of the leader Lease (in --operator-namespace).
+    #[arg(long, default_value = "credsync-leader")]
+    pub lease_name: String,
+    /// Seconds the leader Lease lasts without renewal; a standby takes over after at most this.
+    #[arg(long, default_value_t = 15)]
+    pub lease_seconds: u64,
+    /// This replica's identity in the Lease (defaults to the pod name or host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
     /// Largest retry delay after transient failures.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub backoff_max: Duration,
 }
 
 impl RunArgs {
+    /// Leader election settings, when enabled.
+    pub fn leader_election(&self) -> Option<crate::leader::LeaderElection> {
+        self.leader_election.then(|| crate::leader::LeaderElection {
+            lease_name: self.lease_name.clone(),
+            namespace: self.operator_namespace.clone(),
+            identity: self.identity.clone().unwrap_or_else(|| {
+                std::env::var("HOSTNAME").unwrap_or_else(|_| format!("credsync-{}", std::process::id()))
+            }),
+            lease_seconds: self.lease_seconds,
+            renew_grace_seconds: (self.lease_seconds / 3).max(1),
+        })
+    }
+
     pub fn settings(&self) -> Settings {
         Settings {
             operator_namespace: self.operator_namespace.clone(),

@@ -138,6 +138,7 @@ pub async fn run(client: Client, settings: Settings, readiness: Readiness, shutd
         transport: settings.transport.clone(),
         drift_interval: settings.drift_interval,
         backoff: Backoff::new(settings.backoff_base, settings.backoff_max),
+        applied: Default::default(),
     });
 
     let (crm, crm_deps) = managed::<CrmUserCredential>(&client, &ctx, &settings, &shutdown);

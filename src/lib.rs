@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod kinds;
+pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod secrets;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use credsync::cli::{Cli, Command, RunArgs};
 use credsync::server::{self, Readiness};
-use credsync::{api, controller, telemetry};
+use credsync::{api, controller, leader, telemetry};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -38,9 +38,28 @@ async fn run(args: RunArgs) -> ExitCode {
     let readiness = Readiness::default();
     let server = {
         let shutdown = shutdown.clone();
-        tokio::spawn(server::serve(args.metrics_addr, readiness.clone(), async move { shutdown.cancelled().await }))
+        tokio::spawn(server::serve(
+            args.metrics_addr,
+            readiness.clone(),
+            async move { shutdown.cancelled().await },
+        ))
     };
-    let result = controller::run(client, args.settings(), readiness, shutdown.clone()).await;
+    let result = match args.leader_election() {
+        None => controller::run(client, args.settings(), readiness, shutdown.clone())
+            .await
+            .map_err(|e| e.to_string()),
+        Some(election) => {
+            // A standby is healthy and ready; only the leader reconciles.
+            readiness.set(true);
+            let settings = args.settings();
+            leader::run_while_leading(client.clone(), &election, shutdown.clone(), |stop| {
+                controller::run(client, settings, readiness, stop)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|ran| ran.unwrap_or(Ok(())).map_err(|e| e.to_string()))
+        }
+    };
     shutdown.cancel();
     let _ = server.await;
     match result {

@@ -13,7 +13,8 @@ pub mod error;
 pub mod fingerprint;
 pub mod managed;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -34,7 +35,7 @@ use crate::api::{DeletionPolicy, SyncStatus};
 use crate::metrics;
 use crate::secrets::{ResolvedSecrets, SecretReader};
 use crate::vendors::http::TransportPolicy;
-use crate::vendors::{ExternalClient, Observation, Outputs};
+use crate::vendors::{ExternalClient, Observation, Outputs, VendorError};
 
 /// Held while a Delete-policy resource's vendor record may still exist.
 pub const FINALIZER: &str = "credsync.io/cleanup";
@@ -55,6 +56,27 @@ pub struct Context {
     /// How often readable vendors are checked for drift.
     pub drift_interval: Duration,
     pub backoff: Backoff,
+    /// What this process last applied per object (uid → fingerprint, handled sync request).
+    /// The reflector can lag behind our own status write; this keeps a quick second trigger
+    /// from applying the same state twice.
+    pub applied: Mutex<HashMap<String, (String, Option<String>)>>,
+}
+
+impl Context {
+    fn remembered(&self, uid: &str) -> Option<(String, Option<String>)> {
+        self.applied.lock().unwrap_or_else(|p| p.into_inner()).get(uid).cloned()
+    }
+
+    fn remember(&self, uid: String, fingerprint: String, handled: Option<String>) {
+        self.applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uid, (fingerprint, handled));
+    }
+
+    fn forget(&self, uid: &str) {
+        self.applied.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
+    }
 }
 
 /// Reconcile one managed resource.
@@ -104,6 +126,8 @@ struct Synced {
     event: Option<(&'static str, String)>,
     requeue: Action,
     connection: String,
+    /// Nothing was decided yet (a finalizer was just added); leave the status alone.
+    pending: bool,
 }
 
 async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileError> {
@@ -141,6 +165,7 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
     sync.observed_generation = obj.meta().generation;
     let mut outputs = obj.outputs();
     let (health, action, error) = match result {
+        Ok(done) if done.pending => return Ok(done.requeue),
         Ok(done) => {
             sync.applied_fingerprint = Some(done.fingerprint);
             sync.last_handled_reconcile_at = annotation(obj, RECONCILE_REQUESTED_ANNOTATION).map(str::to_string);
@@ -162,8 +187,8 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
             };
             (health, done.requeue, None)
         }
-        Err((err, secrets)) => {
-            let message = scrub(&err.to_string(), secrets.as_ref());
+        Err(err) => {
+            let message = err.to_string();
             let health = if err.is_transient() {
                 Health::Progressing {
                     reason: err.reason(),
@@ -195,109 +220,93 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
 }
 
 /// Resolve the connection and Secrets, then call the vendor if the desired state changed or a
-/// drift check is due. Errors come with the secret values they must be scrubbed of.
+/// drift check is due. Vendor error texts are scrubbed of the resource's secret values.
 async fn sync_vendor<K: Managed>(
     obj: &K,
     ctx: &Context,
     namespace: &str,
     old: &SyncStatus,
-) -> Result<Synced, (ReconcileError, Option<ResolvedSecrets>)> {
-    let (conn, secrets, external) = bind(obj, ctx, namespace).await.map_err(|e| (e, None))?;
-    let fail = |e: ReconcileError| (e, None);
+) -> Result<Synced, ReconcileError> {
+    let (conn, secrets, external) = bind(obj, ctx, namespace).await?;
     if obj.deletion_policy() == DeletionPolicy::Delete && !external.supports_delete() {
-        return Err(fail(ReconcileError::invalid(
+        return Err(ReconcileError::invalid(
             "DeletionPolicyUnsupported",
             format!(
                 "deletionPolicy Delete is not possible: {} has no delete operation; set deletionPolicy: Orphan",
                 conn.vendor().map(|v| v.to_string()).unwrap_or_default()
             ),
-        )));
+        ));
     }
-    ensure_finalizer(obj, ctx, obj.deletion_policy() == DeletionPolicy::Delete)
-        .await
-        .map_err(fail)?;
+    let wants_finalizer = obj.deletion_policy() == DeletionPolicy::Delete;
+    if ensure_finalizer(obj, ctx, wants_finalizer).await? && wants_finalizer {
+        // Apply once the finalizer is in place: its watch event brings the object back.
+        return Ok(Synced {
+            fingerprint: old.applied_fingerprint.clone().unwrap_or_default(),
+            outputs: Outputs::default(),
+            confirmed: false,
+            event: None,
+            requeue: Action::await_change(),
+            connection: conn.key.to_string(),
+            pending: true,
+        });
+    }
 
     let fingerprint = ctx
         .fingerprint_key
         .fingerprint(&conn.fingerprint_material(), &external.fingerprint_material());
     let requested = annotation(obj, RECONCILE_REQUESTED_ANNOTATION);
-    let changed = old.applied_fingerprint.as_deref() != Some(fingerprint.as_str()) || requested != old.last_handled_reconcile_at.as_deref();
-    let connection = conn.key.to_string();
-    let next_drift_check = || {
-        if external.readable() {
-            Action::requeue(ctx.drift_interval)
-        } else {
-            Action::await_change()
-        }
-    };
-    if changed {
-        let outputs = external.apply().await.map_err(|e| (ReconcileError::Vendor(e), Some(secrets)))?;
-        return Ok(Synced {
-            fingerprint,
-            outputs,
-            confirmed: true,
-            event: Some(("Synced", format!("applied the desired state through {connection}"))),
-            requeue: next_drift_check(),
-            connection,
-        });
-    }
-    if external.readable() {
-        let due = drift_due(old.last_synced_time.as_ref(), ctx.drift_interval);
-        if let Some(wait) = due {
-            return Ok(Synced {
-                fingerprint,
-                outputs: Outputs::default(),
-                confirmed: false,
-                event: None,
-                requeue: Action::requeue(wait),
-                connection,
-            });
-        }
-        let observation = match external.observe().await {
-            Ok(o) => o,
-            Err(e) => return Err((ReconcileError::Vendor(e), Some(secrets))),
-        };
-        return match observation {
-            Observation::UpToDate(outputs) => Ok(Synced {
-                fingerprint,
-                outputs,
-                confirmed: true,
-                event: None,
-                requeue: next_drift_check(),
-                connection,
-            }),
-            Observation::Missing | Observation::Drifted(_) => {
-                let outputs = match external.apply().await {
-                    Ok(o) => o,
-                    Err(e) => return Err((ReconcileError::Vendor(e), Some(secrets))),
-                };
-                Ok(Synced {
-                    fingerprint,
-                    outputs,
-                    confirmed: true,
-                    event: Some(("DriftCorrected", format!("the vendor's record differed from the spec; restored it through {connection}"))),
-                    requeue: next_drift_check(),
-                    connection,
-                })
-            }
-            Observation::Unknown => Ok(Synced {
-                fingerprint,
-                outputs: Outputs::default(),
-                confirmed: false,
-                event: None,
-                requeue: Action::await_change(),
-                connection,
-            }),
-        };
-    }
-    Ok(Synced {
+    let uid = obj.uid().unwrap_or_default();
+    let (last_fingerprint, last_handled) = ctx
+        .remembered(&uid)
+        .unwrap_or_else(|| (old.applied_fingerprint.clone().unwrap_or_default(), old.last_handled_reconcile_at.clone()));
+    let changed = last_fingerprint != fingerprint || requested != last_handled.as_deref();
+    let mut done = Synced {
         fingerprint,
         outputs: Outputs::default(),
         confirmed: false,
         event: None,
         requeue: Action::await_change(),
-        connection,
-    })
+        connection: conn.key.to_string(),
+        pending: false,
+    };
+    let drift_check = if external.readable() {
+        Action::requeue(ctx.drift_interval)
+    } else {
+        Action::await_change()
+    };
+    let vendor_failed = |e: VendorError| ReconcileError::Vendor(e.map_message(|m| scrub(&m, &secrets)));
+    if changed {
+        done.outputs = external.apply().await.map_err(vendor_failed)?;
+        ctx.remember(uid, done.fingerprint.clone(), requested.map(str::to_string));
+        done.confirmed = true;
+        done.event = Some(("Synced", format!("applied the desired state through {}", done.connection)));
+        done.requeue = drift_check;
+        return Ok(done);
+    }
+    if !external.readable() {
+        return Ok(done);
+    }
+    if let Some(wait) = drift_due(old.last_synced_time.as_ref(), ctx.drift_interval) {
+        done.requeue = Action::requeue(wait);
+        return Ok(done);
+    }
+    match external.observe().await.map_err(vendor_failed)? {
+        Observation::UpToDate(outputs) => {
+            done.outputs = outputs;
+            done.confirmed = true;
+        }
+        Observation::Missing | Observation::Drifted(_) => {
+            done.outputs = external.apply().await.map_err(vendor_failed)?;
+            done.confirmed = true;
+            done.event = Some((
+                "DriftCorrected",
+                format!("the vendor's record differed from the spec; restored it through {}", done.connection),
+            ));
+        }
+        Observation::Unknown => return Ok(done),
+    }
+    done.requeue = drift_check;
+    Ok(done)
 }
 
 /// How long until the next drift check, or None when it is due now.
@@ -333,28 +342,29 @@ async fn finalize<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, Reconcil
                 obj,
                 ctx,
                 ReconcileError::invalid("Paused", format!("deletion waits: {PAUSED_ANNOTATION} is \"true\"")),
-                None,
             )
             .await;
         }
         let namespace = obj.namespace().unwrap_or_default();
         let (_, secrets, external) = match bind(obj, ctx, &namespace).await {
             Ok(bound) => bound,
-            Err(e) => return deletion_blocked(obj, ctx, e, None).await,
+            Err(e) => return deletion_blocked(obj, ctx, e).await,
         };
         if let Err(e) = external.delete().await {
-            return deletion_blocked(obj, ctx, ReconcileError::Vendor(e), Some(&secrets)).await;
+            let e = e.map_message(|m| scrub(&m, &secrets));
+            return deletion_blocked(obj, ctx, ReconcileError::Vendor(e)).await;
         }
         publish(ctx, obj, EventType::Normal, "Deleted", "removed the record from the vendor".into()).await;
     }
     ensure_finalizer(obj, ctx, false).await?;
+    ctx.forget(&obj.uid().unwrap_or_default());
     Ok(Action::await_change())
 }
 
-async fn deletion_blocked<K: Managed>(obj: &K, ctx: &Context, err: ReconcileError, secrets: Option<&ResolvedSecrets>) -> Result<Action, ReconcileError> {
+async fn deletion_blocked<K: Managed>(obj: &K, ctx: &Context, err: ReconcileError) -> Result<Action, ReconcileError> {
     let message = format!(
         "cannot delete the vendor record yet: {}. To let the resource go without deleting it, set spec.deletionPolicy: Orphan",
-        scrub(&err.to_string(), secrets)
+        err
     );
     let health = if err.is_transient() {
         Health::Progressing {
@@ -378,10 +388,11 @@ async fn deletion_blocked<K: Managed>(obj: &K, ctx: &Context, err: ReconcileErro
 
 /// Add or remove our finalizer. A merge patch carrying the resourceVersion fails rather than
 /// overwrite a finalizer someone else added meanwhile.
-async fn ensure_finalizer<K: Managed>(obj: &K, ctx: &Context, wanted: bool) -> Result<(), ReconcileError> {
+/// Returns whether it changed anything.
+async fn ensure_finalizer<K: Managed>(obj: &K, ctx: &Context, wanted: bool) -> Result<bool, ReconcileError> {
     let has = obj.finalizers().iter().any(|f| f == FINALIZER);
     if has == wanted {
-        return Ok(());
+        return Ok(false);
     }
     let mut finalizers: Vec<String> = obj.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
     if wanted {
@@ -390,9 +401,9 @@ async fn ensure_finalizer<K: Managed>(obj: &K, ctx: &Context, wanted: bool) -> R
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": obj.resource_version()}});
     match api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         // Gone already: nothing left to hold.
-        Err(kube::Error::Api(s)) if s.code == 404 && !wanted => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 && !wanted => Ok(true),
         Err(e) => Err(e.into()),
     }
 }
@@ -435,14 +446,12 @@ fn annotation<'a, K: Resource>(obj: &'a K, key: &str) -> Option<&'a str> {
 }
 
 /// Remove any secret value from text that came from outside (vendor errors can echo requests).
-pub fn scrub(text: &str, secrets: Option<&ResolvedSecrets>) -> String {
+pub fn scrub(text: &str, secrets: &ResolvedSecrets) -> String {
     let mut out = text.to_string();
-    if let Some(secrets) = secrets {
-        for value in secrets.values() {
-            let value = value.expose_secret();
-            if value.len() >= 3 && out.contains(value) {
-                out = out.replace(value, "[redacted]");
-            }
+    for value in secrets.values() {
+        let value = value.expose_secret();
+        if value.len() >= 3 && out.contains(value) {
+            out = out.replace(value, "[redacted]");
         }
     }
     out

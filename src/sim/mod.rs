@@ -243,3 +243,35 @@ pub fn check_basic(headers: &HeaderMap, user: &str, password: &str) -> Result<()
         _ => Err((StatusCode::UNAUTHORIZED, "unauthorized").into_response()),
     }
 }
+
+/// Credentials the demo simulators accept; examples/ uses the same.
+pub mod demo {
+    pub const HELLOID_KEY: &str = "demo-helloid-key";
+    pub const HELLOID_SECRET: &str = "demo-helloid-secret";
+}
+
+/// Ports of the demo simulators (examples/ points at these).
+#[derive(Debug, Clone, Copy)]
+pub struct DemoPorts {
+    pub helloid: u16,
+    pub superoffice: u16,
+    pub oracle: u16,
+    pub apex: u16,
+}
+
+impl Default for DemoPorts {
+    fn default() -> Self {
+        DemoPorts {
+            helloid: 18081,
+            superoffice: 18082,
+            oracle: 18083,
+            apex: 18084,
+        }
+    }
+}
+
+/// Start every simulator with the demo credentials; returns (name, server) pairs.
+pub async fn start_demo(ports: DemoPorts) -> std::io::Result<Vec<(&'static str, SimServer)>> {
+    let helloid = helloid::HelloIdSim::new(demo::HELLOID_KEY, demo::HELLOID_SECRET);
+    Ok(vec![("helloid", SimServer::start(helloid.router(), ports.helloid).await?)])
+}

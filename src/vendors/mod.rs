@@ -67,6 +67,24 @@ impl VendorError {
     pub fn is_transient(&self) -> bool {
         matches!(self, VendorError::Transient { .. })
     }
+    /// The same error with its message rewritten (e.g. scrubbed of secret values).
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            VendorError::Transient {
+                reason,
+                message,
+                retry_after,
+            } => VendorError::Transient {
+                reason,
+                message: f(message),
+                retry_after,
+            },
+            VendorError::Permanent { reason, message } => VendorError::Permanent {
+                reason,
+                message: f(message),
+            },
+        }
+    }
 }
 
 /// What the vendor returned that the resource keeps in its status.

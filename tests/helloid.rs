@@ -1,0 +1,348 @@
+//! HelloID end to end: SsoAppCredential against the HelloID simulator and a real API server.
+#![cfg(feature = "dev")]
+
+mod support;
+
+use std::time::Duration;
+
+use axum::http::Method;
+use base64::Engine;
+use credsync::api::{SsoAppCredential, VendorConnection};
+use credsync::sim::SimServer;
+use credsync::sim::helloid::HelloIdSim;
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use support::{TestEnv, condition, is_true, wait_count};
+
+const NS: &str = "team-a";
+const USER: &str = "0c5b6a8e-31f2-4d57-9d7e-1a2b3c4d5e6f";
+const APP: &str = "6c9e917d-e4b0-44e6-83aa-6f01c6ea314f";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn connection(url: &str) -> VendorConnection {
+    serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection",
+        "metadata": {"name": "helloid"},
+        "spec": {"helloId": {"url": url, "apiKeySecretRef": {"name": "helloid-api"}}}
+    }))
+    .expect("connection")
+}
+
+fn credential(user_name: &str, policy: &str) -> SsoAppCredential {
+    serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential",
+        "metadata": {"name": "mike-github"},
+        "spec": {
+            "connectionRef": {"name": "helloid"},
+            "userGuid": USER, "applicationGuid": APP,
+            "credentials": [
+                {"function": "UserName", "value": user_name},
+                {"function": "Password", "valueFrom": {"secretKeyRef": {"name": "mike-password", "key": "password"}}}
+            ],
+            "deletionPolicy": policy
+        }
+    }))
+    .expect("credential")
+}
+
+fn posts(server: &SimServer) -> Vec<credsync::sim::Recorded> {
+    server.journal.matching(&Method::POST, "/api/v1/enduser/")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sso_app_credential_end_to_end() {
+    let env = TestEnv::start().await;
+    let sim = HelloIdSim::new("api-key-1", "api-secret-1");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    env.namespace(NS).await;
+    env.secret(
+        NS,
+        "helloid-api",
+        &[("key", "api-key-1"), ("secret", "api-secret-1")],
+    )
+    .await;
+    env.secret(NS, "mike-password", &[("password", "g!sg*Z_x5")])
+        .await;
+    env.apply(NS, &connection(&server.url())).await;
+    let applied = env.apply(NS, &credential("Mike", "Delete")).await;
+
+    // Ready, with exactly one POST of the seed's shape.
+    let ready = env
+        .wait_for::<SsoAppCredential>(NS, "mike-github", WAIT, |o| {
+            o.status
+                .as_ref()
+                .is_some_and(|s| is_true(&s.sync.conditions, "Ready", o.metadata.generation))
+        })
+        .await;
+    let calls = posts(&server);
+    assert_eq!(calls.len(), 1, "exactly one vendor call");
+    let call = &calls[0];
+    assert_eq!(call.path, format!("/api/v1/enduser/{USER}/credential"));
+    let body: serde_json::Value = serde_json::from_slice(&call.body).expect("json body");
+    assert_eq!(
+        body,
+        json!({"ApplicationGUID": APP, "CredSetName": "Default", "Credentials": [
+            {"Function": "UserName", "Value": "Mike", "UserEditAllowed": true},
+            {"Function": "Password", "Value": "g!sg*Z_x5", "UserEditAllowed": true}]})
+    );
+    let basic = base64::engine::general_purpose::STANDARD.encode("api-key-1:api-secret-1");
+    assert_eq!(
+        call.header("authorization"),
+        Some(format!("Basic {basic}").as_str())
+    );
+    assert!(
+        call.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json"))
+    );
+    let status = ready.status.clone().expect("status");
+    assert_eq!(status.sync.observed_generation, applied.metadata.generation);
+    assert!(
+        status.credential_set_guid.is_some(),
+        "credentialSetGuid from the response"
+    );
+    let fingerprint = status
+        .sync
+        .applied_fingerprint
+        .clone()
+        .expect("fingerprint");
+    assert!(fingerprint.starts_with("hmac-sha256:"));
+    assert!(
+        !serde_json::to_string(&status)
+            .expect("json")
+            .contains("g!sg*Z_x5")
+    );
+    assert!(
+        sim.get(USER, APP, "Default")
+            .is_some_and(|s| s.credentials[1].value == "g!sg*Z_x5")
+    );
+    assert!(
+        ready
+            .finalizers()
+            .iter()
+            .any(|f| f == "credsync.io/cleanup"),
+        "Delete policy holds a finalizer"
+    );
+
+    // The same object applied again, and a status write by someone else: no second call.
+    env.apply(NS, &credential("Mike", "Delete")).await;
+    let api: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), NS);
+    api.patch_status(
+        "mike-github",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"lastSyncedTime": "2020-01-01T00:00:00Z"}})),
+    )
+    .await
+    .expect("status write");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        posts(&server).len(),
+        1,
+        "no vendor call over 10 s for an unchanged object"
+    );
+
+    // A spec change: exactly one more call, and observedGeneration follows.
+    let changed = env.apply(NS, &credential("Michael", "Delete")).await;
+    env.wait_for::<SsoAppCredential>(NS, "mike-github", WAIT, |o| {
+        o.status
+            .as_ref()
+            .is_some_and(|s| is_true(&s.sync.conditions, "Ready", changed.metadata.generation))
+    })
+    .await;
+    wait_count("POSTs", 2, WAIT, || posts(&server).len()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        posts(&server).len(),
+        2,
+        "exactly one call for one spec change"
+    );
+    assert!(
+        sim.get(USER, APP, "Default")
+            .is_some_and(|s| s.credentials[0].value == "Michael")
+    );
+
+    // Rotating the Secret pushes the new value; rewriting it unchanged does not.
+    env.secret(NS, "mike-password", &[("password", "n3w-Pa55")])
+        .await;
+    wait_count("POSTs", 3, WAIT, || posts(&server).len()).await;
+    assert!(
+        sim.get(USER, APP, "Default")
+            .is_some_and(|s| s.credentials[1].value == "n3w-Pa55")
+    );
+    env.secret(NS, "mike-password", &[("password", "n3w-Pa55")])
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        posts(&server).len(),
+        3,
+        "same-value Secret rewrite calls nothing"
+    );
+
+    // kubectl shows the columns.
+    let out = env
+        .cp
+        .kubectl()
+        .args(["get", "credsync", "-A"])
+        .output()
+        .expect("kubectl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kubectl get credsync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let header = text.lines().next().unwrap_or_default();
+    for column in ["READY", "REASON", "CONNECTION", "LAST-SYNCED", "AGE"] {
+        assert!(header.contains(column), "column {column} in {header:?}");
+    }
+    assert!(
+        text.contains("mike-github") && text.contains("Synced"),
+        "{text}"
+    );
+
+    // Deletion with policy Delete removes the record, then the object.
+    env.delete::<SsoAppCredential>(NS, "mike-github").await;
+    env.wait_gone::<SsoAppCredential>(NS, "mike-github", WAIT)
+        .await;
+    assert!(
+        sim.get(USER, APP, "Default").is_none(),
+        "credential set deleted in HelloID"
+    );
+    assert_eq!(
+        server
+            .journal
+            .matching(&Method::DELETE, "/api/v1/credentialset/")
+            .len(),
+        1
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_explained_and_recover() {
+    let env = TestEnv::start().await;
+    let sim = HelloIdSim::new("k", "s");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    env.namespace(NS).await;
+    env.secret(NS, "helloid-api", &[("key", "k"), ("secret", "wrong")])
+        .await;
+    env.apply(NS, &connection(&server.url())).await;
+    env.apply(NS, &credential("Mike", "Orphan")).await;
+
+    // The password Secret is missing: Stalled, naming Secret and key.
+    let stalled = env
+        .wait_for::<SsoAppCredential>(NS, "mike-github", WAIT, |o| {
+            o.status
+                .as_ref()
+                .is_some_and(|s| is_true(&s.sync.conditions, "Stalled", o.metadata.generation))
+        })
+        .await;
+    let conds = &stalled.status.as_ref().expect("status").sync.conditions;
+    let ready = condition(conds, "Ready").expect("Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "SecretNotFound")
+    );
+    assert!(ready.message.contains("mike-password"), "{}", ready.message);
+    assert!(posts(&server).is_empty());
+
+    // The Secret appears; the API key is wrong: 401 → Stalled VendorUnauthorized, no retry storm.
+    env.secret(NS, "mike-password", &[("password", "pw-1")])
+        .await;
+    env.wait_for::<SsoAppCredential>(NS, "mike-github", WAIT, |o| {
+        o.status
+            .as_ref()
+            .and_then(|s| condition(&s.sync.conditions, "Ready"))
+            .is_some_and(|c| c.reason == "VendorUnauthorized")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(posts(&server).len(), 1, "a permanent error is not retried");
+
+    // Fixing the connection's Secret recovers by itself.
+    env.secret(NS, "helloid-api", &[("key", "k"), ("secret", "s")])
+        .await;
+    env.wait_for::<SsoAppCredential>(NS, "mike-github", WAIT, |o| {
+        o.status
+            .as_ref()
+            .is_some_and(|s| is_true(&s.sync.conditions, "Ready", o.metadata.generation))
+    })
+    .await;
+
+    // A transient outage: Reconciling, retried with backoff, Ready after recovery.
+    server.faults.push(credsync::sim::Fault::Unavailable, 3);
+    env.secret(NS, "mike-password", &[("password", "pw-2")])
+        .await;
+    env.wait_for::<SsoAppCredential>(NS, "mike-github", WAIT, |o| {
+        o.status.as_ref().is_some_and(|s| {
+            is_true(&s.sync.conditions, "Ready", o.metadata.generation)
+                && sim
+                    .get(USER, APP, "Default")
+                    .is_some_and(|c| c.credentials[1].value == "pw-2")
+        })
+    })
+    .await;
+    let n = posts(&server).len();
+    assert!(
+        (5..=6).contains(&n),
+        "3 failures + 1 success after the earlier 2 calls, saw {n}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_objects_are_refused_by_the_api_server() {
+    let env = TestEnv::start().await;
+    env.namespace(NS).await;
+    let create = |kind: &str, plural: &str, spec: serde_json::Value| {
+        let gvk = GroupVersionKind::gvk("credsync.io", "v1alpha1", kind);
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            env.client.clone(),
+            NS,
+            &ApiResource::from_gvk_with_plural(&gvk, plural),
+        );
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "credsync.io/v1alpha1", "kind": kind, "metadata": {"name": "bad"}, "spec": spec
+        }))
+        .expect("object");
+        async move { api.create(&PostParams::default(), &obj).await }
+    };
+    let err = |r: Result<DynamicObject, kube::Error>| match r {
+        Err(kube::Error::Api(s)) => s.message,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let missing = err(create("SsoAppCredential", "ssoappcredentials", json!({
+        "connectionRef": {"name": "x"}, "applicationGuid": APP, "credentials": [{"function": "UserName", "value": "a"}]
+    }))
+    .await);
+    assert!(
+        missing.contains("userGuid") && missing.contains("Required"),
+        "{missing}"
+    );
+    let two = err(create("VendorConnection", "vendorconnections", json!({
+        "helloId": {"url": "https://a.example", "apiKeySecretRef": {"name": "s"}},
+        "apexErp": {"url": "https://b.example", "auth": {"bearerSecretRef": {"name": "s", "key": "t"}}}
+    }))
+    .await);
+    assert!(two.contains("set exactly one vendor block"), "{two}");
+    let both = err(create("SsoAppCredential", "ssoappcredentials", json!({
+        "connectionRef": {"name": "x"}, "userGuid": USER, "applicationGuid": APP,
+        "credentials": [{"function": "Password", "value": "a", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
+    }))
+    .await);
+    assert!(
+        both.contains("set exactly one of value and valueFrom"),
+        "{both}"
+    );
+    let long = err(create("CrmUserCredential", "crmusercredentials", json!({
+        "connectionRef": {"name": "x"},
+        "superOffice": {"type": "imap", "publicValue": "x".repeat(239), "secretValueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+    }))
+    .await);
+    assert!(
+        long.contains("publicValue") && long.contains("238"),
+        "{long}"
+    );
+    env.stop().await;
+}
