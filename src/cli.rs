@@ -10,13 +10,18 @@ use crate::telemetry::LogFormat;
 use crate::vendors::http::{DEFAULT_MAX_RESPONSE_BYTES, TransportPolicy};
 
 #[derive(Parser, Debug)]
-#[command(name = "credsync", version, about = "Keeps user credentials in CRM, ERP and SSO systems equal to Kubernetes resources")]
+#[command(
+    name = "credsync",
+    version,
+    about = "Keeps user credentials in CRM, ERP and SSO systems equal to Kubernetes resources"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once at start
 pub enum Command {
     /// Run the operator.
     Run(RunArgs),
@@ -39,7 +44,11 @@ pub struct RunArgs {
     #[arg(long, env = "POD_NAMESPACE", default_value = "credsync-system")]
     pub operator_namespace: String,
     /// Name of the Secret that holds the fingerprint HMAC key; created when absent.
-    #[arg(long, env = "CREDSYNC_FINGERPRINT_SECRET", default_value = "credsync-fingerprint-key")]
+    #[arg(
+        long,
+        env = "CREDSYNC_FINGERPRINT_SECRET",
+        default_value = "credsync-fingerprint-key"
+    )]
     pub fingerprint_secret: String,
     /// How often vendors that can be read back are checked for drift.
     #[arg(long, env = "CREDSYNC_DRIFT_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
@@ -83,7 +92,8 @@ impl RunArgs {
             lease_name: self.lease_name.clone(),
             namespace: self.operator_namespace.clone(),
             identity: self.identity.clone().unwrap_or_else(|| {
-                std::env::var("HOSTNAME").unwrap_or_else(|_| format!("credsync-{}", std::process::id()))
+                std::env::var("HOSTNAME")
+                    .unwrap_or_else(|_| format!("credsync-{}", std::process::id()))
             }),
             lease_seconds: self.lease_seconds,
             renew_grace_seconds: (self.lease_seconds / 3).max(1),

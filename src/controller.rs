@@ -7,16 +7,19 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::core::PartialObjectMeta;
 use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ClusterVendorConnection, ConnectionKind, CrmUserCredential, ErpIdentity, SsoAppCredential, VendorConnection, VendorEndpoint};
+use crate::api::{
+    ClusterVendorConnection, ConnectionKind, CrmUserCredential, ErpIdentity, SsoAppCredential,
+    VendorConnection, VendorEndpoint,
+};
 use crate::reconcile::backoff::Backoff;
 use crate::reconcile::conditions::{self, Health};
 use crate::reconcile::connection::{ClientCache, ConnectionKey, ConnectionStores};
@@ -94,7 +97,8 @@ fn connection_key<K: Managed>(obj: &K) -> ConnectionKey {
 impl<K: Managed> Dependents for KindDependents<K> {
     fn secret_changed(&self, namespace: &str, name: &str, connections: &[ConnectionKey]) {
         for obj in self.store.state() {
-            let direct = obj.namespace().as_deref() == Some(namespace) && obj.secret_refs().iter().any(|r| r.name == name);
+            let direct = obj.namespace().as_deref() == Some(namespace)
+                && obj.secret_refs().iter().any(|r| r.name == name);
             if direct || connections.contains(&connection_key(&*obj)) {
                 let _ = self.queue.send(ObjectRef::from_obj(&*obj));
             }
@@ -111,13 +115,26 @@ impl<K: Managed> Dependents for KindDependents<K> {
 }
 
 /// Run the operator until `shutdown` is cancelled.
-pub async fn run(client: Client, settings: Settings, readiness: Readiness, shutdown: CancellationToken) -> Result<(), RunError> {
-    let fingerprint_key = FingerprintKey::load_or_create(client.clone(), &settings.operator_namespace, &settings.fingerprint_secret).await?;
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let fingerprint_key = FingerprintKey::load_or_create(
+        client.clone(),
+        &settings.operator_namespace,
+        &settings.fingerprint_secret,
+    )
+    .await?;
 
     let (vc_reader, vc_writer) = reflector::store::<VendorConnection>();
     let (cvc_reader, cvc_writer) = reflector::store::<ClusterVendorConnection>();
     let vc_stream = watched(Api::<VendorConnection>::all(client.clone()), vc_writer);
-    let cvc_stream = watched(Api::<ClusterVendorConnection>::all(client.clone()), cvc_writer);
+    let cvc_stream = watched(
+        Api::<ClusterVendorConnection>::all(client.clone()),
+        cvc_writer,
+    );
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -152,11 +169,19 @@ pub async fn run(client: Client, settings: Settings, readiness: Readiness, shutd
     });
     let vc_controller = Controller::for_stream(vc_stream, vc_reader.clone())
         .graceful_shutdown_on(cancelled(&shutdown))
-        .run(reconcile_connection::<VendorConnection>, connection_error_policy, conn_ctx.clone())
+        .run(
+            reconcile_connection::<VendorConnection>,
+            connection_error_policy,
+            conn_ctx.clone(),
+        )
         .for_each(log_result);
     let cvc_controller = Controller::for_stream(cvc_stream, cvc_reader.clone())
         .graceful_shutdown_on(cancelled(&shutdown))
-        .run(reconcile_connection::<ClusterVendorConnection>, connection_error_policy, conn_ctx)
+        .run(
+            reconcile_connection::<ClusterVendorConnection>,
+            connection_error_policy,
+            conn_ctx,
+        )
         .for_each(log_result);
     let secret_watch = watch_secrets(client.clone(), ctx.clone(), dependents, shutdown.clone());
 
@@ -169,28 +194,49 @@ pub async fn run(client: Client, settings: Settings, readiness: Readiness, shutd
             tracing::info!("caches synced; reconciling");
         }
     };
-    tokio::join!(crm, erp, sso, vc_controller, cvc_controller, secret_watch, ready);
+    tokio::join!(
+        crm,
+        erp,
+        sso,
+        vc_controller,
+        cvc_controller,
+        secret_watch,
+        ready
+    );
     readiness.set(false);
     Ok(())
 }
 
-fn cancelled(token: &CancellationToken) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+fn cancelled(
+    token: &CancellationToken,
+) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
     let token = token.clone();
     async move { token.cancelled().await }
 }
 
 /// Watch every object of a kind into a store, passing on only changes that matter: spec
 /// (generation), annotations (pause, sync-now) and finalizers; never our own status writes.
-fn watched<K>(api: Api<K>, writer: reflector::store::Writer<K>) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+fn watched<K>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
     watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .reflect(writer)
         .applied_objects()
         .predicate_filter(
-            predicates::generation.combine(predicates::annotations).combine(predicates::finalizers),
+            predicates::generation
+                .combine(predicates::annotations)
+                .combine(predicates::finalizers),
             Default::default(),
         )
 }
@@ -200,7 +246,10 @@ fn managed<K: Managed>(
     ctx: &Arc<Context>,
     settings: &Settings,
     shutdown: &CancellationToken,
-) -> (impl std::future::Future<Output = ()> + Send + 'static, Box<dyn Dependents>) {
+) -> (
+    impl std::future::Future<Output = ()> + Send + 'static,
+    Box<dyn Dependents>,
+) {
     let (reader, writer) = reflector::store::<K>();
     let (queue, requests) = mpsc::unbounded_channel();
     let stream = watched(Api::<K>::all(client.clone()), writer);
@@ -208,17 +257,30 @@ fn managed<K: Managed>(
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
         .reconcile_on(tokio_stream_from(requests))
         .graceful_shutdown_on(cancelled(shutdown))
-        .run(reconcile::reconcile::<K>, reconcile::error_policy::<K>, ctx.clone())
+        .run(
+            reconcile::reconcile::<K>,
+            reconcile::error_policy::<K>,
+            ctx.clone(),
+        )
         .for_each(log_result);
-    (controller, Box::new(KindDependents { store: reader, queue }))
+    (
+        controller,
+        Box::new(KindDependents {
+            store: reader,
+            queue,
+        }),
+    )
 }
 
-fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::UnboundedReceiver<T>) -> impl Stream<Item = T> + Send + 'static {
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: mpsc::UnboundedReceiver<T>,
+) -> impl Stream<Item = T> + Send + 'static {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-async fn log_result<K, E: std::fmt::Display, Q: std::fmt::Display>(result: Result<(ObjectRef<K>, Action), kube::runtime::controller::Error<E, Q>>)
-where
+async fn log_result<K, E: std::fmt::Display, Q: std::fmt::Display>(
+    result: Result<(ObjectRef<K>, Action), kube::runtime::controller::Error<E, Q>>,
+) where
     K: Resource,
 {
     if let Err(err) = result {
@@ -232,7 +294,12 @@ where
 
 /// One metadata-only watch of Secrets: nothing about unrelated Secrets is kept, and a change to
 /// a referenced one queues its dependents (and drops the client of a connection that uses it).
-async fn watch_secrets(client: Client, ctx: Arc<Context>, dependents: Arc<Vec<Box<dyn Dependents>>>, shutdown: CancellationToken) {
+async fn watch_secrets(
+    client: Client,
+    ctx: Arc<Context>,
+    dependents: Arc<Vec<Box<dyn Dependents>>>,
+    shutdown: CancellationToken,
+) {
     // Helm release and service-account token Secrets are never credsync's to read.
     let config = watcher::Config::default()
         .fields("type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token")
@@ -248,7 +315,9 @@ async fn watch_secrets(client: Client, ctx: Arc<Context>, dependents: Arc<Vec<Bo
         let meta = match event {
             Ok(watcher::Event::Apply(m) | watcher::Event::Delete(m)) => m,
             // The initial list: every resource reconciles at start anyway.
-            Ok(watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::InitDone) => continue,
+            Ok(watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::InitDone) => {
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "Secret watch");
                 continue;
@@ -274,7 +343,16 @@ struct ConnectionContext {
 }
 
 /// The two connection kinds, for their shared reconciler.
-trait ConnectionResource: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug + Send + Sync + 'static {
+trait ConnectionResource:
+    Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + serde::Serialize
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
     fn endpoint(&self) -> &VendorEndpoint;
     fn key(&self) -> ConnectionKey;
     fn scope(&self) -> ConnectionScope;
@@ -328,7 +406,10 @@ impl ConnectionResource for ClusterVendorConnection {
 
 /// A connection is Ready when its settings and Secrets make a client; whether the vendor
 /// answers shows on the resources that use it. Every change re-queues those resources.
-async fn reconcile_connection<C: ConnectionResource>(conn: Arc<C>, ctx: Arc<ConnectionContext>) -> Result<Action, ReconcileError> {
+async fn reconcile_connection<C: ConnectionResource>(
+    conn: Arc<C>,
+    ctx: Arc<ConnectionContext>,
+) -> Result<Action, ReconcileError> {
     let key = conn.key();
     ctx.base.clients.invalidate(&key);
     for deps in ctx.dependents.iter() {
@@ -359,13 +440,22 @@ async fn reconcile_connection<C: ConnectionResource>(conn: Arc<C>, ctx: Arc<Conn
         },
     };
     let mut status = conn.current_status().cloned().unwrap_or_default();
-    conditions::apply(&mut status.sync.conditions, &health, conn.meta().generation, &conditions::now());
+    conditions::apply(
+        &mut status.sync.conditions,
+        &health,
+        conn.meta().generation,
+        &conditions::now(),
+    );
     status.sync.observed_generation = conn.meta().generation;
     status.vendor = conn.endpoint().vendor();
     if conn.current_status() != Some(&status) {
         let patch = serde_json::json!({ "status": status });
         conn.api(ctx.base.client.clone())
-            .patch_status(&conn.name_any(), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+            .patch_status(
+                &conn.name_any(),
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
             .await?;
     }
     match checked {
@@ -374,6 +464,10 @@ async fn reconcile_connection<C: ConnectionResource>(conn: Arc<C>, ctx: Arc<Conn
     }
 }
 
-fn connection_error_policy<C: ConnectionResource>(_conn: Arc<C>, _err: &ReconcileError, _ctx: Arc<ConnectionContext>) -> Action {
+fn connection_error_policy<C: ConnectionResource>(
+    _conn: Arc<C>,
+    _err: &ReconcileError,
+    _ctx: Arc<ConnectionContext>,
+) -> Action {
     Action::requeue(Duration::from_secs(10))
 }

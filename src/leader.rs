@@ -32,7 +32,12 @@ pub enum LeaderError {
 /// Run `work` only while this replica holds the Lease. Returns what `work` returned once it
 /// finished and the Lease was released (None when shutdown came before leadership), or Err when
 /// the Lease was lost.
-pub async fn run_while_leading<F, Fut, T>(client: Client, election: &LeaderElection, shutdown: CancellationToken, work: F) -> Result<Option<T>, LeaderError>
+pub async fn run_while_leading<F, Fut, T>(
+    client: Client,
+    election: &LeaderElection,
+    shutdown: CancellationToken,
+    work: F,
+) -> Result<Option<T>, LeaderError>
 where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: Future<Output = T>,
@@ -41,7 +46,11 @@ where
         .with_namespace(&election.namespace)
         .with_identity(&election.identity)
         .with_duration(election.lease_seconds.max(2))
-        .with_grace(election.renew_grace_seconds.clamp(1, election.lease_seconds.max(2) - 1))
+        .with_grace(
+            election
+                .renew_grace_seconds
+                .clamp(1, election.lease_seconds.max(2) - 1),
+        )
         .build()
         .await?;
     let (mut leading, lease_task) = manager.watch().await;

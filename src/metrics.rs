@@ -55,22 +55,40 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Reconciles by kind and outcome (success, or the failure's condition reason)",
         reconciles.clone(),
     );
-    let reconcile_duration =
-        Family::<KindLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16)));
-    registry.register("reconcile_duration_seconds", "Time one reconcile took", reconcile_duration.clone());
+    let reconcile_duration = Family::<KindLabel, Histogram>::new_with_constructor(|| {
+        Histogram::new(exponential_buckets(0.001, 2.0, 16))
+    });
+    registry.register(
+        "reconcile_duration_seconds",
+        "Time one reconcile took",
+        reconcile_duration.clone(),
+    );
     let in_flight = Family::<KindLabel, Gauge>::default();
-    registry.register("reconciles_in_flight", "Reconciles running now (the work queue's depth in progress)", in_flight.clone());
+    registry.register(
+        "reconciles_in_flight",
+        "Reconciles running now (the work queue's depth in progress)",
+        in_flight.clone(),
+    );
     let status_writes = Family::<KindLabel, Counter>::default();
-    registry.register("status_writes", "Status patches sent to the API server", status_writes.clone());
+    registry.register(
+        "status_writes",
+        "Status patches sent to the API server",
+        status_writes.clone(),
+    );
     let vendor_requests = Family::<VendorOutcome, Counter>::default();
     registry.register(
         "vendor_requests",
         "Vendor API requests by vendor, operation and outcome (success, transient_error, permanent_error)",
         vendor_requests.clone(),
     );
-    let vendor_duration =
-        Family::<VendorOperation, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16)));
-    registry.register("vendor_request_duration_seconds", "Vendor API request latency", vendor_duration.clone());
+    let vendor_duration = Family::<VendorOperation, Histogram>::new_with_constructor(|| {
+        Histogram::new(exponential_buckets(0.001, 2.0, 16))
+    });
+    registry.register(
+        "vendor_request_duration_seconds",
+        "Vendor API request latency",
+        vendor_duration.clone(),
+    );
     Metrics {
         registry,
         reconciles,
@@ -92,13 +110,20 @@ pub fn reconcile_finished(kind: &str, outcome: &str, took: Duration) {
         })
         .inc();
     m.reconcile_duration
-        .get_or_create(&KindLabel { kind: kind.to_string() })
+        .get_or_create(&KindLabel {
+            kind: kind.to_string(),
+        })
         .observe(took.as_secs_f64());
 }
 
 /// Track a reconcile in progress until the guard drops.
 pub fn reconcile_started(kind: &str) -> InFlight {
-    let gauge = METRICS.in_flight.get_or_create(&KindLabel { kind: kind.to_string() }).clone();
+    let gauge = METRICS
+        .in_flight
+        .get_or_create(&KindLabel {
+            kind: kind.to_string(),
+        })
+        .clone();
     gauge.inc();
     InFlight(gauge)
 }
@@ -114,7 +139,12 @@ impl Drop for InFlight {
 
 /// Count a status patch.
 pub fn status_written(kind: &str) {
-    METRICS.status_writes.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
+    METRICS
+        .status_writes
+        .get_or_create(&KindLabel {
+            kind: kind.to_string(),
+        })
+        .inc();
 }
 
 /// Count a vendor request.

@@ -17,13 +17,27 @@ pub enum SecretError {
     #[error("Secret {namespace}/{name} not found")]
     NotFound { namespace: String, name: String },
     #[error("Secret {namespace}/{name} has no key {key:?}")]
-    MissingKey { namespace: String, name: String, key: String },
+    MissingKey {
+        namespace: String,
+        name: String,
+        key: String,
+    },
     #[error("Secret {namespace}/{name} key {key:?} is not UTF-8 text")]
-    NotText { namespace: String, name: String, key: String },
+    NotText {
+        namespace: String,
+        name: String,
+        key: String,
+    },
     #[error("the operator may not read Secret {namespace}/{name}")]
     Forbidden { namespace: String, name: String },
-    #[error("reference to Secret {name:?} in namespace {namespace:?} is not allowed from namespace {from:?}: a VendorConnection reads Secrets of its own namespace only")]
-    CrossNamespace { from: String, namespace: String, name: String },
+    #[error(
+        "reference to Secret {name:?} in namespace {namespace:?} is not allowed from namespace {from:?}: a VendorConnection reads Secrets of its own namespace only"
+    )]
+    CrossNamespace {
+        from: String,
+        namespace: String,
+        name: String,
+    },
     #[error("ClusterVendorConnection references Secret {name:?} without a namespace")]
     NamespaceRequired { name: String },
     #[error("reading Secret {namespace}/{name} failed: {source}")]
@@ -31,7 +45,7 @@ pub enum SecretError {
         namespace: String,
         name: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
 }
 
@@ -68,7 +82,12 @@ impl SecretReader {
     }
 
     /// The values of `keys` in one Secret, in the order asked.
-    pub async fn read(&self, namespace: &str, name: &str, keys: &[&str]) -> Result<Vec<SecretString>, SecretError> {
+    pub async fn read(
+        &self,
+        namespace: &str,
+        name: &str,
+        keys: &[&str],
+    ) -> Result<Vec<SecretString>, SecretError> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let secret = match api.get_opt(name).await {
             Ok(Some(secret)) => secret,
@@ -88,7 +107,7 @@ impl SecretReader {
                 return Err(SecretError::Api {
                     namespace: namespace.into(),
                     name: name.into(),
-                    source,
+                    source: Box::new(source),
                 });
             }
         };
@@ -119,7 +138,11 @@ impl SecretReader {
     }
 
     /// Read every key a namespaced resource references, from its own namespace.
-    pub async fn resolve(&self, namespace: &str, refs: &[&SecretKeyRef]) -> Result<ResolvedSecrets, SecretError> {
+    pub async fn resolve(
+        &self,
+        namespace: &str,
+        refs: &[&SecretKeyRef],
+    ) -> Result<ResolvedSecrets, SecretError> {
         let mut by_secret: HashMap<&str, Vec<&str>> = HashMap::new();
         for r in refs {
             let keys = by_secret.entry(r.name.as_str()).or_default();
@@ -191,7 +214,11 @@ pub struct ConnectionSecrets<'a> {
 }
 
 impl ConnectionSecrets<'_> {
-    fn namespace_for<'n>(&'n self, name: &str, namespace: Option<&'n str>) -> Result<&'n str, SecretError> {
+    fn namespace_for<'n>(
+        &'n self,
+        name: &str,
+        namespace: Option<&'n str>,
+    ) -> Result<&'n str, SecretError> {
         match (&self.scope, namespace) {
             (ConnectionScope::Namespaced(own), None) => Ok(own),
             (ConnectionScope::Namespaced(own), Some(ns)) if ns == own => Ok(own),
@@ -201,7 +228,9 @@ impl ConnectionSecrets<'_> {
                 name: name.to_string(),
             }),
             (ConnectionScope::Cluster, Some(ns)) => Ok(ns),
-            (ConnectionScope::Cluster, None) => Err(SecretError::NamespaceRequired { name: name.to_string() }),
+            (ConnectionScope::Cluster, None) => Err(SecretError::NamespaceRequired {
+                name: name.to_string(),
+            }),
         }
     }
 
@@ -217,7 +246,11 @@ impl ConnectionSecrets<'_> {
     }
 
     /// Fixed keys of a whole-Secret reference, in the order asked.
-    pub async fn keys(&self, r: &ConnectionSecretRef, keys: &[&str]) -> Result<Vec<SecretString>, SecretError> {
+    pub async fn keys(
+        &self,
+        r: &ConnectionSecretRef,
+        keys: &[&str],
+    ) -> Result<Vec<SecretString>, SecretError> {
         let ns = self.namespace_for(&r.name, r.namespace.as_deref())?;
         self.reader.read(ns, &r.name, keys).await
     }

@@ -42,14 +42,23 @@ async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {
 
 async fn metrics() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         crate::metrics::encode(),
     )
 }
 
 /// Serve until `shutdown` resolves.
-pub async fn serve(addr: SocketAddr, readiness: Readiness, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    addr: SocketAddr,
+    readiness: Readiness,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
-    axum::serve(listener, router(readiness)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(readiness))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -270,11 +270,32 @@ pub struct ConnectionStatus {
     shortname = "vconn",
     category = "credsync",
     doc = "How to reach one vendor endpoint (SuperOffice, Oracle CRM On Demand, Apex ERP or HelloID), for resources of this namespace.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "Connection", type_ = "string", description = "The vendor this connection reaches", json_path = ".status.vendor"),
-    printcolumn(name = "Last-Synced", type_ = "date", json_path = ".status.lastSyncedTime"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Connection",
+        type_ = "string",
+        description = "The vendor this connection reaches",
+        json_path = ".status.vendor"
+    ),
+    printcolumn(
+        name = "Last-Synced",
+        type_ = "date",
+        json_path = ".status.lastSyncedTime"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct VendorConnectionSpec {
@@ -304,11 +325,32 @@ pub struct AllowedNamespaces {
     shortname = "cvconn",
     category = "credsync",
     doc = "How to reach one vendor endpoint, shared by the namespaces it allows. Its Secret references name their namespace; the operator reads them, never the tenants.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "Connection", type_ = "string", description = "The vendor this connection reaches", json_path = ".status.vendor"),
-    printcolumn(name = "Last-Synced", type_ = "date", json_path = ".status.lastSyncedTime"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Connection",
+        type_ = "string",
+        description = "The vendor this connection reaches",
+        json_path = ".status.vendor"
+    ),
+    printcolumn(
+        name = "Last-Synced",
+        type_ = "date",
+        json_path = ".status.lastSyncedTime"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterVendorConnectionSpec {

@@ -76,11 +76,31 @@ pub struct OracleCrmOnDemandPassword {
     shortname = "crmcred",
     category = "credsync",
     doc = "A user credential in a CRM system (SuperOffice untrusted credentials or an Oracle CRM On Demand password), kept equal to this spec.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "Connection", type_ = "string", json_path = ".spec.connectionRef.name"),
-    printcolumn(name = "Last-Synced", type_ = "date", json_path = ".status.lastSyncedTime"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Connection",
+        type_ = "string",
+        json_path = ".spec.connectionRef.name"
+    ),
+    printcolumn(
+        name = "Last-Synced",
+        type_ = "date",
+        json_path = ".status.lastSyncedTime"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{

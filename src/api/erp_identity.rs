@@ -72,11 +72,31 @@ pub enum ErpDeletionPolicy {
     shortname = "erpid",
     category = "credsync",
     doc = "A security identity in Apex ERP, kept equal to this spec.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "Connection", type_ = "string", json_path = ".spec.connectionRef.name"),
-    printcolumn(name = "Last-Synced", type_ = "date", json_path = ".status.lastSyncedTime"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Connection",
+        type_ = "string",
+        json_path = ".spec.connectionRef.name"
+    ),
+    printcolumn(
+        name = "Last-Synced",
+        type_ = "date",
+        json_path = ".status.lastSyncedTime"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ErpIdentitySpec {

@@ -1,5 +1,9 @@
 //! The custom resource types of credsync.io/v1alpha1, one file per kind.
 
+// `#[kube(printcolumn(..), printcolumn(..))]` repeats keys by design; clippy reads that as a
+// duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod common;
 pub mod connection;
 pub mod crm_user_credential;

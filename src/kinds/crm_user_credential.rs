@@ -1,6 +1,9 @@
 //! CrmUserCredential → SuperOffice untrusted credentials or an Oracle CRM On Demand password.
 
-use crate::api::{ConnectionRef, CrmUserCredential, CrmUserCredentialStatus, DeletionPolicy, SecretKeyRef, SyncStatus};
+use crate::api::{
+    ConnectionRef, CrmUserCredential, CrmUserCredentialStatus, DeletionPolicy, SecretKeyRef,
+    SyncStatus,
+};
 use crate::reconcile::error::ReconcileError;
 use crate::reconcile::managed::{Managed, vendor_mismatch};
 use crate::secrets::ResolvedSecrets;
@@ -44,7 +47,15 @@ impl Managed for CrmUserCredential {
         refs
     }
 
-    fn external(&self, vendor: &VendorClient, _secrets: &ResolvedSecrets) -> Result<Box<dyn ExternalClient>, ReconcileError> {
-        Err(vendor_mismatch("CrmUserCredential", "superOffice or oracleCrmOnDemand", vendor))
+    fn external(
+        &self,
+        vendor: &VendorClient,
+        _secrets: &ResolvedSecrets,
+    ) -> Result<Box<dyn ExternalClient>, ReconcileError> {
+        Err(vendor_mismatch(
+            "CrmUserCredential",
+            "superOffice or oracleCrmOnDemand",
+            vendor,
+        ))
     }
 }

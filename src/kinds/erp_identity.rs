@@ -1,6 +1,8 @@
 //! ErpIdentity → Apex ERP security identity.
 
-use crate::api::{ConnectionRef, DeletionPolicy, ErpIdentity, ErpIdentityStatus, SecretKeyRef, SyncStatus};
+use crate::api::{
+    ConnectionRef, DeletionPolicy, ErpIdentity, ErpIdentityStatus, SecretKeyRef, SyncStatus,
+};
 use crate::reconcile::error::ReconcileError;
 use crate::reconcile::managed::{Managed, vendor_mismatch};
 use crate::secrets::ResolvedSecrets;
@@ -44,7 +46,11 @@ impl Managed for ErpIdentity {
         Vec::new()
     }
 
-    fn external(&self, vendor: &VendorClient, _secrets: &ResolvedSecrets) -> Result<Box<dyn ExternalClient>, ReconcileError> {
+    fn external(
+        &self,
+        vendor: &VendorClient,
+        _secrets: &ResolvedSecrets,
+    ) -> Result<Box<dyn ExternalClient>, ReconcileError> {
         Err(vendor_mismatch("ErpIdentity", "apexErp", vendor))
     }
 }

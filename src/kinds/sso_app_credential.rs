@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use crate::api::{ConnectionRef, DeletionPolicy, SecretKeyRef, SsoAppCredential, SsoAppCredentialStatus, SyncStatus};
+use crate::api::{
+    ConnectionRef, DeletionPolicy, SecretKeyRef, SsoAppCredential, SsoAppCredentialStatus,
+    SyncStatus,
+};
 use crate::reconcile::error::ReconcileError;
 use crate::reconcile::managed::{Managed, secret, vendor_mismatch};
 use crate::secrets::ResolvedSecrets;
@@ -39,7 +42,10 @@ impl Managed for SsoAppCredential {
 
     fn outputs(&self) -> Outputs {
         Outputs {
-            credential_set_guid: self.status.as_ref().and_then(|s| s.credential_set_guid.clone()),
+            credential_set_guid: self
+                .status
+                .as_ref()
+                .and_then(|s| s.credential_set_guid.clone()),
             ..Outputs::default()
         }
     }
@@ -52,7 +58,11 @@ impl Managed for SsoAppCredential {
             .collect()
     }
 
-    fn external(&self, vendor: &VendorClient, secrets: &ResolvedSecrets) -> Result<Box<dyn ExternalClient>, ReconcileError> {
+    fn external(
+        &self,
+        vendor: &VendorClient,
+        secrets: &ResolvedSecrets,
+    ) -> Result<Box<dyn ExternalClient>, ReconcileError> {
         let VendorClient::HelloId(client) = vendor else {
             return Err(vendor_mismatch("SsoAppCredential", "helloId", vendor));
         };
@@ -67,7 +77,10 @@ impl Managed for SsoAppCredential {
                     _ => {
                         return Err(ReconcileError::invalid(
                             "InvalidSpec",
-                            format!("credential {:?} must set exactly one of value and valueFrom", c.function),
+                            format!(
+                                "credential {:?} must set exactly one of value and valueFrom",
+                                c.function
+                            ),
                         ));
                     }
                 };

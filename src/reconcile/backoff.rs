@@ -45,7 +45,10 @@ impl Backoff {
 
     /// Forget `key`'s failures.
     pub fn reset(&self, key: &str) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 
     /// Failures counted for `key`.
@@ -73,7 +76,10 @@ mod tests {
         }
         assert!(b.next_delay("a", None) <= Duration::from_secs(60));
         assert_eq!(b.failures("a"), 12);
-        assert_eq!(b.next_delay("b", Some(Duration::from_secs(30))), Duration::from_secs(30));
+        assert_eq!(
+            b.next_delay("b", Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
         b.reset("a");
         assert_eq!(b.failures("a"), 0);
     }

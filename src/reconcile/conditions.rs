@@ -12,29 +12,47 @@ pub const STALLED: &str = "Stalled";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
     /// The vendor holds the desired state.
-    Ready { reason: &'static str, message: String },
+    Ready {
+        reason: &'static str,
+        message: String,
+    },
     /// Work or a retry is under way.
-    Progressing { reason: &'static str, message: String },
+    Progressing {
+        reason: &'static str,
+        message: String,
+    },
     /// A person is needed.
-    Stalled { reason: &'static str, message: String },
+    Stalled {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 impl Health {
     pub fn reason(&self) -> &'static str {
         match self {
-            Health::Ready { reason, .. } | Health::Progressing { reason, .. } | Health::Stalled { reason, .. } => reason,
+            Health::Ready { reason, .. }
+            | Health::Progressing { reason, .. }
+            | Health::Stalled { reason, .. } => reason,
         }
     }
     pub fn message(&self) -> &str {
         match self {
-            Health::Ready { message, .. } | Health::Progressing { message, .. } | Health::Stalled { message, .. } => message,
+            Health::Ready { message, .. }
+            | Health::Progressing { message, .. }
+            | Health::Stalled { message, .. } => message,
         }
     }
 }
 
 /// Rewrite `conditions` to show `health` for `generation`, keeping transition times of
 /// conditions whose status did not change.
-pub fn apply(conditions: &mut Vec<Condition>, health: &Health, generation: Option<i64>, now: &Time) {
+pub fn apply(
+    conditions: &mut Vec<Condition>,
+    health: &Health,
+    generation: Option<i64>,
+    now: &Time,
+) {
     let (ready, reconciling, stalled) = match health {
         Health::Ready { .. } => (true, false, false),
         Health::Progressing { .. } => (false, true, false),
@@ -63,7 +81,15 @@ pub fn apply(conditions: &mut Vec<Condition>, health: &Health, generation: Optio
     );
 }
 
-fn set(conditions: &mut Vec<Condition>, type_: &str, on: bool, reason: &str, message: &str, generation: Option<i64>, now: &Time) {
+fn set(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    on: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) {
     let status = if on { "True" } else { "False" };
     let existing = conditions.iter_mut().find(|c| c.type_ == type_);
     let last_transition_time = match &existing {
@@ -112,15 +138,28 @@ mod tests {
         apply(&mut c, &ready, Some(1), &t(10));
         apply(&mut c, &ready, Some(2), &t(20));
         let r = find(&c, READY).expect("ready");
-        assert_eq!((r.status.as_str(), &r.last_transition_time, r.observed_generation), ("True", &t(10), Some(2)));
+        assert_eq!(
+            (
+                r.status.as_str(),
+                &r.last_transition_time,
+                r.observed_generation
+            ),
+            ("True", &t(10), Some(2))
+        );
         let stalled = Health::Stalled {
             reason: "SecretNotFound",
             message: "x".into(),
         };
         apply(&mut c, &stalled, Some(2), &t(30));
-        assert_eq!(find(&c, READY).map(|r| &r.last_transition_time), Some(&t(30)));
+        assert_eq!(
+            find(&c, READY).map(|r| &r.last_transition_time),
+            Some(&t(30))
+        );
         assert_eq!(find(&c, STALLED).map(|r| r.status.as_str()), Some("True"));
-        assert_eq!(find(&c, RECONCILING).map(|r| &r.last_transition_time), Some(&t(10)));
+        assert_eq!(
+            find(&c, RECONCILING).map(|r| &r.last_transition_time),
+            Some(&t(10))
+        );
         assert_eq!(c.len(), 3);
     }
 }

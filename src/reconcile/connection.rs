@@ -12,7 +12,8 @@ use kube::{Api, Client, ResourceExt};
 
 use super::error::ReconcileError;
 use crate::api::{
-    ClusterVendorConnection, ConnectionKind, ConnectionRef, Vendor, VendorConnection, VendorEndpoint,
+    ClusterVendorConnection, ConnectionKind, ConnectionRef, Vendor, VendorConnection,
+    VendorEndpoint,
 };
 use crate::secrets::{ConnectionScope, ConnectionSecrets, SecretReader};
 use crate::vendors::http::TransportPolicy;
@@ -65,7 +66,12 @@ pub struct ConnectionStores {
 
 impl ConnectionStores {
     /// The connection `r` names, if `namespace` may use it.
-    pub async fn resolve(&self, client: &Client, namespace: &str, r: &ConnectionRef) -> Result<ResolvedConnection, ReconcileError> {
+    pub async fn resolve(
+        &self,
+        client: &Client,
+        namespace: &str,
+        r: &ConnectionRef,
+    ) -> Result<ResolvedConnection, ReconcileError> {
         match r.kind {
             ConnectionKind::VendorConnection => {
                 let conn = self
@@ -123,7 +129,11 @@ impl ConnectionStores {
         let mut keys = Vec::new();
         for conn in self.namespaced.state() {
             let own = conn.namespace().unwrap_or_default();
-            if own == namespace && secret_names(&conn.spec.endpoint, Some(&own)).iter().any(|(ns, n)| ns == namespace && n == name) {
+            if own == namespace
+                && secret_names(&conn.spec.endpoint, Some(&own))
+                    .iter()
+                    .any(|(ns, n)| ns == namespace && n == name)
+            {
                 keys.push(ConnectionKey {
                     kind: ConnectionKind::VendorConnection,
                     namespace: Some(own),
@@ -132,7 +142,10 @@ impl ConnectionStores {
             }
         }
         for conn in self.cluster.state() {
-            if secret_names(&conn.spec.endpoint, None).iter().any(|(ns, n)| ns == namespace && n == name) {
+            if secret_names(&conn.spec.endpoint, None)
+                .iter()
+                .any(|(ns, n)| ns == namespace && n == name)
+            {
                 keys.push(ConnectionKey {
                     kind: ConnectionKind::ClusterVendorConnection,
                     namespace: None,
@@ -149,9 +162,13 @@ impl ConnectionStores {
 pub fn secret_names(endpoint: &VendorEndpoint, own: Option<&str>) -> Vec<(String, String)> {
     let mut refs: Vec<(&str, Option<&str>)> = Vec::new();
     if let Some(so) = &endpoint.super_office {
-        for r in [&so.application_token_secret_ref, &so.auth.ticket_secret_ref, &so.auth.bearer_secret_ref]
-            .into_iter()
-            .flatten()
+        for r in [
+            &so.application_token_secret_ref,
+            &so.auth.ticket_secret_ref,
+            &so.auth.bearer_secret_ref,
+        ]
+        .into_iter()
+        .flatten()
         {
             refs.push((&r.name, r.namespace.as_deref()));
         }
@@ -160,7 +177,10 @@ pub fn secret_names(endpoint: &VendorEndpoint, own: Option<&str>) -> Vec<(String
         }
     }
     if let Some(o) = &endpoint.oracle_crm_on_demand {
-        refs.push((&o.credentials_secret_ref.name, o.credentials_secret_ref.namespace.as_deref()));
+        refs.push((
+            &o.credentials_secret_ref.name,
+            o.credentials_secret_ref.namespace.as_deref(),
+        ));
     }
     if let Some(a) = &endpoint.apex_erp {
         if let Some(r) = &a.auth.basic_secret_ref {
@@ -171,7 +191,10 @@ pub fn secret_names(endpoint: &VendorEndpoint, own: Option<&str>) -> Vec<(String
         }
     }
     if let Some(h) = &endpoint.hello_id {
-        refs.push((&h.api_key_secret_ref.name, h.api_key_secret_ref.namespace.as_deref()));
+        refs.push((
+            &h.api_key_secret_ref.name,
+            h.api_key_secret_ref.namespace.as_deref(),
+        ));
     }
     if let Some(r) = endpoint.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
         refs.push((&r.name, r.namespace.as_deref()));
@@ -181,7 +204,11 @@ pub fn secret_names(endpoint: &VendorEndpoint, own: Option<&str>) -> Vec<(String
         .collect()
 }
 
-async fn namespace_allowed(client: &Client, conn: &ClusterVendorConnection, namespace: &str) -> Result<bool, ReconcileError> {
+async fn namespace_allowed(
+    client: &Client,
+    conn: &ClusterVendorConnection,
+    namespace: &str,
+) -> Result<bool, ReconcileError> {
     let allowed = &conn.spec.allowed_namespaces;
     if allowed.namespaces.iter().any(|n| n == namespace) {
         return Ok(true);
@@ -192,10 +219,15 @@ async fn namespace_allowed(client: &Client, conn: &ClusterVendorConnection, name
     let selector = Selector::try_from(selector.clone()).map_err(|e| {
         ReconcileError::connection(
             "InvalidConnection",
-            format!("ClusterVendorConnection {} has an invalid namespaceSelector: {e}", conn.name_any()),
+            format!(
+                "ClusterVendorConnection {} has an invalid namespaceSelector: {e}",
+                conn.name_any()
+            ),
         )
     })?;
-    let ns = Api::<Namespace>::all(client.clone()).get_metadata(namespace).await?;
+    let ns = Api::<Namespace>::all(client.clone())
+        .get_metadata(namespace)
+        .await?;
     Ok(selector.matches(ns.metadata.labels.as_ref().unwrap_or(&Default::default())))
 }
 
@@ -208,7 +240,12 @@ pub struct ClientCache {
 impl ClientCache {
     /// The connection's client, building it (and reading its Secrets) when there is none for
     /// the connection's current generation.
-    pub async fn get(&self, conn: &ResolvedConnection, reader: &SecretReader, policy: &TransportPolicy) -> Result<VendorClient, ReconcileError> {
+    pub async fn get(
+        &self,
+        conn: &ResolvedConnection,
+        reader: &SecretReader,
+        policy: &TransportPolicy,
+    ) -> Result<VendorClient, ReconcileError> {
         if let Some((generation, client)) = self.lock().get(&conn.key)
             && *generation == conn.generation
         {
@@ -237,9 +274,10 @@ impl ClientCache {
         self.lock().remove(key);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionKey, (Option<i64>, VendorClient)>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<ConnectionKey, (Option<i64>, VendorClient)>> {
         // A panic while holding this lock cannot leave the map inconsistent.
         self.clients.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
-

@@ -13,16 +13,28 @@ pub enum ReconcileError {
     Secret(#[from] SecretError),
     /// The connection is missing, not allowed, or of another vendor.
     #[error("{message}")]
-    Connection { reason: &'static str, message: String },
+    Connection {
+        reason: &'static str,
+        message: String,
+    },
     /// The spec cannot be served as it stands.
     #[error("{message}")]
-    InvalidSpec { reason: &'static str, message: String },
+    InvalidSpec {
+        reason: &'static str,
+        message: String,
+    },
     /// The vendor said no, or could not be reached.
     #[error(transparent)]
     Vendor(#[from] VendorError),
     /// The Kubernetes API failed us.
     #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    Kube(Box<kube::Error>),
+}
+
+impl From<kube::Error> for ReconcileError {
+    fn from(err: kube::Error) -> Self {
+        ReconcileError::Kube(Box::new(err))
+    }
 }
 
 impl From<ConnectError> for ReconcileError {
@@ -60,7 +72,8 @@ impl ReconcileError {
     pub fn reason(&self) -> &'static str {
         match self {
             ReconcileError::Secret(e) => e.reason(),
-            ReconcileError::Connection { reason, .. } | ReconcileError::InvalidSpec { reason, .. } => reason,
+            ReconcileError::Connection { reason, .. }
+            | ReconcileError::InvalidSpec { reason, .. } => reason,
             ReconcileError::Vendor(e) => e.reason(),
             ReconcileError::Kube(_) => "KubernetesApiError",
         }

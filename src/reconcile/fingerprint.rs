@@ -27,7 +27,9 @@ impl std::fmt::Debug for FingerprintKey {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FingerprintKeyError {
-    #[error("fingerprint key Secret {0} has no valid {KEY_FIELD} (expected {KEY_BYTES} bytes or more)")]
+    #[error(
+        "fingerprint key Secret {0} has no valid {KEY_FIELD} (expected {KEY_BYTES} bytes or more)"
+    )]
     Invalid(String),
     #[error("fingerprint key Secret {name}: {source}")]
     Api {
@@ -51,7 +53,11 @@ impl FingerprintKey {
 
     /// Read the key from `namespace/name`, creating the Secret with a random key if it is absent.
     /// Replicas racing to create it all end up with the one that won.
-    pub async fn load_or_create(client: Client, namespace: &str, name: &str) -> Result<Self, FingerprintKeyError> {
+    pub async fn load_or_create(
+        client: Client,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Self, FingerprintKeyError> {
         let api: Api<Secret> = Api::namespaced(client, namespace);
         let api_err = |source| FingerprintKeyError::Api {
             name: format!("{namespace}/{name}"),
@@ -72,12 +78,17 @@ impl FingerprintKey {
                         ..ObjectMeta::default()
                     },
                     immutable: Some(true),
-                    data: Some(BTreeMap::from([(KEY_FIELD.to_string(), ByteString(key.0.expose_secret().clone()))])),
+                    data: Some(BTreeMap::from([(
+                        KEY_FIELD.to_string(),
+                        ByteString(key.0.expose_secret().clone()),
+                    )])),
                     ..Secret::default()
                 };
                 match api.create(&PostParams::default(), &secret).await {
                     Ok(created) => created,
-                    Err(kube::Error::Api(status)) if status.code == 409 => api.get(name).await.map_err(api_err)?,
+                    Err(kube::Error::Api(status)) if status.code == 409 => {
+                        api.get(name).await.map_err(api_err)?
+                    }
                     Err(e) => return Err(api_err(e)),
                 }
             }

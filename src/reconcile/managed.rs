@@ -15,7 +15,14 @@ use crate::vendors::{ExternalClient, Outputs, VendorClient};
 
 /// A credsync kind managed by the generic reconciler.
 pub trait Managed:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Serialize + DeserializeOwned + Debug + Send + Sync + 'static
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Serialize
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
 {
     /// The kind's status type: [`SyncStatus`] plus its vendor outputs.
     type Status: Serialize + Clone + PartialEq + Debug + Send + Sync;
@@ -36,15 +43,25 @@ pub trait Managed:
     fn secret_refs(&self) -> Vec<&SecretKeyRef>;
     /// Bind the desired state to the connection's vendor client. Fails when the spec does not
     /// fit the vendor (wrong vendor block, value over the vendor's limits).
-    fn external(&self, vendor: &VendorClient, secrets: &ResolvedSecrets) -> Result<Box<dyn ExternalClient>, ReconcileError>;
+    fn external(
+        &self,
+        vendor: &VendorClient,
+        secrets: &ResolvedSecrets,
+    ) -> Result<Box<dyn ExternalClient>, ReconcileError>;
 }
 
 /// The value behind a reference the reconciler resolved; only fails if a kind forgot to list a
 /// reference in [`Managed::secret_refs`].
-pub fn secret<'a>(secrets: &'a ResolvedSecrets, r: &SecretKeyRef) -> Result<&'a secrecy::SecretString, ReconcileError> {
-    secrets
-        .get(r)
-        .ok_or_else(|| ReconcileError::invalid("SecretNotResolved", format!("Secret {} key {} was not resolved", r.name, r.key)))
+pub fn secret<'a>(
+    secrets: &'a ResolvedSecrets,
+    r: &SecretKeyRef,
+) -> Result<&'a secrecy::SecretString, ReconcileError> {
+    secrets.get(r).ok_or_else(|| {
+        ReconcileError::invalid(
+            "SecretNotResolved",
+            format!("Secret {} key {} was not resolved", r.name, r.key),
+        )
+    })
 }
 
 /// The error for a spec whose vendor block does not match its connection's vendor.

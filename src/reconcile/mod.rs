@@ -64,7 +64,11 @@ pub struct Context {
 
 impl Context {
     fn remembered(&self, uid: &str) -> Option<(String, Option<String>)> {
-        self.applied.lock().unwrap_or_else(|p| p.into_inner()).get(uid).cloned()
+        self.applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uid)
+            .cloned()
     }
 
     fn remember(&self, uid: String, fingerprint: String, handled: Option<String>) {
@@ -75,12 +79,18 @@ impl Context {
     }
 
     fn forget(&self, uid: &str) {
-        self.applied.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
+        self.applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
     }
 }
 
 /// Reconcile one managed resource.
-pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+pub async fn reconcile<K: Managed>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     let kind = K::kind(&());
     let _in_flight = metrics::reconcile_started(&kind);
@@ -104,7 +114,9 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
 /// vendor's Retry-After), anything else waits for a change.
 pub fn error_policy<K: Managed>(obj: Arc<K>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
     if err.is_transient() {
-        let delay = ctx.backoff.next_delay(&backoff_key(&*obj), err.retry_after());
+        let delay = ctx
+            .backoff
+            .next_delay(&backoff_key(&*obj), err.retry_after());
         tracing::info!(kind = %K::kind(&()), name = %obj.name_any(), namespace = obj.namespace().unwrap_or_default(), reason = err.reason(), retry_in = ?delay, "transient failure, retrying");
         Action::requeue(delay)
     } else {
@@ -113,7 +125,12 @@ pub fn error_policy<K: Managed>(obj: Arc<K>, err: &ReconcileError, ctx: Arc<Cont
 }
 
 fn backoff_key<K: Managed>(obj: &K) -> String {
-    format!("{}/{}/{}", K::kind(&()), obj.namespace().unwrap_or_default(), obj.name_any())
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
 }
 
 /// The outcome of the vendor part of a sync.
@@ -132,23 +149,32 @@ struct Synced {
 
 async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileError> {
     let namespace = obj.namespace().unwrap_or_default();
-    let old_sync = obj.status().map(K::sync_status).cloned().unwrap_or_default();
+    let old_sync = obj
+        .status()
+        .map(K::sync_status)
+        .cloned()
+        .unwrap_or_default();
 
     if annotation(obj, PAUSED_ANNOTATION) == Some("true") {
         let mut sync = old_sync.clone();
         let now = conditions::now();
-        let ready = conditions::find(&sync.conditions, conditions::READY).is_some_and(|c| c.status == "True");
+        let ready = conditions::find(&sync.conditions, conditions::READY)
+            .is_some_and(|c| c.status == "True");
         conditions::apply(
             &mut sync.conditions,
             &if ready {
                 Health::Ready {
                     reason: "Paused",
-                    message: format!("{PAUSED_ANNOTATION} is \"true\": no vendor calls until it is removed"),
+                    message: format!(
+                        "{PAUSED_ANNOTATION} is \"true\": no vendor calls until it is removed"
+                    ),
                 }
             } else {
                 Health::Stalled {
                     reason: "Paused",
-                    message: format!("{PAUSED_ANNOTATION} is \"true\": no vendor calls until it is removed"),
+                    message: format!(
+                        "{PAUSED_ANNOTATION} is \"true\": no vendor calls until it is removed"
+                    ),
                 }
             },
             obj.meta().generation,
@@ -168,7 +194,8 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
         Ok(done) if done.pending => return Ok(done.requeue),
         Ok(done) => {
             sync.applied_fingerprint = Some(done.fingerprint);
-            sync.last_handled_reconcile_at = annotation(obj, RECONCILE_REQUESTED_ANNOTATION).map(str::to_string);
+            sync.last_handled_reconcile_at =
+                annotation(obj, RECONCILE_REQUESTED_ANNOTATION).map(str::to_string);
             if done.confirmed {
                 sync.last_synced_time = Some(now.clone());
             }
@@ -203,9 +230,18 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
             (health, Action::await_change(), Some(err))
         }
     };
-    let reason_changed = conditions::find(&old_sync.conditions, conditions::READY).map(|c| c.reason.as_str()) != Some(health.reason());
+    let reason_changed = conditions::find(&old_sync.conditions, conditions::READY)
+        .map(|c| c.reason.as_str())
+        != Some(health.reason());
     if error.is_some() && reason_changed {
-        publish(ctx, obj, EventType::Warning, health.reason(), health.message().to_string()).await;
+        publish(
+            ctx,
+            obj,
+            EventType::Warning,
+            health.reason(),
+            health.message().to_string(),
+        )
+        .await;
     }
     conditions::apply(&mut sync.conditions, &health, obj.meta().generation, &now);
     write_status(obj, ctx, K::make_status(sync, outputs)).await?;
@@ -251,14 +287,18 @@ async fn sync_vendor<K: Managed>(
         });
     }
 
-    let fingerprint = ctx
-        .fingerprint_key
-        .fingerprint(&conn.fingerprint_material(), &external.fingerprint_material());
+    let fingerprint = ctx.fingerprint_key.fingerprint(
+        &conn.fingerprint_material(),
+        &external.fingerprint_material(),
+    );
     let requested = annotation(obj, RECONCILE_REQUESTED_ANNOTATION);
     let uid = obj.uid().unwrap_or_default();
-    let (last_fingerprint, last_handled) = ctx
-        .remembered(&uid)
-        .unwrap_or_else(|| (old.applied_fingerprint.clone().unwrap_or_default(), old.last_handled_reconcile_at.clone()));
+    let (last_fingerprint, last_handled) = ctx.remembered(&uid).unwrap_or_else(|| {
+        (
+            old.applied_fingerprint.clone().unwrap_or_default(),
+            old.last_handled_reconcile_at.clone(),
+        )
+    });
     let changed = last_fingerprint != fingerprint || requested != last_handled.as_deref();
     let mut done = Synced {
         fingerprint,
@@ -274,12 +314,16 @@ async fn sync_vendor<K: Managed>(
     } else {
         Action::await_change()
     };
-    let vendor_failed = |e: VendorError| ReconcileError::Vendor(e.map_message(|m| scrub(&m, &secrets)));
+    let vendor_failed =
+        |e: VendorError| ReconcileError::Vendor(e.map_message(|m| scrub(&m, &secrets)));
     if changed {
         done.outputs = external.apply().await.map_err(vendor_failed)?;
         ctx.remember(uid, done.fingerprint.clone(), requested.map(str::to_string));
         done.confirmed = true;
-        done.event = Some(("Synced", format!("applied the desired state through {}", done.connection)));
+        done.event = Some((
+            "Synced",
+            format!("applied the desired state through {}", done.connection),
+        ));
         done.requeue = drift_check;
         return Ok(done);
     }
@@ -300,7 +344,10 @@ async fn sync_vendor<K: Managed>(
             done.confirmed = true;
             done.event = Some((
                 "DriftCorrected",
-                format!("the vendor's record differed from the spec; restored it through {}", done.connection),
+                format!(
+                    "the vendor's record differed from the spec; restored it through {}",
+                    done.connection
+                ),
             ));
         }
         Observation::Unknown => return Ok(done),
@@ -323,7 +370,10 @@ async fn bind<K: Managed>(
     ctx: &Context,
     namespace: &str,
 ) -> Result<(ResolvedConnection, ResolvedSecrets, Box<dyn ExternalClient>), ReconcileError> {
-    let conn = ctx.connections.resolve(&ctx.client, namespace, obj.connection_ref()).await?;
+    let conn = ctx
+        .connections
+        .resolve(&ctx.client, namespace, obj.connection_ref())
+        .await?;
     let vendor = ctx.clients.get(&conn, &ctx.secrets, &ctx.transport).await?;
     let secrets = ctx.secrets.resolve(namespace, &obj.secret_refs()).await?;
     let external = obj.external(&vendor, &secrets)?;
@@ -341,7 +391,10 @@ async fn finalize<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, Reconcil
             return deletion_blocked(
                 obj,
                 ctx,
-                ReconcileError::invalid("Paused", format!("deletion waits: {PAUSED_ANNOTATION} is \"true\"")),
+                ReconcileError::invalid(
+                    "Paused",
+                    format!("deletion waits: {PAUSED_ANNOTATION} is \"true\""),
+                ),
             )
             .await;
         }
@@ -354,14 +407,25 @@ async fn finalize<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, Reconcil
             let e = e.map_message(|m| scrub(&m, &secrets));
             return deletion_blocked(obj, ctx, ReconcileError::Vendor(e)).await;
         }
-        publish(ctx, obj, EventType::Normal, "Deleted", "removed the record from the vendor".into()).await;
+        publish(
+            ctx,
+            obj,
+            EventType::Normal,
+            "Deleted",
+            "removed the record from the vendor".into(),
+        )
+        .await;
     }
     ensure_finalizer(obj, ctx, false).await?;
     ctx.forget(&obj.uid().unwrap_or_default());
     Ok(Action::await_change())
 }
 
-async fn deletion_blocked<K: Managed>(obj: &K, ctx: &Context, err: ReconcileError) -> Result<Action, ReconcileError> {
+async fn deletion_blocked<K: Managed>(
+    obj: &K,
+    ctx: &Context,
+    err: ReconcileError,
+) -> Result<Action, ReconcileError> {
     let message = format!(
         "cannot delete the vendor record yet: {}. To let the resource go without deleting it, set spec.deletionPolicy: Orphan",
         err
@@ -377,30 +441,69 @@ async fn deletion_blocked<K: Managed>(obj: &K, ctx: &Context, err: ReconcileErro
             message,
         }
     };
-    let mut sync = obj.status().map(K::sync_status).cloned().unwrap_or_default();
-    if conditions::find(&sync.conditions, conditions::READY).map(|c| c.message.as_str()) != Some(health.message()) {
-        publish(ctx, obj, EventType::Warning, health.reason(), health.message().to_string()).await;
+    let mut sync = obj
+        .status()
+        .map(K::sync_status)
+        .cloned()
+        .unwrap_or_default();
+    if conditions::find(&sync.conditions, conditions::READY).map(|c| c.message.as_str())
+        != Some(health.message())
+    {
+        publish(
+            ctx,
+            obj,
+            EventType::Warning,
+            health.reason(),
+            health.message().to_string(),
+        )
+        .await;
     }
-    conditions::apply(&mut sync.conditions, &health, obj.meta().generation, &conditions::now());
+    conditions::apply(
+        &mut sync.conditions,
+        &health,
+        obj.meta().generation,
+        &conditions::now(),
+    );
     write_status(obj, ctx, K::make_status(sync, obj.outputs())).await?;
-    if err.is_transient() { Err(err) } else { Ok(Action::await_change()) }
+    if err.is_transient() {
+        Err(err)
+    } else {
+        Ok(Action::await_change())
+    }
 }
 
 /// Add or remove our finalizer. A merge patch carrying the resourceVersion fails rather than
 /// overwrite a finalizer someone else added meanwhile.
 /// Returns whether it changed anything.
-async fn ensure_finalizer<K: Managed>(obj: &K, ctx: &Context, wanted: bool) -> Result<bool, ReconcileError> {
+async fn ensure_finalizer<K: Managed>(
+    obj: &K,
+    ctx: &Context,
+    wanted: bool,
+) -> Result<bool, ReconcileError> {
     let has = obj.finalizers().iter().any(|f| f == FINALIZER);
     if has == wanted {
         return Ok(false);
     }
-    let mut finalizers: Vec<String> = obj.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    let mut finalizers: Vec<String> = obj
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
     if wanted {
         finalizers.push(FINALIZER.to_string());
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": obj.resource_version()}});
-    match api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": obj.resource_version()}});
+    match api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
         Ok(_) => Ok(true),
         // Gone already: nothing left to hold.
         Err(kube::Error::Api(s)) if s.code == 404 && !wanted => Ok(true),
@@ -409,14 +512,22 @@ async fn ensure_finalizer<K: Managed>(obj: &K, ctx: &Context, wanted: bool) -> R
 }
 
 /// Write the status only when it differs from what the object has.
-async fn write_status<K: Managed>(obj: &K, ctx: &Context, status: K::Status) -> Result<(), ReconcileError> {
+async fn write_status<K: Managed>(
+    obj: &K,
+    ctx: &Context,
+    status: K::Status,
+) -> Result<(), ReconcileError> {
     if obj.status() == Some(&status) {
         return Ok(());
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let patch = json!({ "status": status });
     match api
-        .patch_status(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
     {
         Ok(_) => {
@@ -442,7 +553,11 @@ async fn publish<K: Managed>(ctx: &Context, obj: &K, type_: EventType, reason: &
 }
 
 fn annotation<'a, K: Resource>(obj: &'a K, key: &str) -> Option<&'a str> {
-    obj.meta().annotations.as_ref()?.get(key).map(String::as_str)
+    obj.meta()
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
 }
 
 /// Remove any secret value from text that came from outside (vendor errors can echo requests).

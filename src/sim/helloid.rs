@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use serde_json::{Value, json};
 
-use super::check_basic;
+use super::{basic_auth_ok, unauthorized};
 
 /// One stored credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +57,9 @@ impl HelloIdSim {
 
     /// The stored set, if any.
     pub fn get(&self, user: &str, app: &str, set: &str) -> Option<StoredSet> {
-        self.lock().get(&(user.to_lowercase(), app.to_lowercase(), set.to_string())).cloned()
+        self.lock()
+            .get(&(user.to_lowercase(), app.to_lowercase(), set.to_string()))
+            .cloned()
     }
 
     pub fn len(&self) -> usize {
@@ -74,24 +76,40 @@ impl HelloIdSim {
 }
 
 fn bad_request(message: &str) -> Response {
-    (StatusCode::BAD_REQUEST, axum::Json(json!({ "message": message }))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({ "message": message })),
+    )
+        .into_response()
 }
 
 fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
-    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12]) && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-async fn save(State(sim): State<HelloIdSim>, Path(user): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    if let Err(denied) = check_basic(&headers, &sim.api_key, &sim.api_secret) {
-        return denied;
+async fn save(
+    State(sim): State<HelloIdSim>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !basic_auth_ok(&headers, &sim.api_key, &sim.api_secret) {
+        return unauthorized();
     }
     let json_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if !json_type {
-        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json").into_response();
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        )
+            .into_response();
     }
     if !is_guid(&user) {
         return bad_request("invalid user GUID");
@@ -99,13 +117,25 @@ async fn save(State(sim): State<HelloIdSim>, Path(user): Path<String>, headers: 
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return bad_request("request body is not valid JSON");
     };
-    let Some(app) = body.get("ApplicationGUID").and_then(Value::as_str).filter(|g| is_guid(g)) else {
+    let Some(app) = body
+        .get("ApplicationGUID")
+        .and_then(Value::as_str)
+        .filter(|g| is_guid(g))
+    else {
         return bad_request("ApplicationGUID is required and must be a GUID");
     };
-    let Some(set_name) = body.get("CredSetName").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
+    let Some(set_name) = body
+        .get("CredSetName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    else {
         return bad_request("CredSetName is required");
     };
-    let Some(items) = body.get("Credentials").and_then(Value::as_array).filter(|c| !c.is_empty()) else {
+    let Some(items) = body
+        .get("Credentials")
+        .and_then(Value::as_array)
+        .filter(|c| !c.is_empty())
+    else {
         return bad_request("Credentials is required");
     };
     let mut credentials = Vec::new();
@@ -125,10 +155,17 @@ async fn save(State(sim): State<HelloIdSim>, Path(user): Path<String>, headers: 
             value: value.into(),
         });
     }
-    let key = (user.to_lowercase(), app.to_lowercase(), set_name.to_string());
+    let key = (
+        user.to_lowercase(),
+        app.to_lowercase(),
+        set_name.to_string(),
+    );
     let stored = {
         let mut sets = sim.lock();
-        let guid = sets.get(&key).map(|s| s.guid.clone()).unwrap_or_else(uuid_like);
+        let guid = sets
+            .get(&key)
+            .map(|s| s.guid.clone())
+            .unwrap_or_else(uuid_like);
         let set = StoredSet { guid, credentials };
         sets.insert(key, set.clone());
         set
@@ -164,15 +201,23 @@ async fn save(State(sim): State<HelloIdSim>, Path(user): Path<String>, headers: 
     .into_response()
 }
 
-async fn remove(State(sim): State<HelloIdSim>, Path((user, app)): Path<(String, String)>, headers: HeaderMap) -> Response {
-    if let Err(denied) = check_basic(&headers, &sim.api_key, &sim.api_secret) {
-        return denied;
+async fn remove(
+    State(sim): State<HelloIdSim>,
+    Path((user, app)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !basic_auth_ok(&headers, &sim.api_key, &sim.api_secret) {
+        return unauthorized();
     }
     let mut sets = sim.lock();
     let before = sets.len();
     sets.retain(|(u, a, _), _| !(*u == user.to_lowercase() && *a == app.to_lowercase()));
     if sets.len() == before {
-        return (StatusCode::NOT_FOUND, axum::Json(json!({"message": "credential set not found"}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"message": "credential set not found"})),
+        )
+            .into_response();
     }
     StatusCode::OK.into_response()
 }
@@ -183,5 +228,12 @@ pub fn uuid_like() -> String {
     let mut rng = rand::rng();
     let b: [u8; 16] = rng.random();
     let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }

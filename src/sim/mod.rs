@@ -121,7 +121,7 @@ impl Journal {
     pub fn matching(&self, method: &Method, prefix: &str) -> Vec<Recorded> {
         self.all()
             .into_iter()
-            .filter(|r| &r.method == method && r.path.starts_with(prefix))
+            .filter(|r| r.method == *method && r.path.starts_with(prefix))
             .collect()
     }
     pub fn len(&self) -> usize {
@@ -145,7 +145,11 @@ struct Layers {
 }
 
 /// Record the request, then inject a fault or pass it on to the vendor's handlers.
-async fn faults_and_journal(State(layers): State<Layers>, request: Request, next: Next) -> Response {
+async fn faults_and_journal(
+    State(layers): State<Layers>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
@@ -162,16 +166,30 @@ async fn faults_and_journal(State(layers): State<Layers>, request: Request, next
         tokio::time::sleep(latency).await;
     }
     match fault {
-        None => next.run(Request::from_parts(parts, Body::from(bytes))).await,
-        Some(Fault::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, "service unavailable").into_response(),
-        Some(Fault::ServerError) => (StatusCode::INTERNAL_SERVER_ERROR, "<html><body>Internal Server Error</body></html>").into_response(),
+        None => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Some(Fault::Unavailable) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "service unavailable").into_response()
+        }
+        Some(Fault::ServerError) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "<html><body>Internal Server Error</body></html>",
+        )
+            .into_response(),
         Some(Fault::RateLimited { retry_after_secs }) => (
             StatusCode::TOO_MANY_REQUESTS,
             [("Retry-After", retry_after_secs.to_string())],
             "rate limited",
         )
             .into_response(),
-        Some(Fault::Malformed) => (StatusCode::OK, [("Content-Type", "text/xml")], "<<not xml or json {").into_response(),
+        Some(Fault::Malformed) => (
+            StatusCode::OK,
+            [("Content-Type", "text/xml")],
+            "<<not xml or json {",
+        )
+            .into_response(),
         Some(Fault::Oversized) => (StatusCode::OK, vec![b'x'; 4 * 1024 * 1024]).into_response(),
         Some(Fault::Drop) => {
             let broken = futures::stream::iter(vec![
@@ -186,7 +204,8 @@ async fn faults_and_journal(State(layers): State<Layers>, request: Request, next
         }
         Some(Fault::Delay(d)) => {
             tokio::time::sleep(d).await;
-            next.run(Request::from_parts(parts, Body::from(bytes))).await
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
         }
     }
 }
@@ -234,14 +253,19 @@ impl Drop for SimServer {
     }
 }
 
-/// Check HTTP Basic credentials; `Err` is the 401 to return.
-pub fn check_basic(headers: &HeaderMap, user: &str, password: &str) -> Result<(), Response> {
+/// Whether the request carries these HTTP Basic credentials.
+pub fn basic_auth_ok(headers: &HeaderMap, user: &str, password: &str) -> bool {
     use base64::Engine;
     let expected = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
-        Some(v) if v == format!("Basic {expected}") => Ok(()),
-        _ => Err((StatusCode::UNAUTHORIZED, "unauthorized").into_response()),
-    }
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Basic {expected}"))
+}
+
+/// The 401 a simulator answers with for missing or wrong credentials.
+pub fn unauthorized() -> Response {
+    (StatusCode::UNAUTHORIZED, "unauthorized").into_response()
 }
 
 /// Credentials the demo simulators accept; examples/ uses the same.
@@ -273,5 +297,8 @@ impl Default for DemoPorts {
 /// Start every simulator with the demo credentials; returns (name, server) pairs.
 pub async fn start_demo(ports: DemoPorts) -> std::io::Result<Vec<(&'static str, SimServer)>> {
     let helloid = helloid::HelloIdSim::new(demo::HELLOID_KEY, demo::HELLOID_SECRET);
-    Ok(vec![("helloid", SimServer::start(helloid.router(), ports.helloid).await?)])
+    Ok(vec![(
+        "helloid",
+        SimServer::start(helloid.router(), ports.helloid).await?,
+    )])
 }

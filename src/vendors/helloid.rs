@@ -9,7 +9,10 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use super::http::{HttpResponse, VendorHttp, classify_status};
-use super::{ConnectError, ExternalClient, Observation, Outputs, VendorError, expose_secret, fingerprint_json};
+use super::{
+    ConnectError, ExternalClient, Observation, Outputs, VendorError, expose_secret,
+    fingerprint_json,
+};
 use crate::api::HelloIdEndpoint;
 use crate::secrets::ConnectionSecrets;
 
@@ -22,16 +25,31 @@ pub struct HelloIdClient {
 
 impl std::fmt::Debug for HelloIdClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HelloIdClient").field("http", &self.http).finish_non_exhaustive()
+        f.debug_struct("HelloIdClient")
+            .field("http", &self.http)
+            .finish_non_exhaustive()
     }
 }
 
 impl HelloIdClient {
-    pub async fn connect(endpoint: &HelloIdEndpoint, http: Arc<VendorHttp>, secrets: &ConnectionSecrets<'_>) -> Result<Self, ConnectError> {
-        let mut keys = secrets.keys(&endpoint.api_key_secret_ref, &["key", "secret"]).await?.into_iter();
+    pub async fn connect(
+        endpoint: &HelloIdEndpoint,
+        http: Arc<VendorHttp>,
+        secrets: &ConnectionSecrets<'_>,
+    ) -> Result<Self, ConnectError> {
+        let mut keys = secrets
+            .keys(&endpoint.api_key_secret_ref, &["key", "secret"])
+            .await?
+            .into_iter();
         match (keys.next(), keys.next()) {
-            (Some(api_key), Some(api_secret)) => Ok(HelloIdClient { http, api_key, api_secret }),
-            _ => Err(ConnectError::Invalid("HelloID apiKeySecretRef needs keys key and secret".into())),
+            (Some(api_key), Some(api_secret)) => Ok(HelloIdClient {
+                http,
+                api_key,
+                api_secret,
+            }),
+            _ => Err(ConnectError::Invalid(
+                "HelloID apiKeySecretRef needs keys key and secret".into(),
+            )),
         }
     }
 
@@ -87,21 +105,39 @@ impl ExternalClient for CredentialSet {
     async fn apply(&self) -> Result<Outputs, VendorError> {
         let http = &self.client.http;
         let url = http.url(&["api", "v1", "enduser", &self.user_guid, "credential"]);
-        let request = self.client.authorized(http.client().post(url)).json(&self.request);
+        let request = self
+            .client
+            .authorized(http.client().post(url))
+            .json(&self.request);
         let response = http.send("SetCredentials", request).await?;
         if !response.status.is_success() {
             return Err(error(&response));
         }
         Ok(Outputs {
-            credential_set_guid: credential_set_guid(&response, &self.request.application_guid, &self.request.cred_set_name),
+            credential_set_guid: credential_set_guid(
+                &response,
+                &self.request.application_guid,
+                &self.request.cred_set_name,
+            ),
             ..Outputs::default()
         })
     }
 
     async fn delete(&self) -> Result<(), VendorError> {
         let http = &self.client.http;
-        let url = http.url(&["api", "v1", "credentialset", &self.user_guid, &self.request.application_guid]);
-        let response = http.send("DeleteCredentialSet", self.client.authorized(http.client().delete(url))).await?;
+        let url = http.url(&[
+            "api",
+            "v1",
+            "credentialset",
+            &self.user_guid,
+            &self.request.application_guid,
+        ]);
+        let response = http
+            .send(
+                "DeleteCredentialSet",
+                self.client.authorized(http.client().delete(url)),
+            )
+            .await?;
         match response.status.as_u16() {
             200..=299 | 404 => Ok(()),
             _ => Err(error(&response)),
@@ -112,16 +148,22 @@ impl ExternalClient for CredentialSet {
 /// The error text HelloID gives, from the known message fields only: bodies can echo the
 /// request, so they are never copied whole.
 fn error(response: &HttpResponse) -> VendorError {
-    let detail = serde_json::from_slice::<serde_json::Value>(&response.body).ok().and_then(|v| {
-        ["message", "Message", "error", "Error"]
-            .iter()
-            .find_map(|k| v.get(*k).and_then(|m| m.as_str()).map(str::to_string))
-    });
+    let detail = serde_json::from_slice::<serde_json::Value>(&response.body)
+        .ok()
+        .and_then(|v| {
+            ["message", "Message", "error", "Error"]
+                .iter()
+                .find_map(|k| v.get(*k).and_then(|m| m.as_str()).map(str::to_string))
+        });
     classify_status(response, detail)
 }
 
 /// The credentialSetGUID of our set in HelloID's answer (the user's credential configuration).
-fn credential_set_guid(response: &HttpResponse, application_guid: &str, set_name: &str) -> Option<String> {
+fn credential_set_guid(
+    response: &HttpResponse,
+    application_guid: &str,
+    set_name: &str,
+) -> Option<String> {
     let apps: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
     let apps = apps.as_array()?;
     let app = apps.iter().find(|a| {

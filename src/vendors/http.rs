@@ -110,7 +110,10 @@ impl std::fmt::Debug for VendorHttp {
 }
 
 impl VendorHttp {
-    pub fn new(settings: &EndpointSettings, policy: &TransportPolicy) -> Result<Arc<Self>, TransportError> {
+    pub fn new(
+        settings: &EndpointSettings,
+        policy: &TransportPolicy,
+    ) -> Result<Arc<Self>, TransportError> {
         let base = parse_base_url(&settings.base_url, policy)?;
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -120,7 +123,8 @@ impl VendorHttp {
             .user_agent(concat!("credsync/", env!("CARGO_PKG_VERSION")))
             .https_only(!policy.allow_http);
         if let Some(pem) = &settings.ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| TransportError::InvalidCa)?;
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|_| TransportError::InvalidCa)?;
             if certs.is_empty() {
                 return Err(TransportError::InvalidCa);
             }
@@ -128,7 +132,9 @@ impl VendorHttp {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let client = builder.build().map_err(|e| TransportError::Client(e.to_string()))?;
+        let client = builder
+            .build()
+            .map_err(|e| TransportError::Client(e.to_string()))?;
         let rps = NonZeroU32::new(settings.requests_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         // Evenly spaced, no burst, with 2% headroom: "N per second" must hold over any
         // one-second window the vendor measures, even with jitter in transit.
@@ -164,18 +170,26 @@ impl VendorHttp {
     /// Send one request under the connection's limits and read its body up to the size cap.
     /// Transport failures come back classified; HTTP error statuses are returned as responses
     /// so each vendor can read its own error body (see [`classify_status`]).
-    pub async fn send(&self, operation: &'static str, request: reqwest::RequestBuilder) -> Result<HttpResponse, VendorError> {
-        let _permit = self
-            .in_flight
-            .acquire()
-            .await
-            .map_err(|_| VendorError::transient("ShuttingDown", "the operator is shutting down"))?;
+    pub async fn send(
+        &self,
+        operation: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<HttpResponse, VendorError> {
+        let _permit =
+            self.in_flight.acquire().await.map_err(|_| {
+                VendorError::transient("ShuttingDown", "the operator is shutting down")
+            })?;
         self.rate.until_ready().await;
         let started = Instant::now();
         let result = self.send_unlimited(request).await;
         let outcome = match &result {
             Ok(resp) if resp.status.is_success() => "success",
-            Ok(resp) if resp.status.is_server_error() || resp.status == StatusCode::TOO_MANY_REQUESTS => "transient_error",
+            Ok(resp)
+                if resp.status.is_server_error()
+                    || resp.status == StatusCode::TOO_MANY_REQUESTS =>
+            {
+                "transient_error"
+            }
             Ok(_) => "permanent_error",
             Err(e) if e.is_transient() => "transient_error",
             Err(_) => "permanent_error",
@@ -184,13 +198,18 @@ impl VendorHttp {
         result
     }
 
-    async fn send_unlimited(&self, request: reqwest::RequestBuilder) -> Result<HttpResponse, VendorError> {
+    async fn send_unlimited(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<HttpResponse, VendorError> {
         let mut response = request.send().await.map_err(transport_error)?;
         let status = response.status();
         if status.is_redirection() {
             return Err(VendorError::permanent(
                 "VendorRedirect",
-                format!("vendor answered {status} (a redirect); credsync follows no redirects, so check the connection URL"),
+                format!(
+                    "vendor answered {status} (a redirect); credsync follows no redirects, so check the connection URL"
+                ),
             ));
         }
         let headers = std::mem::take(response.headers_mut());
@@ -215,7 +234,10 @@ impl VendorHttp {
 }
 
 fn oversized(cap: usize) -> VendorError {
-    VendorError::transient("VendorBadResponse", format!("vendor response is larger than {cap} bytes; refused unparsed"))
+    VendorError::transient(
+        "VendorBadResponse",
+        format!("vendor response is larger than {cap} bytes; refused unparsed"),
+    )
 }
 
 fn parse_base_url(raw: &str, policy: &TransportPolicy) -> Result<Url, TransportError> {
@@ -224,16 +246,24 @@ fn parse_base_url(raw: &str, policy: &TransportPolicy) -> Result<Url, TransportE
         "https" => {}
         "http" if policy.allow_http => {}
         "http" => return Err(TransportError::InsecureScheme),
-        other => return Err(TransportError::InvalidUrl(format!("unsupported scheme {other:?}"))),
+        other => {
+            return Err(TransportError::InvalidUrl(format!(
+                "unsupported scheme {other:?}"
+            )));
+        }
     }
-    let host = url.host_str().ok_or_else(|| TransportError::InvalidUrl("no host".into()))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| TransportError::InvalidUrl("no host".into()))?;
     if let Some(allowed) = &policy.allowed_hosts
         && !allowed.iter().any(|h| h.eq_ignore_ascii_case(host))
     {
         return Err(TransportError::HostNotAllowed(host.to_string()));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(TransportError::InvalidUrl("credentials belong in Secrets, not in the URL".into()));
+        return Err(TransportError::InvalidUrl(
+            "credentials belong in Secrets, not in the URL".into(),
+        ));
     }
     Ok(url)
 }
@@ -241,7 +271,10 @@ fn parse_base_url(raw: &str, policy: &TransportPolicy) -> Result<Url, TransportE
 fn transport_error(err: reqwest::Error) -> VendorError {
     // reqwest's Display can include the URL but never headers or bodies.
     let what = if err.is_timeout() {
-        return VendorError::transient("VendorTimeout", "vendor did not answer within the connection's timeoutSeconds");
+        return VendorError::transient(
+            "VendorTimeout",
+            "vendor did not answer within the connection's timeoutSeconds",
+        );
     } else if err.is_connect() {
         "could not connect to the vendor"
     } else if err.is_body() || err.is_decode() {
@@ -249,7 +282,10 @@ fn transport_error(err: reqwest::Error) -> VendorError {
     } else {
         "the request to the vendor failed"
     };
-    VendorError::transient("VendorUnreachable", format!("{what}: {}", cut(&error_chain(&err))))
+    VendorError::transient(
+        "VendorUnreachable",
+        format!("{what}: {}", cut(&error_chain(&err))),
+    )
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {
@@ -327,7 +363,10 @@ mod tests {
 
     #[test]
     fn http_needs_the_flag() {
-        assert_eq!(parse_base_url("http://x.example", &policy(false)), Err(TransportError::InsecureScheme));
+        assert_eq!(
+            parse_base_url("http://x.example", &policy(false)),
+            Err(TransportError::InsecureScheme)
+        );
         assert!(parse_base_url("http://x.example", &policy(true)).is_ok());
         assert!(parse_base_url("https://x.example", &policy(false)).is_ok());
     }

@@ -61,7 +61,9 @@ impl VendorError {
     }
     pub fn message(&self) -> &str {
         match self {
-            VendorError::Transient { message, .. } | VendorError::Permanent { message, .. } => message,
+            VendorError::Transient { message, .. } | VendorError::Permanent { message, .. } => {
+                message
+            }
         }
     }
     pub fn is_transient(&self) -> bool {
@@ -133,7 +135,10 @@ pub trait ExternalClient: Send + Sync {
 
 /// Serialize a secret value into a request body. The one place request serialisation sees a
 /// secret's text; Debug of the surrounding structs stays redacted through [`SecretString`].
-pub fn expose_secret<S: Serializer>(value: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+pub fn expose_secret<S: Serializer>(
+    value: &SecretString,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(value.expose_secret())
 }
 
@@ -189,11 +194,15 @@ pub async fn connect(
     secrets: &ConnectionSecrets<'_>,
     policy: &TransportPolicy,
 ) -> Result<VendorClient, ConnectError> {
-    let vendor = endpoint
-        .vendor()
-        .ok_or_else(|| ConnectError::Invalid("the connection must set exactly one vendor block".into()))?;
+    let vendor = endpoint.vendor().ok_or_else(|| {
+        ConnectError::Invalid("the connection must set exactly one vendor block".into())
+    })?;
     let ca_pem = match endpoint.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
-        Some(r) => Some(secrecy::ExposeSecret::expose_secret(&secrets.key(r).await?).as_bytes().to_vec()),
+        Some(r) => Some(
+            secrecy::ExposeSecret::expose_secret(&secrets.key(r).await?)
+                .as_bytes()
+                .to_vec(),
+        ),
         None => None,
     };
     let settings = EndpointSettings {
@@ -205,11 +214,30 @@ pub async fn connect(
         ca_pem,
     };
     let http = VendorHttp::new(&settings, policy)?;
-    Ok(match (&endpoint.super_office, &endpoint.oracle_crm_on_demand, &endpoint.apex_erp, &endpoint.hello_id) {
-        (Some(so), _, _, _) => VendorClient::SuperOffice(Arc::new(superoffice::SuperOfficeClient::connect(so, http, secrets).await?)),
-        (_, Some(o), _, _) => VendorClient::OracleCrmOnDemand(Arc::new(oracle::OracleClient::connect(o, http, secrets).await?)),
-        (_, _, Some(a), _) => VendorClient::ApexErp(Arc::new(apex::ApexClient::connect(a, http, secrets).await?)),
-        (_, _, _, Some(h)) => VendorClient::HelloId(Arc::new(helloid::HelloIdClient::connect(h, http, secrets).await?)),
-        _ => return Err(ConnectError::Invalid("the connection must set exactly one vendor block".into())),
-    })
+    Ok(
+        match (
+            &endpoint.super_office,
+            &endpoint.oracle_crm_on_demand,
+            &endpoint.apex_erp,
+            &endpoint.hello_id,
+        ) {
+            (Some(so), _, _, _) => VendorClient::SuperOffice(Arc::new(
+                superoffice::SuperOfficeClient::connect(so, http, secrets).await?,
+            )),
+            (_, Some(o), _, _) => VendorClient::OracleCrmOnDemand(Arc::new(
+                oracle::OracleClient::connect(o, http, secrets).await?,
+            )),
+            (_, _, Some(a), _) => {
+                VendorClient::ApexErp(Arc::new(apex::ApexClient::connect(a, http, secrets).await?))
+            }
+            (_, _, _, Some(h)) => VendorClient::HelloId(Arc::new(
+                helloid::HelloIdClient::connect(h, http, secrets).await?,
+            )),
+            _ => {
+                return Err(ConnectError::Invalid(
+                    "the connection must set exactly one vendor block".into(),
+                ));
+            }
+        },
+    )
 }

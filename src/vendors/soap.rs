@@ -77,7 +77,11 @@ pub struct SoapFault {
 impl SoapFault {
     /// Default classification: the caller's fault needs a person, the server's may pass.
     pub fn into_error(self) -> VendorError {
-        let message = format!("vendor returned a SOAP fault ({}): {}", self.code, cut(&self.reason));
+        let message = format!(
+            "vendor returned a SOAP fault ({}): {}",
+            self.code,
+            cut(&self.reason)
+        );
         match self.code.as_str() {
             "Server" | "Receiver" => VendorError::transient("VendorFault", message),
             _ => VendorError::permanent("VendorFault", message),
@@ -89,7 +93,10 @@ impl SoapFault {
 /// status such as SuperOffice's ExceptionInfo), or a fault.
 #[derive(Debug)]
 pub enum SoapOutcome {
-    Body { header: Option<Element>, payload: Option<Element> },
+    Body {
+        header: Option<Element>,
+        payload: Option<Element>,
+    },
     Fault(SoapFault),
 }
 
@@ -125,11 +132,16 @@ pub async fn call(
 pub fn read_response(response: &HttpResponse) -> Result<SoapOutcome, VendorError> {
     let root = match xml::parse(&response.body) {
         Ok(root) if root.name == "Envelope" => root,
-        Ok(_) | Err(_) if !response.status.is_success() => return Err(classify_status(response, None)),
+        Ok(_) | Err(_) if !response.status.is_success() => {
+            return Err(classify_status(response, None));
+        }
         Ok(other) => {
             return Err(VendorError::transient(
                 "VendorBadResponse",
-                format!("vendor answered with <{}> instead of a SOAP envelope", cut(&other.name)),
+                format!(
+                    "vendor answered with <{}> instead of a SOAP envelope",
+                    cut(&other.name)
+                ),
             ));
         }
         Err(e) => return Err(VendorError::transient("VendorBadResponse", e.to_string())),
@@ -169,7 +181,10 @@ fn parse_fault(fault: &Element, http_status: StatusCode) -> SoapFault {
         .or_else(|| fault.path(&["Reason", "Text"]).map(|t| t.text.trim()))
         .unwrap_or_default()
         .to_string();
-    let detail = fault.child("detail").or_else(|| fault.child("Detail")).cloned();
+    let detail = fault
+        .child("detail")
+        .or_else(|| fault.child("Detail"))
+        .cloned();
     SoapFault {
         code,
         reason,
@@ -216,9 +231,24 @@ mod tests {
 
     #[test]
     fn non_envelopes_are_judged_by_status() {
-        assert!(matches!(read_response(&response(503, "<html>busy</html>")), Err(VendorError::Transient { .. })));
-        assert!(matches!(read_response(&response(200, "garbage")), Err(VendorError::Transient { reason: "VendorBadResponse", .. })));
-        assert!(matches!(read_response(&response(401, "")), Err(VendorError::Permanent { reason: "VendorUnauthorized", .. })));
+        assert!(matches!(
+            read_response(&response(503, "<html>busy</html>")),
+            Err(VendorError::Transient { .. })
+        ));
+        assert!(matches!(
+            read_response(&response(200, "garbage")),
+            Err(VendorError::Transient {
+                reason: "VendorBadResponse",
+                ..
+            })
+        ));
+        assert!(matches!(
+            read_response(&response(401, "")),
+            Err(VendorError::Permanent {
+                reason: "VendorUnauthorized",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -233,6 +263,9 @@ mod tests {
         let root = xml::parse(&doc).expect("parse");
         assert_eq!(root.namespace.as_deref(), Some(SOAP11_ENV));
         assert_eq!(root.children[0].name, "Header");
-        assert_eq!(root.path(&["Body", "B"]).map(|b| b.text.as_str()), Some("<b>"));
+        assert_eq!(
+            root.path(&["Body", "B"]).map(|b| b.text.as_str()),
+            Some("<b>")
+        );
     }
 }

@@ -13,7 +13,11 @@ pub struct SuperOfficeClient {
 }
 
 impl SuperOfficeClient {
-    pub async fn connect(_endpoint: &SuperOfficeEndpoint, _http: Arc<VendorHttp>, _secrets: &ConnectionSecrets<'_>) -> Result<Self, ConnectError> {
+    pub async fn connect(
+        _endpoint: &SuperOfficeEndpoint,
+        _http: Arc<VendorHttp>,
+        _secrets: &ConnectionSecrets<'_>,
+    ) -> Result<Self, ConnectError> {
         Err(ConnectError::Invalid("this vendor is not wired yet".into()))
     }
 }

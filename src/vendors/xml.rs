@@ -59,7 +59,10 @@ impl Element {
 
     /// Attribute value by local name.
     pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Depth-first search for the first element with this local name (self included).
@@ -124,7 +127,9 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 close(&mut stack, &mut root, el);
             }
             Event::End(_) => {
-                let el = stack.pop().ok_or_else(|| XmlError::Malformed("unbalanced end tag".into()))?;
+                let el = stack
+                    .pop()
+                    .ok_or_else(|| XmlError::Malformed("unbalanced end tag".into()))?;
                 close(&mut stack, &mut root, el);
             }
             Event::Text(t) => {
@@ -158,7 +163,9 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
         }
     }
     if !stack.is_empty() {
-        return Err(XmlError::Malformed("document ends inside an element".into()));
+        return Err(XmlError::Malformed(
+            "document ends inside an element".into(),
+        ));
     }
     root.ok_or(XmlError::Empty)
 }
@@ -172,7 +179,10 @@ fn element(namespace: Option<String>, start: &BytesStart<'_>) -> Result<Element,
             continue;
         }
         let value = attr.unescape_value().map_err(malformed)?.into_owned();
-        attributes.push((String::from_utf8_lossy(key.local_name().as_ref()).into_owned(), value));
+        attributes.push((
+            String::from_utf8_lossy(key.local_name().as_ref()).into_owned(),
+            value,
+        ));
     }
     Ok(Element {
         namespace,
@@ -234,7 +244,12 @@ impl XmlWriter {
     }
 
     /// `<name attrs>value</name>`, value escaped.
-    pub fn text_element(&mut self, name: &str, attributes: &[(&str, &str)], value: &str) -> &mut Self {
+    pub fn text_element(
+        &mut self,
+        name: &str,
+        attributes: &[(&str, &str)],
+        value: &str,
+    ) -> &mut Self {
         self.start(name, attributes);
         let _ = self.writer.write_event(Event::Text(BytesText::new(value)));
         self.end(name)
@@ -285,11 +300,21 @@ mod tests {
             parse(br#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "boom">]><x>&e;</x>"#),
             Err(XmlError::Doctype)
         );
-        let deep = format!("{}{}", "<a>".repeat(MAX_DEPTH + 1), "</a>".repeat(MAX_DEPTH + 1));
+        let deep = format!(
+            "{}{}",
+            "<a>".repeat(MAX_DEPTH + 1),
+            "</a>".repeat(MAX_DEPTH + 1)
+        );
         assert_eq!(parse(deep.as_bytes()), Err(XmlError::TooDeep));
         assert!(matches!(parse(b"<a><b></a>"), Err(XmlError::Malformed(_))));
-        assert!(matches!(parse(b"not xml"), Err(XmlError::Malformed(_) | XmlError::Empty)));
-        assert!(matches!(parse(b"<a>&unknown;</a>"), Err(XmlError::Malformed(_))));
+        assert!(matches!(
+            parse(b"not xml"),
+            Err(XmlError::Malformed(_) | XmlError::Empty)
+        ));
+        assert!(matches!(
+            parse(b"<a>&unknown;</a>"),
+            Err(XmlError::Malformed(_))
+        ));
         assert!(matches!(parse(b"<p:a/>"), Err(XmlError::Malformed(_))));
     }
 

@@ -1,0 +1,104 @@
+//! Development helpers for `make demo`: a local control plane and the vendor simulators, each
+//! running until interrupted.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use credsync::dev::ControlPlane;
+use credsync::sim::{self, DemoPorts};
+
+#[derive(Parser)]
+#[command(
+    name = "credsync-dev",
+    about = "Local control plane and vendor simulators for credsync demos and tests"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start etcd + kube-apiserver, install the credsync CRDs, write a kubeconfig, print `ready`.
+    ControlPlane {
+        /// Where to write the kubeconfig.
+        #[arg(long)]
+        kubeconfig_out: PathBuf,
+    },
+    /// Serve every vendor simulator with the demo credentials examples/ uses, print `ready`.
+    Simulators {
+        #[arg(long, default_value_t = 18081)]
+        helloid_port: u16,
+        #[arg(long, default_value_t = 18082)]
+        superoffice_port: u16,
+        #[arg(long, default_value_t = 18083)]
+        oracle_port: u16,
+        #[arg(long, default_value_t = 18084)]
+        apex_port: u16,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse().command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("credsync-dev: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
+    match command {
+        Command::ControlPlane { kubeconfig_out } => {
+            let cp = ControlPlane::start().await?;
+            cp.install_crds(&credsync::api::crds()).await?;
+            std::fs::copy(cp.kubeconfig_path(), &kubeconfig_out)?;
+            println!(
+                "kube-apiserver {} kubeconfig={}",
+                cp.server_version(),
+                kubeconfig_out.display()
+            );
+            println!("ready");
+            wait_for_signal().await;
+            drop(cp);
+        }
+        Command::Simulators {
+            helloid_port,
+            superoffice_port,
+            oracle_port,
+            apex_port,
+        } => {
+            let servers = sim::start_demo(DemoPorts {
+                helloid: helloid_port,
+                superoffice: superoffice_port,
+                oracle: oracle_port,
+                apex: apex_port,
+            })
+            .await?;
+            for (name, server) in &servers {
+                println!("{name}={}", server.url());
+            }
+            println!("ready");
+            wait_for_signal().await;
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,437 @@
+//! A real Kubernetes control plane on loopback: etcd and kube-apiserver (built from the official
+//! Go modules, see hack/build-tools.sh) in a temporary folder, with a token-authenticated admin,
+//! RBAC, and an audit log of every request. No controllers or nodes run: credsync needs only the
+//! API server.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config, ResourceExt};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use tokio::process::{Child, Command};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("kube: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("certificate: {0}")]
+    Cert(#[from] rcgen::Error),
+}
+
+fn setup(message: impl Into<String>) -> DevError {
+    DevError::Setup(message.into())
+}
+
+/// A running etcd + kube-apiserver.
+pub struct ControlPlane {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    etcd: Child,
+    apiserver: Option<Child>,
+    apiserver_args: Vec<String>,
+    port: u16,
+    config: Config,
+    probe: reqwest::Client,
+    kubeconfig_path: PathBuf,
+    version: String,
+}
+
+const ADMIN_TOKEN_USER: &str = "admin";
+
+impl ControlPlane {
+    /// Start etcd and kube-apiserver. Binaries come from `$KUBEBUILDER_ASSETS` when set, else
+    /// from `hack/build-tools.sh control-plane` (which builds them once into a cache folder).
+    pub async fn start() -> Result<ControlPlane, DevError> {
+        let bin = binaries().await?;
+        let dir = tempfile::Builder::new().prefix("credsync-cp-").tempdir()?;
+        let etcd_port = free_port()?;
+        let peer_port = free_port()?;
+        let port = free_port()?;
+
+        let etcd = spawn(
+            &bin.join("etcd"),
+            &[
+                "--name=default".into(),
+                format!("--data-dir={}", dir.path().join("etcd").display()),
+                format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
+                format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
+                format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+                format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+                format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
+                "--unsafe-no-fsync=true".into(),
+                "--log-level=warn".into(),
+            ],
+            &dir.path().join("etcd.log"),
+        )?;
+
+        // Serving certificate from a throwaway CA, so clients verify TLS as they would anywhere.
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "credsync-dev-ca");
+        let ca = CertifiedIssuer::self_signed(ca_params, ca_key)?;
+        let serving_key = KeyPair::generate()?;
+        let serving =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])?
+                .signed_by(&serving_key, &ca)?;
+        let sa_key = KeyPair::generate()?;
+        let token = format!("credsync-dev-{}", hex::encode(rand::random::<[u8; 16]>()));
+
+        let write = |name: &str, content: &str| -> Result<String, DevError> {
+            let path = dir.path().join(name);
+            std::fs::write(&path, content)?;
+            Ok(path.display().to_string())
+        };
+        let tls_cert = write("serving.crt", &serving.pem())?;
+        let tls_key = write("serving.key", &serving_key.serialize_pem())?;
+        let sa_pub = write("sa.pub", &sa_key.public_key_pem())?;
+        let sa_priv = write("sa.key", &sa_key.serialize_pem())?;
+        let tokens = write(
+            "tokens.csv",
+            &format!("{token},{ADMIN_TOKEN_USER},admin-uid,\"system:masters\"\n"),
+        )?;
+        let policy = write(
+            "audit-policy.yaml",
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
+        )?;
+        let audit_log = dir.path().join("audit.log").display().to_string();
+
+        let apiserver_args = vec![
+            format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+            format!("--secure-port={port}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--cert-dir={}", dir.path().join("certs").display()),
+            format!("--tls-cert-file={tls_cert}"),
+            format!("--tls-private-key-file={tls_key}"),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-key-file={sa_pub}"),
+            format!("--service-account-signing-key-file={sa_priv}"),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            format!("--token-auth-file={tokens}"),
+            "--authorization-mode=RBAC".into(),
+            "--disable-admission-plugins=ServiceAccount".into(),
+            "--allow-privileged=true".into(),
+            format!("--audit-policy-file={policy}"),
+            format!("--audit-log-path={audit_log}"),
+            "--audit-log-mode=blocking".into(),
+            "--v=0".into(),
+        ];
+        let apiserver = spawn(
+            &bin.join("kube-apiserver"),
+            &apiserver_args,
+            &dir.path().join("kube-apiserver.log"),
+        )?;
+
+        let kubeconfig = kubeconfig(port, &ca.pem(), &token)?;
+        let kubeconfig_path = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig_path,
+            serde_yaml::to_string(&kubeconfig).map_err(|e| setup(e.to_string()))?,
+        )?;
+
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| setup(format!("kubeconfig: {e}")))?;
+        let probe = reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(ca.pem().as_bytes())
+                    .map_err(|e| setup(e.to_string()))?,
+            )
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| setup(e.to_string()))?;
+        let mut cp = ControlPlane {
+            probe,
+            dir,
+            bin,
+            etcd,
+            apiserver: Some(apiserver),
+            apiserver_args,
+            port,
+            config,
+            kubeconfig_path,
+            version: String::new(),
+        };
+        cp.wait_ready(Duration::from_secs(90)).await?;
+        eprintln!(
+            "control plane: kube-apiserver {} at https://127.0.0.1:{} (logs in {})",
+            cp.version,
+            cp.port,
+            cp.dir.path().display()
+        );
+        Ok(cp)
+    }
+
+    async fn wait_ready(&mut self, timeout: Duration) -> Result<(), DevError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(child) = self.apiserver.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                return Err(setup(format!(
+                    "kube-apiserver exited with {status}; see {}",
+                    self.dir.path().join("kube-apiserver.log").display()
+                )));
+            }
+            if let Some(status) = self.etcd.try_wait()? {
+                return Err(setup(format!(
+                    "etcd exited with {status}; see {}",
+                    self.dir.path().join("etcd.log").display()
+                )));
+            }
+            // Plain reqwest: a client that logs every 500 during start-up would bury real errors.
+            let ready = self
+                .probe
+                .get(format!("https://127.0.0.1:{}/readyz", self.port))
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            if ready {
+                let client = self.client();
+                let default_ns = Api::<Namespace>::all(client.clone())
+                    .get_opt("default")
+                    .await;
+                if matches!(default_ns, Ok(Some(_))) {
+                    self.version = client.apiserver_version().await?.git_version;
+                    return Ok(());
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(setup(format!(
+                    "kube-apiserver not ready after {timeout:?}; see {}",
+                    self.dir.path().join("kube-apiserver.log").display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// An admin (system:masters) client that verifies the server's certificate.
+    pub fn client(&self) -> Client {
+        match Client::try_from(self.config.clone()) {
+            Ok(client) => client,
+            Err(e) => panic!("a client for the generated kubeconfig: {e}"),
+        }
+    }
+
+    /// The client configuration (to build clients with other settings, e.g. impersonation).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A kubeconfig file for kubectl and out-of-process operators.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig_path
+    }
+
+    /// kubectl, pointed at this control plane.
+    pub fn kubectl(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(self.bin.join("kubectl"));
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig_path);
+        cmd
+    }
+
+    /// The API server's version, e.g. v1.36.3.
+    pub fn server_version(&self) -> &str {
+        &self.version
+    }
+
+    /// The audit log: one JSON line per request (level Metadata).
+    pub fn audit_log_path(&self) -> PathBuf {
+        self.dir.path().join("audit.log")
+    }
+
+    /// The folder holding logs, certificates and data.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The folder holding etcd, kube-apiserver and kubectl.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Stop kube-apiserver (etcd keeps running).
+    pub async fn stop_apiserver(&mut self) {
+        if let Some(mut child) = self.apiserver.take() {
+            let _ = child.kill().await;
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Start kube-apiserver again on the same port and etcd.
+    pub async fn start_apiserver(&mut self) -> Result<(), DevError> {
+        if self.apiserver.is_none() {
+            let log = self.dir.path().join("kube-apiserver.log");
+            self.apiserver = Some(spawn(
+                &self.bin.join("kube-apiserver"),
+                &self.apiserver_args,
+                &log,
+            )?);
+        }
+        self.wait_ready(Duration::from_secs(90)).await
+    }
+
+    /// Create a namespace with labels (idempotent).
+    pub async fn create_namespace(
+        &self,
+        name: &str,
+        labels: std::collections::BTreeMap<String, String>,
+    ) -> Result<(), DevError> {
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                labels: Some(labels),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        match Api::<Namespace>::all(self.client())
+            .create(&PostParams::default(), &ns)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Server-side apply the CRDs and wait until each is Established.
+    pub async fn install_crds(&self, crds: &[CustomResourceDefinition]) -> Result<(), DevError> {
+        let api: Api<CustomResourceDefinition> = Api::all(self.client());
+        for crd in crds {
+            api.patch(
+                &crd.name_any(),
+                &PatchParams::apply("credsync-dev").force(),
+                &Patch::Apply(crd),
+            )
+            .await?;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        for crd in crds {
+            loop {
+                let current = api.get(&crd.name_any()).await?;
+                let established = current
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                if established {
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(setup(format!(
+                        "CRD {} not Established after 60s",
+                        crd.name_any()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if let Some(child) = self.apiserver.as_mut() {
+            let _ = child.start_kill();
+        }
+        let _ = self.etcd.start_kill();
+    }
+}
+
+fn kubeconfig(port: u16, ca_pem: &str, token: &str) -> Result<Kubeconfig, DevError> {
+    use base64::Engine;
+    let yaml = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "credsync-dev", "cluster": {
+            "server": format!("https://127.0.0.1:{port}"),
+            "certificate-authority-data": base64::engine::general_purpose::STANDARD.encode(ca_pem),
+        }}],
+        "users": [{"name": ADMIN_TOKEN_USER, "user": {"token": token}}],
+        "contexts": [{"name": "credsync-dev", "context": {"cluster": "credsync-dev", "user": ADMIN_TOKEN_USER}}],
+        "current-context": "credsync-dev",
+    });
+    serde_json::from_value(yaml).map_err(|e| setup(format!("kubeconfig: {e}")))
+}
+
+fn free_port() -> Result<u16, DevError> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn spawn(program: &Path, args: &[String], log: &Path) -> Result<Child, DevError> {
+    let out = std::fs::File::create(log)?;
+    let err = out.try_clone()?;
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| setup(format!("cannot start {}: {e}", program.display())))
+}
+
+/// The folder with etcd, kube-apiserver and kubectl.
+async fn binaries() -> Result<PathBuf, DevError> {
+    let required = ["etcd", "kube-apiserver", "kubectl"];
+    if let Ok(assets) = std::env::var("KUBEBUILDER_ASSETS")
+        && !assets.is_empty()
+    {
+        let dir = PathBuf::from(assets);
+        if let Some(missing) = required.iter().find(|b| !dir.join(b).is_file()) {
+            return Err(setup(format!(
+                "KUBEBUILDER_ASSETS={} has no {missing}",
+                dir.display()
+            )));
+        }
+        return Ok(dir);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/build-tools.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg("control-plane")
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .map_err(|e| setup(format!("cannot run {}: {e}", script.display())))?;
+    if !output.status.success() {
+        return Err(setup(format!(
+            "{} failed ({}); the control plane cannot start",
+            script.display(),
+            output.status
+        )));
+    }
+    let dir = PathBuf::from(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim(),
+    );
+    if let Some(missing) = required.iter().find(|b| !dir.join(b).is_file()) {
+        return Err(setup(format!(
+            "{} did not produce {missing}",
+            script.display()
+        )));
+    }
+    Ok(dir)
+}
