@@ -560,14 +560,55 @@ fn annotation<'a, K: Resource>(obj: &'a K, key: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// Remove any secret value from text that came from outside (vendor errors can echo requests).
+/// Remove any secret value from text that came from outside (vendor errors can echo requests),
+/// including a value's head left at the end of text that was cut short ("…").
 pub fn scrub(text: &str, secrets: &ResolvedSecrets) -> String {
     let mut out = text.to_string();
     for value in secrets.values() {
         let value = value.expose_secret();
-        if value.len() >= 3 && out.contains(value) {
+        if value.len() < 3 {
+            continue;
+        }
+        if out.contains(value) {
             out = out.replace(value, "[redacted]");
+        }
+        if let Some(head) = out.strip_suffix('…') {
+            let cut_at = value
+                .char_indices()
+                .map(|(i, _)| i)
+                .filter(|&i| i >= 3)
+                .rev()
+                .find(|&i| head.ends_with(&value[..i]));
+            if let Some(i) = cut_at {
+                out = format!("{}[redacted]…", &head[..head.len() - i]);
+            }
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::SecretKeyRef;
+
+    #[test]
+    fn scrub_removes_whole_and_cut_values() {
+        let secrets = ResolvedSecrets::from_pairs(vec![(
+            SecretKeyRef {
+                name: "s".into(),
+                key: "k".into(),
+            },
+            "S3ntinel-xyz".into(),
+        )]);
+        assert_eq!(
+            scrub("bad S3ntinel-xyz here", &secrets),
+            "bad [redacted] here"
+        );
+        assert_eq!(
+            scrub("echo: {\"Value\":\"S3ntin…", &secrets),
+            "echo: {\"Value\":\"[redacted]…"
+        );
+        assert_eq!(scrub("nothing", &secrets), "nothing");
+    }
 }

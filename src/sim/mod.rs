@@ -56,6 +56,9 @@ pub enum Fault {
     Drop,
     /// Answer only after this long (beyond the client's timeout, a timeout).
     Delay(Duration),
+    /// Answer with this status and an error body that echoes the whole request back, as a
+    /// careless vendor might: credsync must never let it reach status, events or logs.
+    Echo(u16),
 }
 
 /// Faults to inject: a queue of one-shot faults, a steady latency, and a random failure ratio.
@@ -201,6 +204,16 @@ async fn faults_and_journal(
                 .header("Content-Length", "1000")
                 .body(Body::from_stream(broken))
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+        Some(Fault::Echo(status)) => {
+            let echoed = String::from_utf8_lossy(&bytes).into_owned();
+            let body =
+                serde_json::json!({"message": echoed, "Message": echoed, "faultstring": echoed});
+            (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                axum::Json(body),
+            )
+                .into_response()
         }
         Some(Fault::Delay(d)) => {
             tokio::time::sleep(d).await;

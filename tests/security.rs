@@ -1,0 +1,257 @@
+//! Secrets and tenants: values never leak, references never cross namespaces, cluster
+//! connections serve only the namespaces they allow, plain http needs the operator's flag.
+#![cfg(feature = "dev")]
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use std::time::Duration;
+
+use axum::http::Method;
+use credsync::api::{ClusterVendorConnection, SsoAppCredential, VendorConnection};
+use credsync::sim::SimServer;
+use credsync::sim::helloid::HelloIdSim;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use support::{TestEnv, condition, is_true, wait_count};
+
+const USER: &str = "0c5b6a8e-31f2-4d57-9d7e-1a2b3c4d5e6f";
+const APP: &str = "6c9e917d-e4b0-44e6-83aa-6f01c6ea314f";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn connection(name: &str, url: &str, secret: serde_json::Value) -> VendorConnection {
+    serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name},
+        "spec": {"helloId": {"url": url, "apiKeySecretRef": secret}}
+    }))
+    .expect("connection")
+}
+
+fn credential(
+    name: &str,
+    connection_kind: &str,
+    connection: &str,
+    secret: &str,
+    key: &str,
+) -> SsoAppCredential {
+    serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential", "metadata": {"name": name},
+        "spec": {
+            "connectionRef": {"kind": connection_kind, "name": connection},
+            "userGuid": USER, "applicationGuid": APP,
+            "credentials": [
+                {"function": "UserName", "value": name},
+                {"function": "Password", "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            ],
+            "deletionPolicy": "Delete"
+        }
+    }))
+    .expect("credential")
+}
+
+fn ready_reason(o: &SsoAppCredential) -> Option<String> {
+    o.status
+        .as_ref()
+        .and_then(|s| condition(&s.sync.conditions, "Ready"))
+        .map(|c| c.reason.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn references_never_cross_namespaces() {
+    let env = TestEnv::start().await;
+    let sim = HelloIdSim::new("key", "secret");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    env.namespace("tenant-a").await;
+    env.namespace("tenant-b").await;
+    env.secret("tenant-b", "b-api", &[("key", "key"), ("secret", "secret")])
+        .await;
+    env.secret("tenant-a", "pw", &[("password", "p")]).await;
+
+    // A connection in A that names B's Secret is refused before anything is read.
+    env.apply(
+        "tenant-a",
+        &connection(
+            "sneaky",
+            &server.url(),
+            json!({"name": "b-api", "namespace": "tenant-b"}),
+        ),
+    )
+    .await;
+    env.apply(
+        "tenant-a",
+        &credential("x", "VendorConnection", "sneaky", "pw", "password"),
+    )
+    .await;
+    let refused = env
+        .wait_for::<SsoAppCredential>("tenant-a", "x", WAIT, |o| {
+            ready_reason(o).as_deref() == Some("CrossNamespaceReference")
+        })
+        .await;
+    let status = refused.status.clone().expect("status");
+    let message = &condition(&status.sync.conditions, "Stalled")
+        .expect("Stalled")
+        .message;
+    assert!(
+        message.contains("tenant-b") && message.contains("own namespace"),
+        "{message}"
+    );
+    env.wait_for::<VendorConnection>("tenant-a", "sneaky", WAIT, |c| {
+        c.status
+            .as_ref()
+            .is_some_and(|s| is_true(&s.sync.conditions, "Stalled", c.metadata.generation))
+    })
+    .await;
+
+    // A connection that exists only in B is not found from A.
+    env.secret(
+        "tenant-b",
+        "b-conn-api",
+        &[("key", "key"), ("secret", "secret")],
+    )
+    .await;
+    env.apply(
+        "tenant-b",
+        &connection("b-conn", &server.url(), json!({"name": "b-conn-api"})),
+    )
+    .await;
+    env.apply(
+        "tenant-a",
+        &credential("y", "VendorConnection", "b-conn", "pw", "password"),
+    )
+    .await;
+    env.wait_for::<SsoAppCredential>("tenant-a", "y", WAIT, |o| {
+        ready_reason(o).as_deref() == Some("ConnectionNotFound")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        server.journal.is_empty(),
+        "no vendor call for a refused reference"
+    );
+
+    // The API server's audit log: nobody read tenant-b/b-api on tenant-a's behalf.
+    let audit = std::fs::read_to_string(env.cp.audit_log_path()).expect("audit log");
+    let reads: Vec<&str> = audit
+        .lines()
+        .filter(|l| {
+            l.contains("\"resource\":\"secrets\"")
+                && l.contains("\"namespace\":\"tenant-b\"")
+                && l.contains("\"name\":\"b-api\"")
+        })
+        .filter(|l| l.contains("\"verb\":\"get\"") || l.contains("\"verb\":\"list\""))
+        .collect();
+    assert!(reads.is_empty(), "tenant-b/b-api was read: {reads:#?}");
+    assert!(audit.lines().count() > 10, "the audit log records requests");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_connections_serve_only_allowed_namespaces() {
+    let env = TestEnv::start().await;
+    let sim = HelloIdSim::new("key", "secret");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    env.secret(
+        support::OPERATOR_NAMESPACE,
+        "shared-helloid",
+        &[("key", "key"), ("secret", "secret")],
+    )
+    .await;
+    let shared: ClusterVendorConnection = serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "ClusterVendorConnection", "metadata": {"name": "shared"},
+        "spec": {
+            "helloId": {"url": server.url(), "apiKeySecretRef": {"name": "shared-helloid", "namespace": support::OPERATOR_NAMESPACE}},
+            "allowedNamespaces": {"namespaces": ["listed"], "namespaceSelector": {"matchLabels": {"team": "blue"}}}
+        }
+    }))
+    .expect("cluster connection");
+    let api: Api<ClusterVendorConnection> = Api::all(env.client.clone());
+    env.apply_in(&api, "shared", &shared).await;
+    env.namespace("listed").await;
+    env.namespace_with_labels(
+        "labelled",
+        BTreeMap::from([("team".to_string(), "blue".to_string())]),
+    )
+    .await;
+    env.namespace("outsider").await;
+    for ns in ["listed", "labelled", "outsider"] {
+        env.secret(ns, "pw", &[("password", "p")]).await;
+        env.apply(
+            ns,
+            &credential(
+                &format!("cred-{ns}"),
+                "ClusterVendorConnection",
+                "shared",
+                "pw",
+                "password",
+            ),
+        )
+        .await;
+    }
+    for ns in ["listed", "labelled"] {
+        env.wait_for::<SsoAppCredential>(ns, &format!("cred-{ns}"), WAIT, |o| {
+            ready_reason(o).as_deref() == Some("Synced")
+        })
+        .await;
+    }
+    let denied = env
+        .wait_for::<SsoAppCredential>("outsider", "cred-outsider", WAIT, |o| {
+            ready_reason(o).as_deref() == Some("NamespaceNotAllowed")
+        })
+        .await;
+    let status = denied.status.clone().expect("status");
+    let message = &condition(&status.sync.conditions, "Ready")
+        .expect("Ready")
+        .message;
+    assert!(
+        message.contains("shared") && message.contains("outsider"),
+        "{message}"
+    );
+    wait_count("POSTs", 2, WAIT, || {
+        server
+            .journal
+            .matching(&Method::POST, "/api/v1/enduser/")
+            .len()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        server
+            .journal
+            .matching(&Method::POST, "/api/v1/enduser/")
+            .len(),
+        2,
+        "nothing sent for the outsider"
+    );
+    assert!(
+        denied.finalizers().is_empty(),
+        "a refused resource holds no finalizer"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_needs_the_operator_flag() {
+    let env = TestEnv::start_with(|s| s.transport.allow_http = false).await;
+    env.namespace("tenant-h").await;
+    env.secret("tenant-h", "api", &[("key", "k"), ("secret", "s")])
+        .await;
+    env.apply(
+        "tenant-h",
+        &connection("insecure", "http://127.0.0.1:9", json!({"name": "api"})),
+    )
+    .await;
+    let conn = env
+        .wait_for::<VendorConnection>("tenant-h", "insecure", WAIT, |c| {
+            c.status
+                .as_ref()
+                .is_some_and(|s| is_true(&s.sync.conditions, "Stalled", c.metadata.generation))
+        })
+        .await;
+    let ready = condition(&conn.status.expect("status").sync.conditions, "Ready")
+        .cloned()
+        .expect("Ready");
+    assert_eq!(ready.reason, "InvalidConnection");
+    assert!(ready.message.contains("https"), "{}", ready.message);
+    env.stop().await;
+}

@@ -1,0 +1,214 @@
+//! Sentinel: a run of the sync and every failure path with secret value `S3ntinel-<random>`;
+//! the value must appear in no log line, event, status, metric or error. Its own test binary,
+//! so its log capture is the process's only subscriber.
+#![cfg(feature = "dev")]
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use credsync::api::{SsoAppCredential, VendorConnection};
+use credsync::sim::helloid::HelloIdSim;
+use credsync::sim::{Fault, SimServer};
+use k8s_openapi::api::events::v1::Event;
+use kube::Api;
+use kube::api::ListParams;
+use serde_json::json;
+use sha2::Digest;
+use support::{TestEnv, condition};
+
+const USER: &str = "0c5b6a8e-31f2-4d57-9d7e-1a2b3c4d5e6f";
+const APP: &str = "6c9e917d-e4b0-44e6-83aa-6f01c6ea314f";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn connection(name: &str, url: &str) -> VendorConnection {
+    serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name},
+        "spec": {"helloId": {"url": url, "apiKeySecretRef": {"name": "api"}}}
+    }))
+    .expect("connection")
+}
+
+fn credential(name: &str, secret: &str, key: &str) -> SsoAppCredential {
+    serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential", "metadata": {"name": name},
+        "spec": {
+            "connectionRef": {"name": "helloid"},
+            "userGuid": USER, "applicationGuid": APP,
+            "credentials": [
+                {"function": "UserName", "value": name},
+                {"function": "Password", "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            ],
+            "deletionPolicy": "Delete"
+        }
+    }))
+    .expect("credential")
+}
+
+fn ready_reason(o: &SsoAppCredential) -> Option<String> {
+    o.status
+        .as_ref()
+        .and_then(|s| condition(&s.sync.conditions, "Ready"))
+        .map(|c| c.reason.clone())
+}
+
+/// Log lines, captured at debug level for credsync and kube.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+async fn assert_nowhere(
+    env: &TestEnv,
+    logs: &Captured,
+    namespace: &str,
+    sentinel: &str,
+    when: &str,
+) {
+    let log = logs.text();
+    assert!(!log.is_empty(), "logs were captured");
+    assert!(
+        !log.contains(sentinel),
+        "{when}: the sentinel reached a log line"
+    );
+    let events = Api::<Event>::namespaced(env.client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .expect("events");
+    let events = serde_json::to_string(&events.items).expect("json");
+    assert!(
+        !events.contains(sentinel),
+        "{when}: the sentinel reached an event"
+    );
+    for kind in ["ssoappcredentials", "vendorconnections"] {
+        let out = env
+            .cp
+            .kubectl()
+            .args(["get", kind, "-n", namespace, "-o", "json"])
+            .output()
+            .expect("kubectl");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains(sentinel),
+            "{when}: the sentinel reached {kind}"
+        );
+    }
+    assert!(
+        !credsync::metrics::encode().contains(sentinel),
+        "{when}: the sentinel reached a metric"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_values_never_leak() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("debug,hyper=info,h2=info,rustls=info,tower=info")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the test's own subscriber");
+
+    let env = TestEnv::start().await;
+    let sentinel = format!("S3ntinel-{}", hex::encode(rand::random::<[u8; 8]>()));
+    let sim = HelloIdSim::new("key", "right");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    let ns = "tenant-s";
+    env.namespace(ns).await;
+    env.secret(ns, "api", &[("key", "key"), ("secret", "right")])
+        .await;
+    env.secret(ns, "pw", &[("password", &sentinel)]).await;
+    env.apply(ns, &connection("helloid", &server.url())).await;
+
+    // The happy path.
+    env.apply(ns, &credential("alice", "pw", "password")).await;
+    let ready = env
+        .wait_for::<SsoAppCredential>(ns, "alice", WAIT, |o| {
+            ready_reason(o).as_deref() == Some("Synced")
+        })
+        .await;
+    assert!(
+        sim.get(USER, APP, "Default")
+            .is_some_and(|s| s.credentials[1].value == sentinel)
+    );
+    let fingerprint = ready
+        .status
+        .and_then(|s| s.sync.applied_fingerprint)
+        .expect("fingerprint");
+    let plain = hex::encode(sha2::Sha256::digest(sentinel.as_bytes()));
+    assert!(
+        !fingerprint.contains(&plain),
+        "the fingerprint is keyed, not a plain SHA-256"
+    );
+    assert_nowhere(&env, &logs, ns, &sentinel, "after a sync").await;
+
+    // A vendor that echoes the request (with the secret) in a permanent error.
+    server.faults.push(Fault::Echo(400), 1);
+    env.apply(ns, &credential("bob", "pw", "password")).await;
+    let rejected = env
+        .wait_for::<SsoAppCredential>(ns, "bob", WAIT, |o| {
+            ready_reason(o).as_deref() == Some("VendorRejected")
+        })
+        .await;
+    let status = rejected.status.clone().expect("status");
+    let message = &condition(&status.sync.conditions, "Ready")
+        .expect("Ready")
+        .message;
+    assert!(
+        message.contains("[redacted]"),
+        "the echoed value is scrubbed: {message}"
+    );
+
+    // ... and in transient errors while retrying.
+    server.faults.push(Fault::Echo(500), 2);
+    env.apply(ns, &credential("carol", "pw", "password")).await;
+    env.wait_for::<SsoAppCredential>(ns, "carol", WAIT, |o| {
+        ready_reason(o).as_deref() == Some("Synced")
+    })
+    .await;
+
+    // A missing key, a rejected API key, and deletion.
+    env.apply(ns, &credential("dave", "pw", "nope")).await;
+    env.wait_for::<SsoAppCredential>(ns, "dave", WAIT, |o| {
+        ready_reason(o).as_deref() == Some("SecretKeyNotFound")
+    })
+    .await;
+    env.secret(ns, "api", &[("key", "key"), ("secret", "wrong")])
+        .await;
+    env.secret(ns, "pw", &[("password", &format!("{sentinel}-2"))])
+        .await;
+    env.wait_for::<SsoAppCredential>(ns, "alice", WAIT, |o| {
+        ready_reason(o).as_deref() == Some("VendorUnauthorized")
+    })
+    .await;
+    env.secret(ns, "api", &[("key", "key"), ("secret", "right")])
+        .await;
+    env.wait_for::<SsoAppCredential>(ns, "alice", WAIT, |o| {
+        ready_reason(o).as_deref() == Some("Synced")
+    })
+    .await;
+    env.delete::<SsoAppCredential>(ns, "alice").await;
+    env.wait_gone::<SsoAppCredential>(ns, "alice", WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_nowhere(&env, &logs, ns, &sentinel, "after every failure path").await;
+    env.stop().await;
+}
