@@ -185,24 +185,19 @@ pub async fn run(
         .for_each(log_result);
     let secret_watch = watch_secrets(client.clone(), ctx.clone(), dependents, shutdown.clone());
 
-    let ready = {
+    // Resources are reconciled only once both connection caches are complete: a resource
+    // judged against a half-listed cache would be marked ConnectionNotFound for nothing.
+    let managed = {
         let readiness = readiness.clone();
         async move {
             let _ = vc_reader.wait_until_ready().await;
             let _ = cvc_reader.wait_until_ready().await;
             readiness.set(true);
-            tracing::info!("caches synced; reconciling");
+            tracing::info!("connection caches synced; reconciling");
+            tokio::join!(crm, erp, sso, secret_watch);
         }
     };
-    tokio::join!(
-        crm,
-        erp,
-        sso,
-        vc_controller,
-        cvc_controller,
-        secret_watch,
-        ready
-    );
+    tokio::join!(vc_controller, cvc_controller, managed);
     readiness.set(false);
     Ok(())
 }

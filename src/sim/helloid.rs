@@ -37,6 +37,8 @@ pub struct HelloIdSim {
     pub api_key: String,
     pub api_secret: String,
     pub sets: Arc<Mutex<BTreeMap<SetKey, StoredSet>>>,
+    /// Saves that succeeded, per set.
+    pub writes: Arc<Mutex<BTreeMap<SetKey, usize>>>,
 }
 
 impl HelloIdSim {
@@ -45,6 +47,7 @@ impl HelloIdSim {
             api_key: api_key.into(),
             api_secret: api_secret.into(),
             sets: Arc::default(),
+            writes: Arc::default(),
         }
     }
 
@@ -60,6 +63,30 @@ impl HelloIdSim {
         self.lock()
             .get(&(user.to_lowercase(), app.to_lowercase(), set.to_string()))
             .cloned()
+    }
+
+    /// Successful saves of one set.
+    pub fn writes_of(&self, user: &str, app: &str, set: &str) -> usize {
+        let key = (user.to_lowercase(), app.to_lowercase(), set.to_string());
+        self.writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Successful saves per set, largest first.
+    pub fn write_counts(&self) -> Vec<(SetKey, usize)> {
+        let mut counts: Vec<_> = self
+            .writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .into_iter()
+            .collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1));
+        counts
     }
 
     pub fn len(&self) -> usize {
@@ -167,7 +194,12 @@ async fn save(
             .map(|s| s.guid.clone())
             .unwrap_or_else(uuid_like);
         let set = StoredSet { guid, credentials };
-        sets.insert(key, set.clone());
+        sets.insert(key.clone(), set.clone());
+        *sim.writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_insert(0) += 1;
         set
     };
     // The answer is the user's credential configuration for the application, as the seed shows.

@@ -75,21 +75,64 @@ impl TestEnv {
         env
     }
 
+    /// Start the control plane and CRDs only; operators are started by the test.
+    pub async fn start_bare() -> TestEnv {
+        credsync::telemetry::init("info", credsync::telemetry::LogFormat::Pretty);
+        let cp = ControlPlane::start()
+            .await
+            .expect("control plane must start (see KUBEBUILDER_ASSETS / hack/build-tools.sh)");
+        eprintln!(
+            "integration test against kube-apiserver {}",
+            cp.server_version()
+        );
+        cp.install_crds(&credsync::api::crds())
+            .await
+            .expect("install CRDs");
+        let client = cp.client();
+        let env = TestEnv {
+            cp,
+            client,
+            settings: test_settings(),
+            operator: None,
+        };
+        env.namespace(OPERATOR_NAMESPACE).await;
+        env
+    }
+
     /// Start (again) the in-process operator.
     pub fn start_operator(&mut self) {
+        self.operator = Some(self.spawn_operator(None));
+    }
+
+    /// Spawn an in-process operator, optionally under leader election; cancel the token to
+    /// stop it.
+    pub fn spawn_operator(
+        &self,
+        election: Option<credsync::leader::LeaderElection>,
+    ) -> (CancellationToken, JoinHandle<()>) {
         let token = CancellationToken::new();
-        let task = tokio::spawn({
-            let client = self.client.clone();
-            let settings = self.settings.clone();
-            let token = token.clone();
-            async move {
-                if let Err(e) = controller::run(client, settings, Readiness::default(), token).await
-                {
-                    panic!("operator failed: {e}");
+        let client = self.client.clone();
+        let settings = self.settings.clone();
+        let stop = token.clone();
+        let task = tokio::spawn(async move {
+            let result = match election {
+                None => controller::run(client, settings, Readiness::default(), stop)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Some(election) => {
+                    credsync::leader::run_while_leading(client.clone(), &election, stop, |work| {
+                        controller::run(client, settings, Readiness::default(), work)
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|ran| ran.unwrap_or(Ok(())).map_err(|e| e.to_string()))
                 }
+            };
+            if let Err(e) = result {
+                panic!("operator failed: {e}");
             }
         });
-        self.operator = Some((token, task));
+        (token, task)
     }
 
     /// Stop the in-process operator and wait until it has.

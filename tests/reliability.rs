@@ -1,0 +1,404 @@
+//! Reliability: rate limits, Retry-After, vendor faults at scale, API server restarts, leader
+//! election and idle quiet, against the real API server and the fault-injecting simulator.
+#![cfg(feature = "dev")]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use axum::http::Method;
+use credsync::api::{SsoAppCredential, VendorConnection};
+use credsync::leader::LeaderElection;
+use credsync::sim::helloid::HelloIdSim;
+use credsync::sim::{Fault, SimServer};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+use support::{TestEnv, condition, wait_count};
+
+const APP: &str = "6c9e917d-e4b0-44e6-83aa-6f01c6ea314f";
+
+fn user(i: usize) -> String {
+    format!("00000000-0000-4000-8000-{i:012}")
+}
+
+fn connection(url: &str, extra: serde_json::Value) -> VendorConnection {
+    let mut spec = json!({"helloId": {"url": url, "apiKeySecretRef": {"name": "api"}}});
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": "helloid"}, "spec": spec
+    }))
+    .expect("connection")
+}
+
+fn credential(i: usize, password: &str) -> SsoAppCredential {
+    serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential", "metadata": {"name": format!("user-{i}")},
+        "spec": {
+            "connectionRef": {"name": "helloid"}, "userGuid": user(i), "applicationGuid": APP,
+            "credentials": [{"function": "UserName", "value": format!("user{i}")}, {"function": "Password", "value": password}]
+        }
+    }))
+    .expect("credential")
+}
+
+fn is_ready(o: &SsoAppCredential) -> bool {
+    o.status.as_ref().is_some_and(|s| {
+        condition(&s.sync.conditions, "Ready")
+            .is_some_and(|c| c.status == "True" && c.observed_generation == o.metadata.generation)
+    })
+}
+
+async fn all_ready(env: &TestEnv, ns: &str, n: usize, timeout: Duration) {
+    let api: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), ns);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let list = api.list(&Default::default()).await.expect("list");
+        let ready = list.items.iter().filter(|o| is_ready(o)).count();
+        if ready >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {ready} of {n} Ready after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn setup(env: &TestEnv, ns: &str, sim: &HelloIdSim, extra: serde_json::Value) -> SimServer {
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    env.namespace(ns).await;
+    env.secret(ns, "api", &[("key", "k"), ("secret", "s")])
+        .await;
+    env.apply(ns, &connection(&server.url(), extra)).await;
+    server
+}
+
+/// The most requests the simulator saw in any one-second window.
+fn busiest_second(server: &SimServer) -> usize {
+    let mut times: Vec<Instant> = server.journal.all().iter().map(|r| r.at).collect();
+    times.sort();
+    let mut most = 0;
+    let mut start = 0;
+    for end in 0..times.len() {
+        while times[end].duration_since(times[start]) >= Duration::from_secs(1) {
+            start += 1;
+        }
+        most = most.max(end - start + 1);
+    }
+    most
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_per_second_holds_across_resources() {
+    let env = TestEnv::start().await;
+    let sim = HelloIdSim::new("k", "s");
+    let server = setup(
+        &env,
+        "rate",
+        &sim,
+        json!({"requestsPerSecond": 5, "maxConcurrentRequests": 4}),
+    )
+    .await;
+    for i in 0..100 {
+        env.apply("rate", &credential(i, "pw")).await;
+    }
+    all_ready(&env, "rate", 100, Duration::from_secs(60)).await;
+    let busiest = busiest_second(&server);
+    eprintln!(
+        "rate limit: 100 resources at requestsPerSecond 5, busiest second saw {busiest} requests"
+    );
+    assert!(
+        busiest <= 5,
+        "the vendor saw {busiest} requests in one second"
+    );
+    assert_eq!(server.journal.len(), 100);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured() {
+    let env = TestEnv::start().await;
+    let sim = HelloIdSim::new("k", "s");
+    let server = setup(&env, "later", &sim, json!({})).await;
+    server.faults.push(
+        Fault::RateLimited {
+            retry_after_secs: 3,
+        },
+        1,
+    );
+    env.apply("later", &credential(1, "pw")).await;
+    all_ready(&env, "later", 1, Duration::from_secs(30)).await;
+    let calls = server.journal.all();
+    assert_eq!(calls.len(), 2, "one 429, one success");
+    let waited = calls[1].at.duration_since(calls[0].at);
+    eprintln!("Retry-After 3 s: the retry came after {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(3),
+        "retried after {waited:?}, before Retry-After"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_after_a_period_of_vendor_faults() {
+    let env = TestEnv::start_with(|s| s.backoff_max = Duration::from_secs(2)).await;
+    let sim = HelloIdSim::new("k", "s");
+    let server = setup(
+        &env,
+        "faulty",
+        &sim,
+        json!({"maxConcurrentRequests": 8, "requestsPerSecond": 500, "timeoutSeconds": 2}),
+    )
+    .await;
+    server.faults.set_failure_ratio(0.3);
+    for i in 0..200 {
+        env.apply("faulty", &credential(i, "pw")).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    server.faults.clear();
+    all_ready(&env, "faulty", 200, Duration::from_secs(90)).await;
+    for i in 0..200 {
+        let stored = sim
+            .get(&user(i), APP, "Default")
+            .expect("record in the simulator");
+        assert_eq!(stored.credentials[0].value, format!("user{i}"));
+    }
+    let most = sim.write_counts().first().map(|c| c.1).unwrap_or(0);
+    eprintln!(
+        "faults: 200 resources, 30% failures for 5 s, {} requests in all, at most {most} successful write per resource",
+        server.journal.len()
+    );
+    assert_eq!(most, 1, "no resource was written twice");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_an_api_server_restart() {
+    let mut env = TestEnv::start().await;
+    let sim = HelloIdSim::new("k", "s");
+    let server = setup(&env, "restart", &sim, json!({})).await;
+    env.apply("restart", &credential(1, "before")).await;
+    all_ready(&env, "restart", 1, Duration::from_secs(30)).await;
+    env.cp.stop_apiserver().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    env.cp
+        .start_apiserver()
+        .await
+        .expect("kube-apiserver restarts");
+    env.client = env.cp.client();
+    env.apply("restart", &credential(1, "after")).await;
+    env.apply("restart", &credential(2, "new")).await;
+    wait_count("POSTs", 3, Duration::from_secs(60), || {
+        server.journal.matching(&Method::POST, "/api/v1/").len()
+    })
+    .await;
+    all_ready(&env, "restart", 2, Duration::from_secs(60)).await;
+    assert_eq!(
+        sim.get(&user(1), APP, "Default")
+            .map(|s| s.credentials[1].value.clone()),
+        Some("after".into())
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_leader_at_a_time_and_a_quick_takeover() {
+    let env = TestEnv::start_bare().await;
+    let sim = HelloIdSim::new("k", "s");
+    let _server = setup(&env, "ha", &sim, json!({})).await;
+    let election = |id: &str| LeaderElection {
+        lease_name: "credsync-leader".into(),
+        namespace: support::OPERATOR_NAMESPACE.into(),
+        identity: id.into(),
+        lease_seconds: 4,
+        renew_grace_seconds: 1,
+    };
+    let (stop_a, task_a) = env.spawn_operator(Some(election("replica-a")));
+    env.apply("ha", &credential(1, "pw")).await;
+    all_ready(&env, "ha", 1, Duration::from_secs(30)).await;
+    let (stop_b, task_b) = env.spawn_operator(Some(election("replica-b")));
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), support::OPERATOR_NAMESPACE);
+    let holder = || async {
+        leases
+            .get_opt("credsync-leader")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec.and_then(|s| s.holder_identity))
+    };
+    for i in 2..=6 {
+        env.apply("ha", &credential(i, "pw")).await;
+    }
+    all_ready(&env, "ha", 6, Duration::from_secs(30)).await;
+    assert_eq!(holder().await.as_deref(), Some("replica-a"));
+    assert_eq!(
+        sim.write_counts().first().map(|c| c.1),
+        Some(1),
+        "one writer: no set written twice"
+    );
+
+    // The leader stops; the standby takes over and serves new work.
+    let stopped = Instant::now();
+    stop_a.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), task_a).await;
+    env.apply("ha", &credential(7, "pw")).await;
+    all_ready(&env, "ha", 7, Duration::from_secs(30)).await;
+    let takeover = stopped.elapsed();
+    eprintln!(
+        "leader election: replica-b took over and synced new work {takeover:?} after replica-a stopped (lease 4 s)"
+    );
+    assert_eq!(holder().await.as_deref(), Some("replica-b"));
+    assert!(
+        takeover < Duration::from_secs(4 + 4),
+        "takeover took {takeover:?}"
+    );
+    stop_b.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), task_b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_means_no_calls_and_no_writes() {
+    let env = TestEnv::start().await;
+    let sim = HelloIdSim::new("k", "s");
+    let server = setup(
+        &env,
+        "idle",
+        &sim,
+        json!({"maxConcurrentRequests": 16, "requestsPerSecond": 1000}),
+    )
+    .await;
+    for i in 0..500 {
+        env.apply("idle", &credential(i, "pw")).await;
+    }
+    all_ready(&env, "idle", 500, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status_writes = || {
+        std::fs::read_to_string(env.cp.audit_log_path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                l.contains("\"subresource\":\"status\"")
+                    && l.contains("\"stage\":\"ResponseComplete\"")
+                    && !l.contains("\"verb\":\"get\"")
+            })
+            .count()
+    };
+    let (calls, writes) = (server.journal.len(), status_writes());
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (calls_after, writes_after) = (server.journal.len(), status_writes());
+    eprintln!(
+        "idle: 500 Ready resources over 60 s: {} vendor calls, {} status writes",
+        calls_after - calls,
+        writes_after - writes
+    );
+    assert_eq!(calls_after, calls, "vendor calls while idle");
+    assert_eq!(writes_after, writes, "status writes while idle");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_sync_now_and_deletion_that_always_finishes() {
+    let env = TestEnv::start().await;
+    let sim = HelloIdSim::new("k", "s");
+    let server = setup(&env, "ops", &sim, json!({})).await;
+    let api: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), "ops");
+    env.apply("ops", &credential(1, "pw")).await;
+    all_ready(&env, "ops", 1, Duration::from_secs(30)).await;
+    let posts = || {
+        server
+            .journal
+            .matching(&Method::POST, "/api/v1/enduser/")
+            .len()
+    };
+    assert_eq!(posts(), 1);
+
+    // Sync now: one more call, recorded in status.
+    let annotate =
+        |key: &str, value: Option<&str>| json!({"metadata": {"annotations": {key: value}}});
+    api.patch(
+        "user-1",
+        &PatchParams::default(),
+        &Patch::Merge(annotate(
+            "credsync.io/reconcile-requested-at",
+            Some("2026-11-22T10:00:00Z"),
+        )),
+    )
+    .await
+    .expect("annotate");
+    wait_count("POSTs", 2, Duration::from_secs(20), posts).await;
+    env.wait_for::<SsoAppCredential>("ops", "user-1", Duration::from_secs(20), |o| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.sync.last_handled_reconcile_at.as_deref())
+            == Some("2026-11-22T10:00:00Z")
+    })
+    .await;
+
+    // Paused: spec changes are not sent; unpausing sends them.
+    api.patch(
+        "user-1",
+        &PatchParams::default(),
+        &Patch::Merge(annotate("credsync.io/paused", Some("true"))),
+    )
+    .await
+    .expect("pause");
+    env.wait_for::<SsoAppCredential>("ops", "user-1", Duration::from_secs(20), |o| {
+        o.status
+            .as_ref()
+            .and_then(|s| condition(&s.sync.conditions, "Ready"))
+            .is_some_and(|c| c.reason == "Paused")
+    })
+    .await;
+    let mut changed = credential(1, "changed");
+    changed.metadata.annotations =
+        Some([("credsync.io/paused".to_string(), "true".to_string())].into());
+    env.apply("ops", &changed).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(posts(), 2, "nothing sent while paused");
+    api.patch(
+        "user-1",
+        &PatchParams::default(),
+        &Patch::Merge(annotate("credsync.io/paused", None)),
+    )
+    .await
+    .expect("unpause");
+    wait_count("POSTs", 3, Duration::from_secs(20), posts).await;
+
+    // Deletion while the vendor fails: the finalizer holds with a clear condition; Orphan lets go.
+    let mut doomed = credential(2, "pw");
+    doomed.spec.deletion_policy = credsync::api::DeletionPolicy::Delete;
+    env.apply("ops", &doomed).await;
+    env.wait_for::<SsoAppCredential>("ops", "user-2", Duration::from_secs(20), is_ready)
+        .await;
+    server.faults.push(Fault::Unavailable, 1000);
+    env.delete::<SsoAppCredential>("ops", "user-2").await;
+    let blocked = env
+        .wait_for::<SsoAppCredential>("ops", "user-2", Duration::from_secs(20), |o| {
+            o.status
+                .as_ref()
+                .and_then(|s| condition(&s.sync.conditions, "Ready"))
+                .is_some_and(|c| c.reason == "DeletionFailed")
+        })
+        .await;
+    let status = blocked.status.clone().expect("status");
+    let message = &condition(&status.sync.conditions, "Ready")
+        .expect("Ready")
+        .message;
+    assert!(message.contains("deletionPolicy: Orphan"), "{message}");
+    api.patch(
+        "user-2",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"deletionPolicy": "Orphan"}})),
+    )
+    .await
+    .expect("orphan");
+    env.wait_gone::<SsoAppCredential>("ops", "user-2", Duration::from_secs(20))
+        .await;
+    server.faults.clear();
+    env.stop().await;
+}
