@@ -85,7 +85,7 @@ impl HelloIdSim {
             .clone()
             .into_iter()
             .collect();
-        counts.sort_by(|a, b| b.1.cmp(&a.1));
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
         counts
     }
 
