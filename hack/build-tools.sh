@@ -6,7 +6,7 @@ set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.8}"   # the etcd that k8s.io/kubernetes ${K8S_VERSION} requires
-HELM_VERSION="${HELM_VERSION:-v3.19.0}"
+HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 CACHE="${CREDSYNC_CACHE:-$HOME/.cache/credsync}"
 BIN="$CACHE/bin/k8s-${K8S_VERSION}"
 SRC="$CACHE/src"

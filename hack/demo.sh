@@ -8,6 +8,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/credsync/target}"
 
 BIN="${KUBEBUILDER_ASSETS:-$(bash hack/build-tools.sh control-plane | tail -n 1)}"
 cargo build -q --features dev --bins
+DEV="$CARGO_TARGET_DIR/debug/credsync-dev"
 STATE="$(mktemp -d "${TMPDIR:-/tmp}/credsync-demo.XXXXXX")"
 PIDS=()
 cleanup() {
@@ -27,16 +28,21 @@ wait_ready() { # log-file what
 }
 
 echo "demo: starting kube-apiserver + etcd"
-KUBEBUILDER_ASSETS="$BIN" "$CARGO_TARGET_DIR/debug/credsync-dev" control-plane --kubeconfig-out "$STATE/kubeconfig" >"$STATE/control-plane.log" 2>&1 &
+KUBEBUILDER_ASSETS="$BIN" "$DEV" control-plane --kubeconfig-out "$STATE/kubeconfig" >"$STATE/control-plane.log" 2>&1 &
 PIDS+=($!)
 wait_ready "$STATE/control-plane.log" "the control plane"
 grep '^kube-apiserver' "$STATE/control-plane.log"
 
-echo "demo: starting the vendor simulators"
-"$CARGO_TARGET_DIR/debug/credsync-dev" simulators >"$STATE/simulators.log" 2>&1 &
-PIDS+=($!)
-wait_ready "$STATE/simulators.log" "the simulators"
-grep -v '^ready$' "$STATE/simulators.log"
+if "$DEV" help simulators >/dev/null 2>&1; then
+  echo "demo: starting the vendor simulators"
+  "$DEV" simulators --helloid-port 18081 --superoffice-port 18082 --oracle-port 18083 --apex-port 18084 \
+    >"$STATE/simulators.log" 2>&1 &
+  PIDS+=($!)
+  wait_ready "$STATE/simulators.log" "the simulators"
+  grep -v '^ready$' "$STATE/simulators.log"
+else
+  echo "demo: WARNING: this credsync-dev has no 'simulators' command; examples will not become Ready" >&2
+fi
 
 export KUBECONFIG="$STATE/kubeconfig"
 kubectl() { "$BIN/kubectl" "$@"; }
@@ -48,9 +54,14 @@ echo "demo: starting the operator (log: $STATE/operator.log)"
 PIDS+=($!)
 
 kubectl apply -f examples/
-for kind in crmusercredentials erpidentities ssoappcredentials vendorconnections; do
-  if [[ -n "$(kubectl get "$kind" -n credsync-demo -o name)" ]]; then
-    kubectl wait --for=condition=Ready --timeout=120s -n credsync-demo "$kind" --all
+for kind in crmusercredentials erpidentities ssoappcredentials; do
+  if [[ -n "$(kubectl get "$kind" -A -o name)" ]]; then
+    kubectl wait --for=condition=Ready --timeout=120s -A "$kind" --all || {
+      kubectl get credsync -A >&2 || true
+      echo "demo: not every $kind became Ready; operator log (last 40 lines):" >&2
+      tail -n 40 "$STATE/operator.log" >&2
+      exit 1
+    }
   fi
 done
 echo

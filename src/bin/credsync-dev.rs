@@ -51,10 +51,20 @@ async fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
+    // Listen for SIGTERM/SIGINT from the start, so a stop during start-up still tears down the
+    // child processes (dropping the start future kills them) instead of orphaning them.
+    let mut stop = Box::pin(stop_signal()?);
     match command {
         Command::ControlPlane { kubeconfig_out } => {
-            let cp = ControlPlane::start().await?;
-            cp.install_crds(&credsync::api::crds()).await?;
+            let started = async {
+                let cp = ControlPlane::start().await?;
+                cp.install_crds(&credsync::api::crds()).await?;
+                Ok::<_, credsync::dev::DevError>(cp)
+            };
+            let cp = tokio::select! {
+                cp = started => cp?,
+                () = &mut stop => return Err("stopped before the control plane was ready".into()),
+            };
             std::fs::copy(cp.kubeconfig_path(), &kubeconfig_out)?;
             println!(
                 "kube-apiserver {} kubeconfig={}",
@@ -62,9 +72,11 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
                 kubeconfig_out.display()
             );
             println!("ready");
-            wait_for_signal().await;
+            stop.await;
+            eprintln!("credsync-dev: stopping kube-apiserver and etcd");
             drop(cp);
         }
+        // ---- simulators (owned by the simulator engineer: credsync::sim) ----
         Command::Simulators {
             helloid_port,
             superoffice_port,
@@ -82,23 +94,21 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
                 println!("{name}={}", server.url());
             }
             println!("ready");
-            wait_for_signal().await;
+            stop.await;
         }
     }
     Ok(())
 }
 
-async fn wait_for_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on the first SIGTERM or SIGINT; the handlers are installed when this is called.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = term => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    })
 }

@@ -3,6 +3,7 @@
 //! RBAC, and an audit log of every request. No controllers or nodes run: credsync needs only the
 //! API server.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -52,6 +53,7 @@ impl ControlPlane {
     /// from `hack/build-tools.sh control-plane` (which builds them once into a cache folder).
     pub async fn start() -> Result<ControlPlane, DevError> {
         let bin = binaries().await?;
+        let started = std::time::Instant::now();
         let dir = tempfile::Builder::new().prefix("credsync-cp-").tempdir()?;
         let etcd_port = free_port()?;
         let peer_port = free_port()?;
@@ -166,30 +168,34 @@ impl ControlPlane {
         };
         cp.wait_ready(Duration::from_secs(90)).await?;
         eprintln!(
-            "control plane: kube-apiserver {} at https://127.0.0.1:{} (logs in {})",
+            "control plane: kube-apiserver {} at https://127.0.0.1:{} (ready in {:.1}s, logs in {})",
             cp.version,
             cp.port,
+            started.elapsed().as_secs_f64(),
             cp.dir.path().display()
         );
         Ok(cp)
     }
 
     async fn wait_ready(&mut self, timeout: Duration) -> Result<(), DevError> {
+        let result = self.poll_ready(timeout).await;
+        if result.is_err() {
+            // Keep the logs for whoever reads the error.
+            self.dir.disable_cleanup(true);
+        }
+        result
+    }
+
+    async fn poll_ready(&mut self, timeout: Duration) -> Result<(), DevError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(child) = self.apiserver.as_mut()
                 && let Some(status) = child.try_wait()?
             {
-                return Err(setup(format!(
-                    "kube-apiserver exited with {status}; see {}",
-                    self.dir.path().join("kube-apiserver.log").display()
-                )));
+                return Err(self.failure(&format!("kube-apiserver exited with {status}")));
             }
             if let Some(status) = self.etcd.try_wait()? {
-                return Err(setup(format!(
-                    "etcd exited with {status}; see {}",
-                    self.dir.path().join("etcd.log").display()
-                )));
+                return Err(self.failure(&format!("etcd exited with {status}")));
             }
             // Plain reqwest: a client that logs every 500 during start-up would bury real errors.
             let ready = self
@@ -204,19 +210,47 @@ impl ControlPlane {
                 let default_ns = Api::<Namespace>::all(client.clone())
                     .get_opt("default")
                     .await;
-                if matches!(default_ns, Ok(Some(_))) {
-                    self.version = client.apiserver_version().await?.git_version;
-                    return Ok(());
+                match default_ns {
+                    Ok(Some(_)) => {
+                        self.version = client.apiserver_version().await?.git_version;
+                        return Ok(());
+                    }
+                    // No controllers run; the API server's own bootstrap normally creates
+                    // `default`, but create it if that has not happened.
+                    Ok(None) => {
+                        if let Err(e) = self.create_namespace("default", BTreeMap::new()).await {
+                            tracing::debug!("creating namespace default: {e}");
+                        }
+                    }
+                    Err(_) => {}
                 }
             }
             if tokio::time::Instant::now() > deadline {
-                return Err(setup(format!(
-                    "kube-apiserver not ready after {timeout:?}; see {}",
-                    self.dir.path().join("kube-apiserver.log").display()
-                )));
+                return Err(self.failure(&format!("kube-apiserver not ready after {timeout:?}")));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// An error naming the log files, with the end of each.
+    fn failure(&self, what: &str) -> DevError {
+        let mut message = format!("{what}; logs in {}", self.dir.path().display());
+        for name in ["etcd.log", "kube-apiserver.log"] {
+            let path = self.dir.path().join(name);
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(30)..];
+            message.push_str(&format!(
+                "\n--- {} (last {} lines)",
+                path.display(),
+                tail.len()
+            ));
+            for line in tail {
+                message.push_str("\n  ");
+                message.push_str(line);
+            }
+        }
+        setup(message)
     }
 
     /// An admin (system:masters) client that verifies the server's certificate.
@@ -245,8 +279,13 @@ impl ControlPlane {
     }
 
     /// The API server's version, e.g. v1.36.3.
-    pub fn server_version(&self) -> &str {
-        &self.version
+    pub fn server_version(&self) -> String {
+        self.version.clone()
+    }
+
+    /// The API server's URL, `https://127.0.0.1:PORT`.
+    pub fn server_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
     }
 
     /// The audit log: one JSON line per request (level Metadata).
@@ -289,7 +328,7 @@ impl ControlPlane {
     pub async fn create_namespace(
         &self,
         name: &str,
-        labels: std::collections::BTreeMap<String, String>,
+        labels: BTreeMap<String, String>,
     ) -> Result<(), DevError> {
         let ns = Namespace {
             metadata: ObjectMeta {
@@ -348,10 +387,19 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        if let Some(child) = self.apiserver.as_mut() {
+        let mut children: Vec<&mut Child> = self.apiserver.iter_mut().collect();
+        children.push(&mut self.etcd);
+        for child in &mut children {
             let _ = child.start_kill();
         }
-        let _ = self.etcd.start_kill();
+        // Reap them (briefly) before the temporary folder goes, so etcd is not writing into a
+        // folder being removed and no zombies are left behind.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        for child in &mut children {
+            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
     }
 }
 
