@@ -44,8 +44,10 @@ fn parse_exposition(text: &str) -> Vec<String> {
         assert!(value_ok, "bad value in {line:?}");
         let name = series.split('{').next().unwrap_or("");
         assert!(is_name(name), "bad sample name in {line:?}");
-        if let Some(labels) = series.strip_prefix(name) {
-            if !labels.is_empty() {
+        if let Some(labels) = series.strip_prefix(name)
+            && !labels.is_empty()
+        {
+            {
                 assert!(
                     labels.starts_with('{') && labels.ends_with('}'),
                     "bad labels in {line:?}"
