@@ -47,21 +47,19 @@ fn parse_exposition(text: &str) -> Vec<String> {
         if let Some(labels) = series.strip_prefix(name)
             && !labels.is_empty()
         {
+            assert!(
+                labels.starts_with('{') && labels.ends_with('}'),
+                "bad labels in {line:?}"
+            );
+            for pair in labels[1..labels.len() - 1]
+                .split("\",")
+                .filter(|p| !p.is_empty())
             {
-                assert!(
-                    labels.starts_with('{') && labels.ends_with('}'),
-                    "bad labels in {line:?}"
-                );
-                for pair in labels[1..labels.len() - 1]
-                    .split("\",")
-                    .filter(|p| !p.is_empty())
-                {
-                    let (k, v) = pair
-                        .split_once("=\"")
-                        .unwrap_or_else(|| panic!("bad label in {line:?}"));
-                    assert!(is_name(k), "bad label name in {line:?}");
-                    assert!(!v.trim_end_matches('"').contains('\n'));
-                }
+                let (k, v) = pair
+                    .split_once("=\"")
+                    .unwrap_or_else(|| panic!("bad label in {line:?}"));
+                assert!(is_name(k), "bad label name in {line:?}");
+                assert!(!v.trim_end_matches('"').contains('\n'));
             }
         }
     }
