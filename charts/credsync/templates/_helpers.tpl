@@ -16,11 +16,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "credsync.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}{{ default (include "credsync.fullname" .) .Values.serviceAccount.name }}{{- else -}}{{ default "default" .Values.serviceAccount.name }}{{- end -}}
 {{- end -}}
-{{/* Rules on credsync's own kinds: what the controllers read, patch (finalizers) and report status on. */}}
+{{/* Rules on credsync's own kinds: the controllers list and watch them, patch finalizers on the
+kinds that can delete in a vendor (deletionPolicy Delete), and write status. Nothing is read by GET:
+the reflector caches serve every lookup. */}}
 {{- define "credsync.crdRules" -}}
 - apiGroups: ["credsync.io"]
   resources: [vendorconnections, crmusercredentials, erpidentities, ssoappcredentials]
-  verbs: [get, list, watch, patch]
+  verbs: [list, watch]
+- apiGroups: ["credsync.io"]
+  resources: [crmusercredentials, ssoappcredentials]
+  verbs: [patch]
 - apiGroups: ["credsync.io"]
   resources: [vendorconnections/status, crmusercredentials/status, erpidentities/status, ssoappcredentials/status]
   verbs: [patch]
