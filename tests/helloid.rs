@@ -163,9 +163,12 @@ async fn sso_app_credential_end_to_end() {
     );
 
     // Rotating the Secret pushes the new value; rewriting it unchanged does not.
+    let rotated = std::time::Instant::now();
     env.secret(NS, "mike-password", &[("password", "n3w-Pa55")])
         .await;
     wait_count("POSTs", 3, WAIT, || posts(&server).len()).await;
+    let pushed = posts(&server)[2].at.duration_since(rotated);
+    eprintln!("rotation: Secret update to vendor call took {pushed:?} (target < 2 s)");
     assert!(
         sim.get(USER, APP, "Default")
             .is_some_and(|s| s.credentials[1].value == "n3w-Pa55")

@@ -110,8 +110,17 @@ impl TestEnv {
         &self,
         election: Option<credsync::leader::LeaderElection>,
     ) -> (CancellationToken, JoinHandle<()>) {
+        self.spawn_operator_as(self.client.clone(), election)
+    }
+
+    /// Spawn an in-process operator that talks to the API server through `client` (e.g. one
+    /// impersonating the Helm chart's ServiceAccount).
+    pub fn spawn_operator_as(
+        &self,
+        client: Client,
+        election: Option<credsync::leader::LeaderElection>,
+    ) -> (CancellationToken, JoinHandle<()>) {
         let token = CancellationToken::new();
-        let client = self.client.clone();
         let settings = self.settings.clone();
         let stop = token.clone();
         let task = tokio::spawn(async move {
