@@ -68,6 +68,13 @@ pub struct RunArgs {
     /// First retry delay after a transient failure (doubles up to --backoff-max).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub backoff_base: Duration,
+    /// Serve only this namespace: its resources, VendorConnections and Secrets (RBAC can then be
+    /// a Role there). ClusterVendorConnections are still read cluster-wide.
+    #[arg(long, env = "CREDSYNC_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Serve only resources matching this label selector, to shard them across Deployments.
+    #[arg(long, env = "CREDSYNC_SELECTOR")]
+    pub selector: Option<String>,
     /// Hold a Lease while active, so several replicas can run with one of them at work.
     #[arg(long, env = "CREDSYNC_LEADER_ELECTION")]
     pub leader_election: bool,
@@ -113,6 +120,8 @@ impl RunArgs {
             },
             backoff_base: self.backoff_base,
             backoff_max: self.backoff_max,
+            watch_namespace: self.watch_namespace.clone().filter(|n| !n.is_empty()),
+            label_selector: self.selector.clone().filter(|s| !s.is_empty()),
         }
     }
 }

@@ -47,6 +47,10 @@ pub struct Settings {
     /// First and largest retry delay for transient failures.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// Serve only this namespace (its resources, VendorConnections and Secrets); all when None.
+    pub watch_namespace: Option<String>,
+    /// Serve only resources with these labels (a label selector), to shard across Deployments.
+    pub label_selector: Option<String>,
 }
 
 impl Default for Settings {
@@ -59,6 +63,8 @@ impl Default for Settings {
             transport: TransportPolicy::default(),
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
+            watch_namespace: None,
+            label_selector: None,
         }
     }
 }
@@ -114,6 +120,18 @@ impl<K: Managed> Dependents for KindDependents<K> {
     }
 }
 
+/// An Api over the watched namespace, or over all namespaces.
+fn scoped_api<K>(client: &Client, settings: &Settings) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match &settings.watch_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
 /// Run the operator until `shutdown` is cancelled.
 pub async fn run(
     client: Client,
@@ -130,10 +148,15 @@ pub async fn run(
 
     let (vc_reader, vc_writer) = reflector::store::<VendorConnection>();
     let (cvc_reader, cvc_writer) = reflector::store::<ClusterVendorConnection>();
-    let vc_stream = watched(Api::<VendorConnection>::all(client.clone()), vc_writer);
+    let vc_stream = watched(
+        scoped_api::<VendorConnection>(&client, &settings),
+        vc_writer,
+        None,
+    );
     let cvc_stream = watched(
         Api::<ClusterVendorConnection>::all(client.clone()),
         cvc_writer,
+        None,
     );
 
     let ctx = Arc::new(Context {
@@ -183,7 +206,8 @@ pub async fn run(
             conn_ctx,
         )
         .for_each(log_result);
-    let secret_watch = watch_secrets(client.clone(), ctx.clone(), dependents, shutdown.clone());
+    let secrets_api = scoped_api::<PartialObjectMeta<Secret>>(&client, &settings);
+    let secret_watch = watch_secrets(secrets_api, ctx.clone(), dependents, shutdown.clone());
 
     // Resources are reconciled only once both connection caches are complete: a resource
     // judged against a half-listed cache would be marked ConnectionNotFound for nothing.
@@ -214,6 +238,7 @@ fn cancelled(
 fn watched<K>(
     api: Api<K>,
     writer: reflector::store::Writer<K>,
+    labels: Option<&str>,
 ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
     K: Resource<DynamicType = ()>
@@ -224,7 +249,11 @@ where
         + Sync
         + 'static,
 {
-    watcher(api, watcher::Config::default().any_semantic())
+    let mut config = watcher::Config::default().any_semantic();
+    if let Some(labels) = labels {
+        config = config.labels(labels);
+    }
+    watcher(api, config)
         .default_backoff()
         .reflect(writer)
         .applied_objects()
@@ -247,7 +276,11 @@ fn managed<K: Managed>(
 ) {
     let (reader, writer) = reflector::store::<K>();
     let (queue, requests) = mpsc::unbounded_channel();
-    let stream = watched(Api::<K>::all(client.clone()), writer);
+    let stream = watched(
+        scoped_api::<K>(client, settings),
+        writer,
+        settings.label_selector.as_deref(),
+    );
     let controller = Controller::for_stream(stream, reader.clone())
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
         .reconcile_on(tokio_stream_from(requests))
@@ -290,7 +323,7 @@ async fn log_result<K, E: std::fmt::Display, Q: std::fmt::Display>(
 /// One metadata-only watch of Secrets: nothing about unrelated Secrets is kept, and a change to
 /// a referenced one queues its dependents (and drops the client of a connection that uses it).
 async fn watch_secrets(
-    client: Client,
+    api: Api<PartialObjectMeta<Secret>>,
     ctx: Arc<Context>,
     dependents: Arc<Vec<Box<dyn Dependents>>>,
     shutdown: CancellationToken,
@@ -299,7 +332,7 @@ async fn watch_secrets(
     let config = watcher::Config::default()
         .fields("type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token")
         .any_semantic();
-    let events = watcher(Api::<PartialObjectMeta<Secret>>::all(client), config).default_backoff();
+    let events = watcher(api, config).default_backoff();
     let mut events = std::pin::pin!(events);
     loop {
         let event = tokio::select! {
