@@ -255,3 +255,74 @@ async fn plain_http_needs_the_operator_flag() {
     assert!(ready.message.contains("https"), "{}", ready.message);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_ca_is_trusted_and_verification_is_never_off() {
+    let env = TestEnv::start_with(|s| s.transport.allow_http = false).await;
+    let sim = HelloIdSim::new("k", "s");
+    let (server, ca_pem) = SimServer::start_tls(sim.router())
+        .await
+        .expect("https simulator");
+    let ns = "tls";
+    env.namespace(ns).await;
+    env.secret(ns, "api", &[("key", "k"), ("secret", "s")])
+        .await;
+    env.secret(ns, "vendor-ca", &[("ca.crt", &ca_pem)]).await;
+    env.secret(ns, "pw", &[("password", "p")]).await;
+    for (name, tls) in [
+        (
+            "with-ca",
+            json!({"caSecretRef": {"name": "vendor-ca", "key": "ca.crt"}}),
+        ),
+        ("without-ca", json!({})),
+    ] {
+        let conn: VendorConnection = serde_json::from_value(json!({
+            "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name},
+            "spec": {"helloId": {"url": server.https_url(), "apiKeySecretRef": {"name": "api"}}, "tls": tls}
+        }))
+        .expect("connection");
+        env.apply(ns, &conn).await;
+    }
+    env.apply(
+        ns,
+        &credential("trusted", "VendorConnection", "with-ca", "pw", "password"),
+    )
+    .await;
+    env.apply(
+        ns,
+        &credential(
+            "untrusted",
+            "VendorConnection",
+            "without-ca",
+            "pw",
+            "password",
+        ),
+    )
+    .await;
+    env.wait_for::<SsoAppCredential>(ns, "trusted", WAIT, |o| {
+        ready_reason(o).as_deref() == Some("Synced")
+    })
+    .await;
+    let refused = env
+        .wait_for::<SsoAppCredential>(ns, "untrusted", WAIT, |o| {
+            ready_reason(o).as_deref() == Some("VendorCertificateInvalid")
+        })
+        .await;
+    let status = refused.status.clone().expect("status");
+    let stalled = condition(&status.sync.conditions, "Stalled").expect("Stalled");
+    assert_eq!(
+        stalled.status, "True",
+        "a certificate that does not verify needs a person"
+    );
+    assert!(
+        stalled.message.contains("tls.caSecretRef"),
+        "{}",
+        stalled.message
+    );
+    assert_eq!(
+        server.journal.len(),
+        1,
+        "only the trusted connection got through"
+    );
+    env.stop().await;
+}

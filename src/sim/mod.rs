@@ -266,6 +266,92 @@ impl Drop for SimServer {
     }
 }
 
+/// A TLS listener for simulators that must be reached over https, with a certificate from a
+/// throwaway CA (to test `tls.caSecretRef`). Failed handshakes are dropped, as a server would.
+pub struct TlsListener {
+    inner: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.inner.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+impl SimServer {
+    /// Serve `router` over https on 127.0.0.1 (free port); returns the server and the PEM of
+    /// the CA that signed its certificate.
+    pub async fn start_tls(router: Router) -> std::io::Result<(SimServer, String)> {
+        let tls_error = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
+        let ca_key = rcgen::KeyPair::generate().map_err(|e| tls_error(&e))?;
+        let mut ca_params =
+            rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| tls_error(&e))?;
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).map_err(|e| tls_error(&e))?;
+        let key = rcgen::KeyPair::generate().map_err(|e| tls_error(&e))?;
+        let cert =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                .and_then(|p| p.signed_by(&key, &ca))
+                .map_err(|e| tls_error(&e))?;
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(&e))?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .map_err(|e| tls_error(&e))?;
+        let journal = Journal::default();
+        let faults = Faults::default();
+        let layers = Layers {
+            journal: journal.clone(),
+            faults: faults.clone(),
+        };
+        let app = router.layer(middleware::from_fn_with_state(layers, faults_and_journal));
+        let listener = TlsListener {
+            inner: tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?,
+            acceptor: tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)),
+        };
+        let addr = listener.inner.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok((
+            SimServer {
+                addr,
+                journal,
+                faults,
+                task,
+            },
+            ca.pem(),
+        ))
+    }
+
+    /// Base https URL of a server started with [`SimServer::start_tls`].
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+}
+
 /// Whether the request carries these HTTP Basic credentials.
 pub fn basic_auth_ok(headers: &HeaderMap, user: &str, password: &str) -> bool {
     use base64::Engine;

@@ -270,6 +270,17 @@ fn parse_base_url(raw: &str, policy: &TransportPolicy) -> Result<Url, TransportE
 
 fn transport_error(err: reqwest::Error) -> VendorError {
     // reqwest's Display can include the URL but never headers or bodies.
+    let chain = error_chain(&err);
+    // A certificate that does not verify will not verify on retry either.
+    if chain.contains("certificate") || chain.contains("UnknownIssuer") {
+        return VendorError::permanent(
+            "VendorCertificateInvalid",
+            format!(
+                "the vendor's TLS certificate could not be verified (trust its CA with the connection's tls.caSecretRef): {}",
+                cut(&chain)
+            ),
+        );
+    }
     let what = if err.is_timeout() {
         return VendorError::transient(
             "VendorTimeout",
@@ -282,10 +293,7 @@ fn transport_error(err: reqwest::Error) -> VendorError {
     } else {
         "the request to the vendor failed"
     };
-    VendorError::transient(
-        "VendorUnreachable",
-        format!("{what}: {}", cut(&error_chain(&err))),
-    )
+    VendorError::transient("VendorUnreachable", format!("{what}: {}", cut(&chain)))
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {
