@@ -14,48 +14,11 @@ use credsync::sim::SimServer;
 use credsync::sim::helloid::HelloIdSim;
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use support::{TestEnv, condition, is_true, wait_count};
+use support::{
+    TestEnv, condition, helloid_connection, is_true, ready_reason, sso_credential, wait_count,
+};
 
-const USER: &str = "0c5b6a8e-31f2-4d57-9d7e-1a2b3c4d5e6f";
-const APP: &str = "6c9e917d-e4b0-44e6-83aa-6f01c6ea314f";
 const WAIT: Duration = Duration::from_secs(30);
-
-fn connection(name: &str, url: &str, secret: serde_json::Value) -> VendorConnection {
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name},
-        "spec": {"helloId": {"url": url, "apiKeySecretRef": secret}}
-    }))
-    .expect("connection")
-}
-
-fn credential(
-    name: &str,
-    connection_kind: &str,
-    connection: &str,
-    secret: &str,
-    key: &str,
-) -> SsoAppCredential {
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential", "metadata": {"name": name},
-        "spec": {
-            "connectionRef": {"kind": connection_kind, "name": connection},
-            "userGuid": USER, "applicationGuid": APP,
-            "credentials": [
-                {"function": "UserName", "value": name},
-                {"function": "Password", "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-            ],
-            "deletionPolicy": "Delete"
-        }
-    }))
-    .expect("credential")
-}
-
-fn ready_reason(o: &SsoAppCredential) -> Option<String> {
-    o.status
-        .as_ref()
-        .and_then(|s| condition(&s.sync.conditions, "Ready"))
-        .map(|c| c.reason.clone())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn references_never_cross_namespaces() {
@@ -71,7 +34,7 @@ async fn references_never_cross_namespaces() {
     // A connection in A that names B's Secret is refused before anything is read.
     env.apply(
         "tenant-a",
-        &connection(
+        &helloid_connection(
             "sneaky",
             &server.url(),
             json!({"name": "b-api", "namespace": "tenant-b"}),
@@ -80,7 +43,7 @@ async fn references_never_cross_namespaces() {
     .await;
     env.apply(
         "tenant-a",
-        &credential("x", "VendorConnection", "sneaky", "pw", "password"),
+        &sso_credential("x", "VendorConnection", "sneaky", "pw", "password"),
     )
     .await;
     let refused = env
@@ -112,12 +75,12 @@ async fn references_never_cross_namespaces() {
     .await;
     env.apply(
         "tenant-b",
-        &connection("b-conn", &server.url(), json!({"name": "b-conn-api"})),
+        &helloid_connection("b-conn", &server.url(), json!({"name": "b-conn-api"})),
     )
     .await;
     env.apply(
         "tenant-a",
-        &credential("y", "VendorConnection", "b-conn", "pw", "password"),
+        &sso_credential("y", "VendorConnection", "b-conn", "pw", "password"),
     )
     .await;
     env.wait_for::<SsoAppCredential>("tenant-a", "y", WAIT, |o| {
@@ -178,7 +141,7 @@ async fn cluster_connections_serve_only_allowed_namespaces() {
         env.secret(ns, "pw", &[("password", "p")]).await;
         env.apply(
             ns,
-            &credential(
+            &sso_credential(
                 &format!("cred-{ns}"),
                 "ClusterVendorConnection",
                 "shared",
@@ -238,7 +201,7 @@ async fn plain_http_needs_the_operator_flag() {
         .await;
     env.apply(
         "tenant-h",
-        &connection("insecure", "http://127.0.0.1:9", json!({"name": "api"})),
+        &helloid_connection("insecure", "http://127.0.0.1:9", json!({"name": "api"})),
     )
     .await;
     let conn = env
@@ -285,12 +248,12 @@ async fn a_custom_ca_is_trusted_and_verification_is_never_off() {
     }
     env.apply(
         ns,
-        &credential("trusted", "VendorConnection", "with-ca", "pw", "password"),
+        &sso_credential("trusted", "VendorConnection", "with-ca", "pw", "password"),
     )
     .await;
     env.apply(
         ns,
-        &credential(
+        &sso_credential(
             "untrusted",
             "VendorConnection",
             "without-ca",

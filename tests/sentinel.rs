@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use credsync::api::{SsoAppCredential, VendorConnection};
+use credsync::api::SsoAppCredential;
 use credsync::sim::helloid::HelloIdSim;
 use credsync::sim::{Fault, SimServer};
 use k8s_openapi::api::events::v1::Event;
@@ -17,42 +17,12 @@ use kube::Api;
 use kube::api::ListParams;
 use serde_json::json;
 use sha2::Digest;
-use support::{TestEnv, condition};
+use support::{
+    TEST_APP_GUID as APP, TEST_USER_GUID as USER, TestEnv, condition, helloid_connection,
+    ready_reason, sso_credential,
+};
 
-const USER: &str = "0c5b6a8e-31f2-4d57-9d7e-1a2b3c4d5e6f";
-const APP: &str = "6c9e917d-e4b0-44e6-83aa-6f01c6ea314f";
 const WAIT: Duration = Duration::from_secs(30);
-
-fn connection(name: &str, url: &str) -> VendorConnection {
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name},
-        "spec": {"helloId": {"url": url, "apiKeySecretRef": {"name": "api"}}}
-    }))
-    .expect("connection")
-}
-
-fn credential(name: &str, secret: &str, key: &str) -> SsoAppCredential {
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential", "metadata": {"name": name},
-        "spec": {
-            "connectionRef": {"name": "helloid"},
-            "userGuid": USER, "applicationGuid": APP,
-            "credentials": [
-                {"function": "UserName", "value": name},
-                {"function": "Password", "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-            ],
-            "deletionPolicy": "Delete"
-        }
-    }))
-    .expect("credential")
-}
-
-fn ready_reason(o: &SsoAppCredential) -> Option<String> {
-    o.status
-        .as_ref()
-        .and_then(|s| condition(&s.sync.conditions, "Ready"))
-        .map(|c| c.reason.clone())
-}
 
 /// Log lines, captured at debug level for credsync and kube.
 #[derive(Clone, Default)]
@@ -137,10 +107,18 @@ async fn secret_values_never_leak() {
     env.secret(ns, "api", &[("key", "key"), ("secret", "right")])
         .await;
     env.secret(ns, "pw", &[("password", &sentinel)]).await;
-    env.apply(ns, &connection("helloid", &server.url())).await;
+    env.apply(
+        ns,
+        &helloid_connection("helloid", &server.url(), json!({"name": "api"})),
+    )
+    .await;
 
     // The happy path.
-    env.apply(ns, &credential("alice", "pw", "password")).await;
+    env.apply(
+        ns,
+        &sso_credential("alice", "VendorConnection", "helloid", "pw", "password"),
+    )
+    .await;
     let ready = env
         .wait_for::<SsoAppCredential>(ns, "alice", WAIT, |o| {
             ready_reason(o).as_deref() == Some("Synced")
@@ -163,7 +141,11 @@ async fn secret_values_never_leak() {
 
     // A vendor that echoes the request (with the secret) in a permanent error.
     server.faults.push(Fault::Echo(400), 1);
-    env.apply(ns, &credential("bob", "pw", "password")).await;
+    env.apply(
+        ns,
+        &sso_credential("bob", "VendorConnection", "helloid", "pw", "password"),
+    )
+    .await;
     let rejected = env
         .wait_for::<SsoAppCredential>(ns, "bob", WAIT, |o| {
             ready_reason(o).as_deref() == Some("VendorRejected")
@@ -180,14 +162,22 @@ async fn secret_values_never_leak() {
 
     // ... and in transient errors while retrying.
     server.faults.push(Fault::Echo(500), 2);
-    env.apply(ns, &credential("carol", "pw", "password")).await;
+    env.apply(
+        ns,
+        &sso_credential("carol", "VendorConnection", "helloid", "pw", "password"),
+    )
+    .await;
     env.wait_for::<SsoAppCredential>(ns, "carol", WAIT, |o| {
         ready_reason(o).as_deref() == Some("Synced")
     })
     .await;
 
     // A missing key, a rejected API key, and deletion.
-    env.apply(ns, &credential("dave", "pw", "nope")).await;
+    env.apply(
+        ns,
+        &sso_credential("dave", "VendorConnection", "helloid", "pw", "nope"),
+    )
+    .await;
     env.wait_for::<SsoAppCredential>(ns, "dave", WAIT, |o| {
         ready_reason(o).as_deref() == Some("SecretKeyNotFound")
     })

@@ -234,6 +234,16 @@ pub struct SimServer {
 impl SimServer {
     /// Serve `router` on 127.0.0.1:`port` (0 picks a free port) behind the journal and faults.
     pub async fn start(router: Router, port: u16) -> std::io::Result<SimServer> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        Self::serve(router, listener)
+    }
+
+    /// Serve `router` on `listener` behind the journal and the fault plan.
+    fn serve<L>(router: Router, listener: L) -> std::io::Result<SimServer>
+    where
+        L: axum::serve::Listener<Addr = SocketAddr>,
+        L::Io: Send,
+    {
         let journal = Journal::default();
         let faults = Faults::default();
         let layers = Layers {
@@ -241,7 +251,6 @@ impl SimServer {
             faults: faults.clone(),
         };
         let app = router.layer(middleware::from_fn_with_state(layers, faults_and_journal));
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -320,30 +329,11 @@ impl SimServer {
             rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
         )
         .map_err(|e| tls_error(&e))?;
-        let journal = Journal::default();
-        let faults = Faults::default();
-        let layers = Layers {
-            journal: journal.clone(),
-            faults: faults.clone(),
-        };
-        let app = router.layer(middleware::from_fn_with_state(layers, faults_and_journal));
         let listener = TlsListener {
             inner: tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?,
             acceptor: tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)),
         };
-        let addr = listener.inner.local_addr()?;
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok((
-            SimServer {
-                addr,
-                journal,
-                faults,
-                task,
-            },
-            ca.pem(),
-        ))
+        Ok((Self::serve(router, listener)?, ca.pem()))
     }
 
     /// Base https URL of a server started with [`SimServer::start_tls`].

@@ -50,27 +50,8 @@ impl TestEnv {
 
     /// Start the control plane and the operator with `tweak`ed settings.
     pub async fn start_with(tweak: impl FnOnce(&mut Settings)) -> TestEnv {
-        credsync::telemetry::init("info", credsync::telemetry::LogFormat::Pretty);
-        let cp = ControlPlane::start()
-            .await
-            .expect("control plane must start (see KUBEBUILDER_ASSETS / hack/build-tools.sh)");
-        eprintln!(
-            "integration test against kube-apiserver {}",
-            cp.server_version()
-        );
-        cp.install_crds(&credsync::api::crds())
-            .await
-            .expect("install CRDs");
-        let client = cp.client();
-        let mut settings = test_settings();
-        tweak(&mut settings);
-        let mut env = TestEnv {
-            cp,
-            client,
-            settings,
-            operator: None,
-        };
-        env.namespace(OPERATOR_NAMESPACE).await;
+        let mut env = Self::start_bare().await;
+        tweak(&mut env.settings);
         env.start_operator();
         env
     }
@@ -317,4 +298,52 @@ pub async fn wait_count(what: &str, n: usize, timeout: Duration, count: impl Fn(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A HelloID VendorConnection whose API key Secret reference is `api_key_ref` (JSON).
+pub fn helloid_connection(
+    name: &str,
+    url: &str,
+    api_key_ref: serde_json::Value,
+) -> credsync::api::VendorConnection {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name},
+        "spec": {"helloId": {"url": url, "apiKeySecretRef": api_key_ref}}
+    }))
+    .expect("connection")
+}
+
+pub const TEST_USER_GUID: &str = "0c5b6a8e-31f2-4d57-9d7e-1a2b3c4d5e6f";
+pub const TEST_APP_GUID: &str = "6c9e917d-e4b0-44e6-83aa-6f01c6ea314f";
+
+/// An SsoAppCredential (deletionPolicy Delete) with a plain UserName and a Password from
+/// `secret`/`key`, using the named connection of `connection_kind`.
+pub fn sso_credential(
+    name: &str,
+    connection_kind: &str,
+    connection: &str,
+    secret: &str,
+    key: &str,
+) -> credsync::api::SsoAppCredential {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential", "metadata": {"name": name},
+        "spec": {
+            "connectionRef": {"kind": connection_kind, "name": connection},
+            "userGuid": TEST_USER_GUID, "applicationGuid": TEST_APP_GUID,
+            "credentials": [
+                {"function": "UserName", "value": name},
+                {"function": "Password", "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            ],
+            "deletionPolicy": "Delete"
+        }
+    }))
+    .expect("credential")
+}
+
+/// The reason of an SsoAppCredential's Ready condition.
+pub fn ready_reason(o: &credsync::api::SsoAppCredential) -> Option<String> {
+    o.status
+        .as_ref()
+        .and_then(|s| condition(&s.sync.conditions, "Ready"))
+        .map(|c| c.reason.clone())
 }
