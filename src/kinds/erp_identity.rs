@@ -1,11 +1,14 @@
 //! ErpIdentity → Apex ERP security identity.
 
+use std::sync::Arc;
+
 use crate::api::{
     ConnectionRef, DeletionPolicy, ErpIdentity, ErpIdentityStatus, SecretKeyRef, SyncStatus,
 };
 use crate::reconcile::error::ReconcileError;
 use crate::reconcile::managed::{Managed, vendor_mismatch};
 use crate::secrets::ResolvedSecrets;
+use crate::vendors::apex::{ErpIdentityRecord, Identity, SaveRequest, UserInfo};
 use crate::vendors::{ExternalClient, Outputs, VendorClient};
 
 impl Managed for ErpIdentity {
@@ -51,6 +54,40 @@ impl Managed for ErpIdentity {
         vendor: &VendorClient,
         _secrets: &ResolvedSecrets,
     ) -> Result<Box<dyn ExternalClient>, ReconcileError> {
-        Err(vendor_mismatch("ErpIdentity", "apexErp", vendor))
+        let VendorClient::ApexErp(client) = vendor else {
+            return Err(vendor_mismatch("ErpIdentity", "apexErp", vendor));
+        };
+        let spec = &self.spec;
+        let identity = Identity {
+            id: 0,
+            name: spec.name.clone(),
+            description: spec.description.clone(),
+            is_role: spec.is_role,
+            is_granted: spec.is_granted,
+            user_info: spec.user_info.as_ref().map(|u| UserInfo {
+                user_name: u.user_name.clone(),
+                email: u.email.clone(),
+                name: u.name.clone(),
+                last_name: u.last_name.clone(),
+                blocked: u.blocked,
+                phone_number: u.phone_number.clone(),
+                birth_date: u.birth_date.clone(),
+                language: u.language.clone(),
+                email_confirmed: u.email_confirmed,
+                is_sys_admin: u.is_sys_admin,
+                user_data: u.user_data.clone(),
+                display_name: u.display_name.clone(),
+                max_session_count: u.max_session_count,
+            }),
+            spend: spec.spend,
+        };
+        Ok(Box::new(ErpIdentityRecord {
+            client: Arc::clone(client),
+            request: SaveRequest {
+                identity_type: spec.identity_type.clone(),
+                identity,
+            },
+            known_id: self.status.as_ref().and_then(|s| s.identity_id),
+        }))
     }
 }

@@ -361,6 +361,8 @@ pub fn unauthorized() -> Response {
 pub mod demo {
     pub const HELLOID_KEY: &str = "demo-helloid-key";
     pub const HELLOID_SECRET: &str = "demo-helloid-secret";
+    pub const APEX_USER: &str = "demo-apex-user";
+    pub const APEX_PASSWORD: &str = "demo-apex-password";
 }
 
 /// Ports of the demo simulators (examples/ points at these).
@@ -386,8 +388,15 @@ impl Default for DemoPorts {
 /// Start every simulator with the demo credentials; returns (name, server) pairs.
 pub async fn start_demo(ports: DemoPorts) -> std::io::Result<Vec<(&'static str, SimServer)>> {
     let helloid = helloid::HelloIdSim::new(demo::HELLOID_KEY, demo::HELLOID_SECRET);
-    Ok(vec![(
-        "helloid",
-        SimServer::start(helloid.router(), ports.helloid).await?,
-    )])
+    let apex = apex::ApexSim::new(apex::ApexAuth::Basic(
+        demo::APEX_USER.into(),
+        demo::APEX_PASSWORD.into(),
+    ));
+    Ok(vec![
+        (
+            "helloid",
+            SimServer::start(helloid.router(), ports.helloid).await?,
+        ),
+        ("apex", SimServer::start(apex.router(), ports.apex).await?),
+    ])
 }

@@ -125,6 +125,14 @@ impl TestEnv {
         (token, task)
     }
 
+    /// Kill the in-process operator at once, as a crash would: nothing in flight completes.
+    pub async fn kill_operator(&mut self) {
+        if let Some((_, task)) = self.operator.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
     /// Stop the in-process operator and wait until it has.
     pub async fn stop_operator(&mut self) {
         if let Some((token, task)) = self.operator.take() {

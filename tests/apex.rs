@@ -1,0 +1,290 @@
+//! Apex ERP end to end: ErpIdentity against the ServiceStack simulator, JSON and XML.
+#![cfg(feature = "dev")]
+
+mod support;
+
+use std::time::Duration;
+
+use credsync::api::{ErpIdentity, VendorConnection};
+use credsync::sim::SimServer;
+use credsync::sim::apex::{ApexAuth, ApexSim};
+use credsync::vendors::apex::Identity;
+use serde_json::json;
+use support::{TestEnv, condition};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn connection(name: &str, url: &str, format: &str, auth: serde_json::Value) -> VendorConnection {
+    serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name},
+        "spec": {"apexErp": {"url": url, "format": format, "auth": auth}}
+    }))
+    .expect("connection")
+}
+
+fn identity(name: &str, connection: &str, email: &str) -> ErpIdentity {
+    serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "ErpIdentity", "metadata": {"name": name},
+        "spec": {"connectionRef": {"name": connection}, "identityType": "User", "name": name,
+                 "description": "Zoë <&> 'q' \"d\"", "isGranted": true,
+                 "userInfo": {"userName": name, "email": email, "maxSessionCount": 2}}
+    }))
+    .expect("identity")
+}
+
+fn reason(o: &ErpIdentity) -> Option<(String, Option<i64>)> {
+    o.status.as_ref().and_then(|s| {
+        condition(&s.sync.conditions, "Ready")
+            .filter(|c| c.observed_generation == o.metadata.generation)
+            .map(|c| (c.reason.clone(), s.identity_id))
+    })
+}
+
+async fn synced(env: &TestEnv, ns: &str, name: &str) -> ErpIdentity {
+    env.wait_for::<ErpIdentity>(ns, name, WAIT, |o| {
+        reason(o).is_some_and(|r| r.0 == "Synced")
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erp_identity_create_update_drift_and_formats() {
+    let env = TestEnv::start_with(|s| s.drift_interval = Duration::from_secs(2)).await;
+    let json_sim = ApexSim::new(ApexAuth::Basic("u".into(), "p".into()));
+    let xml_sim = ApexSim::new(ApexAuth::Bearer("t0ken".into()));
+    let json_server = SimServer::start(json_sim.router(), 0)
+        .await
+        .expect("simulator");
+    let xml_server = SimServer::start(xml_sim.router(), 0)
+        .await
+        .expect("simulator");
+    let ns = "erp";
+    env.namespace(ns).await;
+    env.secret(ns, "apex-basic", &[("username", "u"), ("password", "p")])
+        .await;
+    env.secret(ns, "apex-token", &[("token", "t0ken")]).await;
+    env.apply(
+        ns,
+        &connection(
+            "apex-json",
+            &json_server.url(),
+            "Json",
+            json!({"basicSecretRef": {"name": "apex-basic"}}),
+        ),
+    )
+    .await;
+    env.apply(
+        ns,
+        &connection(
+            "apex-xml",
+            &xml_server.url(),
+            "Xml",
+            json!({"bearerSecretRef": {"name": "apex-token", "key": "token"}}),
+        ),
+    )
+    .await;
+
+    // Create: Ready, IdentityId in status, the record in the simulator.
+    env.apply(ns, &identity("jdoe", "apex-json", "j@example.com"))
+        .await;
+    env.apply(ns, &identity("xdoe", "apex-xml", "x@example.com"))
+        .await;
+    let created = synced(&env, ns, "jdoe").await;
+    let id = created
+        .status
+        .as_ref()
+        .and_then(|s| s.identity_id)
+        .expect("identityId");
+    let stored: Vec<Identity> = json_sim.identities("User");
+    assert_eq!(stored.len(), 1);
+    assert_eq!((stored[0].id, stored[0].name.as_str()), (id, "jdoe"));
+    assert_eq!(stored[0].description.as_deref(), Some("Zoë <&> 'q' \"d\""));
+    let xml_created = synced(&env, ns, "xdoe").await;
+    assert!(xml_created.status.and_then(|s| s.identity_id).is_some());
+    assert_eq!(
+        xml_sim.identities("User")[0]
+            .user_info
+            .as_ref()
+            .and_then(|u| u.email.clone())
+            .as_deref(),
+        Some("x@example.com")
+    );
+    let xml_post = xml_server
+        .journal
+        .matching(&axum::http::Method::POST, "/Core/")
+        .remove(0);
+    assert!(
+        xml_post
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/xml"))
+    );
+    assert_eq!(xml_post.header("authorization"), Some("Bearer t0ken"));
+
+    // Change: exactly one update, sent with the IdentityId (no new identity).
+    let changed = env
+        .apply(ns, &identity("jdoe", "apex-json", "new@example.com"))
+        .await;
+    env.wait_for::<ErpIdentity>(ns, "jdoe", WAIT, |o| {
+        o.status
+            .as_ref()
+            .is_some_and(|s| s.sync.observed_generation == changed.metadata.generation)
+            && reason(o).is_some_and(|r| r.0 == "Synced")
+    })
+    .await;
+    assert_eq!(
+        (json_sim.creates(), json_sim.saves()),
+        (1, 2),
+        "one create, one update"
+    );
+    assert_eq!(
+        json_sim.identities("User")[0]
+            .user_info
+            .as_ref()
+            .and_then(|u| u.email.clone())
+            .as_deref(),
+        Some("new@example.com")
+    );
+
+    // Drift: changed behind credsync's back, restored within the drift interval.
+    json_sim.tamper("User", id, |i| i.description = Some("tampered".into()));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while json_sim.identities("User")[0].description.as_deref() != Some("Zoë <&> 'q' \"d\"") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "drift was not corrected"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        json_sim.creates(),
+        1,
+        "drift correction updates, never creates"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_duplicate_after_a_crash_between_call_and_status() {
+    let mut env = TestEnv::start().await;
+    let sim = ApexSim::new(ApexAuth::Basic("u".into(), "p".into()));
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    let ns = "crash";
+    env.namespace(ns).await;
+    env.secret(ns, "apex-basic", &[("username", "u"), ("password", "p")])
+        .await;
+    env.apply(
+        ns,
+        &connection(
+            "apex",
+            &server.url(),
+            "Json",
+            json!({"basicSecretRef": {"name": "apex-basic"}}),
+        ),
+    )
+    .await;
+
+    // The operator is killed while its create is in flight: the vendor saves the identity, the
+    // status never learns its IdentityId.
+    server.faults.set_latency(Duration::from_millis(1500));
+    env.apply(ns, &identity("crashy", "apex", "c@example.com"))
+        .await;
+    support::wait_count("POST in flight", 1, WAIT, || {
+        server
+            .journal
+            .matching(&axum::http::Method::POST, "/Core/")
+            .len()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    env.kill_operator().await;
+    server.faults.set_latency(Duration::ZERO);
+    let api = kube::Api::<ErpIdentity>::namespaced(env.client.clone(), ns);
+    let after_crash = api.get("crashy").await.expect("get");
+    assert!(
+        after_crash
+            .status
+            .as_ref()
+            .and_then(|s| s.identity_id)
+            .is_none(),
+        "the status never got the IdentityId"
+    );
+    // What the vendor did with the aborted call is its business; make sure it holds the record,
+    // as it would had the response been lost after the save.
+    if sim.identities("User").is_empty() {
+        let seeded = reqwest::Client::new()
+            .post(format!("{}/Core/Security/Identities/User", server.url()))
+            .basic_auth("u", Some("p"))
+            .json(&json!({"IdentityType": "User", "Identity": {"Id": 0, "Name": "crashy"}}))
+            .send()
+            .await
+            .expect("seed");
+        assert!(seeded.status().is_success());
+    }
+    assert_eq!(sim.creates(), 1);
+
+    // After restart: found by name and updated, not created again.
+    env.start_operator();
+    let synced = synced(&env, ns, "crashy").await;
+    assert_eq!(sim.creates(), 1, "no duplicate identity after the restart");
+    assert_eq!(sim.identities("User").len(), 1);
+    assert_eq!(
+        synced.status.and_then(|s| s.identity_id),
+        Some(sim.identities("User")[0].id)
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendor_errors_are_explained() {
+    let env = TestEnv::start().await;
+    let sim = ApexSim::new(ApexAuth::Basic("u".into(), "p".into()));
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    let ns = "errs";
+    env.namespace(ns).await;
+    env.secret(ns, "apex-basic", &[("username", "u"), ("password", "p")])
+        .await;
+    env.apply(
+        ns,
+        &connection(
+            "apex",
+            &server.url(),
+            "Json",
+            json!({"basicSecretRef": {"name": "apex-basic"}}),
+        ),
+    )
+    .await;
+
+    // A validation error is permanent: Stalled with the vendor's words, not retried.
+    sim.fail_next_with(1, 400, "ValidationException", "Email is not valid");
+    env.apply(ns, &identity("bad", "apex", "not-an-email"))
+        .await;
+    let stalled = env
+        .wait_for::<ErpIdentity>(ns, "bad", WAIT, |o| {
+            reason(o).is_some_and(|r| r.0 == "VendorRejected")
+        })
+        .await;
+    let status = stalled.status.expect("status");
+    let message = &condition(&status.sync.conditions, "Stalled")
+        .expect("Stalled")
+        .message;
+    assert!(
+        message.contains("ValidationException") && message.contains("Email is not valid"),
+        "{message}"
+    );
+    let posts = || {
+        server
+            .journal
+            .matching(&axum::http::Method::POST, "/Core/")
+            .len()
+    };
+    let before = posts();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(posts(), before, "no retry storm after a permanent error");
+
+    // A server error is transient: retried until it passes.
+    sim.fail_next_with(2, 500, "Exception", "database unavailable");
+    env.apply(ns, &identity("retry", "apex", "r@example.com"))
+        .await;
+    synced(&env, ns, "retry").await;
+    env.stop().await;
+}
