@@ -1,12 +1,17 @@
 //! CrmUserCredential → SuperOffice untrusted credentials or an Oracle CRM On Demand password.
 
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+
 use crate::api::{
     ConnectionRef, CrmUserCredential, CrmUserCredentialStatus, DeletionPolicy, SecretKeyRef,
     SyncStatus,
 };
 use crate::reconcile::error::ReconcileError;
-use crate::reconcile::managed::{Managed, vendor_mismatch};
+use crate::reconcile::managed::{Managed, secret, vendor_mismatch};
 use crate::secrets::ResolvedSecrets;
+use crate::vendors::oracle::{PasswordUser, UserPassword};
 use crate::vendors::{ExternalClient, Outputs, VendorClient};
 
 impl Managed for CrmUserCredential {
@@ -50,12 +55,37 @@ impl Managed for CrmUserCredential {
     fn external(
         &self,
         vendor: &VendorClient,
-        _secrets: &ResolvedSecrets,
+        secrets: &ResolvedSecrets,
     ) -> Result<Box<dyn ExternalClient>, ReconcileError> {
-        Err(vendor_mismatch(
-            "CrmUserCredential",
-            "superOffice or oracleCrmOnDemand",
-            vendor,
-        ))
+        match (vendor, &self.spec.oracle_crm_on_demand) {
+            (VendorClient::OracleCrmOnDemand(client), Some(o)) => {
+                let r = &o.password_from.secret_key_ref;
+                let password = secret(secrets, r)?;
+                if password.expose_secret().is_empty() {
+                    return Err(ReconcileError::invalid(
+                        "SecretValueInvalid",
+                        format!(
+                            "Secret {} key {} is empty; Oracle needs a password",
+                            r.name, r.key
+                        ),
+                    ));
+                }
+                Ok(Box::new(UserPassword {
+                    client: Arc::clone(client),
+                    user: PasswordUser {
+                        user_id: o.user_id.clone(),
+                        email_addr: o.email_addr.clone(),
+                        password: password.clone(),
+                        integration_id: o.integration_id.clone(),
+                        external_system_id: o.external_system_id.clone(),
+                    },
+                }))
+            }
+            _ => Err(vendor_mismatch(
+                "CrmUserCredential",
+                "superOffice or oracleCrmOnDemand",
+                vendor,
+            )),
+        }
     }
 }

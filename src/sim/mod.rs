@@ -363,6 +363,8 @@ pub mod demo {
     pub const HELLOID_SECRET: &str = "demo-helloid-secret";
     pub const APEX_USER: &str = "demo-apex-user";
     pub const APEX_PASSWORD: &str = "demo-apex-password";
+    pub const ORACLE_USER: &str = "demo-oracle-integration";
+    pub const ORACLE_PASSWORD: &str = "demo-oracle-password";
 }
 
 /// Ports of the demo simulators (examples/ points at these).
@@ -398,5 +400,13 @@ pub async fn start_demo(ports: DemoPorts) -> std::io::Result<Vec<(&'static str, 
             SimServer::start(helloid.router(), ports.helloid).await?,
         ),
         ("apex", SimServer::start(apex.router(), ports.apex).await?),
+        (
+            "oracle",
+            SimServer::start(
+                oracle::OracleSim::new(demo::ORACLE_USER, demo::ORACLE_PASSWORD).router(),
+                ports.oracle,
+            )
+            .await?,
+        ),
     ])
 }

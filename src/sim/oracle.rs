@@ -1,1 +1,229 @@
-//! Simulator placeholder; the wire-faithful server lands with the vendor client.
+//! Oracle CRM On Demand simulator: PasswordWS SetPassword at `POST /Services/Integration`,
+//! SOAP 1.1 with SOAPAction, a WS-Security UsernameToken, SBL-coded faults and throttling.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+use crate::vendors::oracle::{PASSWORD_NS, PASSWORD_TEXT, SET_PASSWORD_ACTION, WSSE_NS};
+use crate::vendors::soap::SOAP11_ENV;
+use crate::vendors::xml::{self, XmlWriter};
+
+#[derive(Default, Debug)]
+struct Records {
+    passwords: BTreeMap<String, String>,
+    sets: usize,
+    faults: Vec<(String, String)>,
+}
+
+/// The simulator's state: the integration user's credentials and each user's password.
+#[derive(Clone)]
+pub struct OracleSim {
+    username: String,
+    password: String,
+    records: Arc<Mutex<Records>>,
+}
+
+impl OracleSim {
+    pub fn new(username: &str, password: &str) -> Self {
+        OracleSim {
+            username: username.into(),
+            password: password.into(),
+            records: Arc::default(),
+        }
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/Services/Integration", post(set_password))
+            .with_state(self.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The password a user has now.
+    pub fn password_of(&self, user_id: &str) -> Option<String> {
+        self.lock().passwords.get(user_id).cloned()
+    }
+
+    /// Passwords set successfully.
+    pub fn sets(&self) -> usize {
+        self.lock().sets
+    }
+
+    /// Answer the next `n` calls with SBL-ODU-01005, "try again in `ms` ms".
+    pub fn throttle_next(&self, n: usize, ms: u64) {
+        for _ in 0..n {
+            self.fault_next(
+                1,
+                "SBL-ODU-01005",
+                &format!("The server is busy, try again in {ms} ms."),
+            );
+        }
+    }
+
+    /// Answer the next `n` calls with a fault of this SBL code.
+    pub fn fault_next(&self, n: usize, code: &str, text: &str) {
+        let mut records = self.lock();
+        for _ in 0..n {
+            records.faults.push((code.into(), text.into()));
+        }
+    }
+}
+
+fn fault(code: &str, text: &str) -> Response {
+    let mut w = XmlWriter::new();
+    w.start("SOAP-ENV:Envelope", &[("xmlns:SOAP-ENV", SOAP11_ENV)])
+        .start("SOAP-ENV:Body", &[])
+        .start("SOAP-ENV:Fault", &[]);
+    w.text_element("faultcode", &[], "SOAP-ENV:Server")
+        .text_element("faultstring", &[], &format!("{code}: {text}"))
+        .start("detail", &[])
+        .start("siebdetail", &[("xmlns", "http://www.siebel.com/ws/fault")])
+        .start("errorstack", &[])
+        .start("error", &[])
+        .text_element("errorcode", &[], code)
+        .text_element("errormsg", &[], text)
+        .end("error")
+        .end("errorstack")
+        .end("siebdetail")
+        .end("detail");
+    w.end("SOAP-ENV:Fault")
+        .end("SOAP-ENV:Body")
+        .end("SOAP-ENV:Envelope");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [("Content-Type", "text/xml; charset=utf-8")],
+        w.finish(),
+    )
+        .into_response()
+}
+
+fn in_order(names: &[&str], order: &[&str]) -> bool {
+    let mut at = 0;
+    names
+        .iter()
+        .all(|n| match order[at..].iter().position(|o| o == n) {
+            Some(p) => {
+                at += p + 1;
+                true
+            }
+            None => false,
+        })
+}
+
+async fn set_password(State(sim): State<OracleSim>, headers: HeaderMap, body: Bytes) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    if !header("content-type").starts_with("text/xml") {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "SOAP 1.1 needs text/xml",
+        )
+            .into_response();
+    }
+    if header("soapaction").trim_matches('"') != SET_PASSWORD_ACTION {
+        return fault("SBL-EAI-04116", "unknown SOAPAction");
+    }
+    let Ok(root) = xml::parse(&body) else {
+        return fault("SBL-EAI-04117", "request is not well-formed XML");
+    };
+    if root.name != "Envelope" || root.namespace.as_deref() != Some(SOAP11_ENV) {
+        return fault("SBL-EAI-04117", "not a SOAP 1.1 envelope");
+    }
+    let token = root.path(&["Header", "Security", "UsernameToken"]);
+    let token_ok = token.is_some_and(|t| {
+        t.namespace.as_deref() == Some(WSSE_NS)
+            && t.child_text("Username") == Some(sim.username.as_str())
+            && t.child("Password").is_some_and(|p| {
+                p.text == sim.password && p.attribute("Type") == Some(PASSWORD_TEXT)
+            })
+    });
+    if !token_ok {
+        return fault(
+            "SBL-DAT-00565",
+            "Invalid user name or password (WS-Security UsernameToken)",
+        );
+    }
+    if let Some((code, text)) = {
+        let mut records = sim.lock();
+        (!records.faults.is_empty()).then(|| records.faults.remove(0))
+    } {
+        return fault(&code, &text);
+    }
+    let Some(input) = root
+        .path(&["Body", "PasswordWS_SetPassword_Input"])
+        .filter(|i| i.namespace.as_deref() == Some(PASSWORD_NS))
+    else {
+        return fault(
+            "SBL-EAI-04117",
+            "expected PasswordWS_SetPassword_Input in urn:crmondemand/ws/password/",
+        );
+    };
+    let users: Vec<_> = input
+        .child("ListOfUser")
+        .map(|l| l.children_named("User").collect())
+        .unwrap_or_default();
+    if users.is_empty() {
+        return fault("SBL-EAI-04117", "ListOfUser/User is required");
+    }
+    for user in &users {
+        let names: Vec<&str> = user.children.iter().map(|c| c.name.as_str()).collect();
+        if !in_order(
+            &names,
+            &[
+                "UserId",
+                "EMailAddr",
+                "Password",
+                "IntegrationId",
+                "ExternalSystemId",
+            ],
+        ) {
+            return fault("SBL-EAI-04117", "User elements out of order");
+        }
+        let (Some(id), Some(password)) = (
+            user.child_text("UserId").filter(|u| !u.is_empty()),
+            user.child("Password").map(|p| p.text.clone()),
+        ) else {
+            return fault("SBL-DAT-00498", "UserId and Password are required");
+        };
+        if password.is_empty() {
+            return fault("SBL-DAT-00498", "Password is required");
+        }
+        let mut records = sim.lock();
+        records.passwords.insert(id.to_string(), password);
+        records.sets += 1;
+    }
+    let mut w = XmlWriter::new();
+    w.start(
+        "SOAP-ENV:Envelope",
+        &[
+            ("xmlns:SOAP-ENV", SOAP11_ENV),
+            ("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance"),
+            ("xmlns:xsd", "http://www.w3.org/2001/XMLSchema"),
+        ],
+    )
+    .start("SOAP-ENV:Body", &[])
+    .start(
+        "ns:PasswordWS_SetPassword_Output",
+        &[("xmlns:ns", PASSWORD_NS)],
+    )
+    .text_element("ns:Status", &[], "Success")
+    .end("ns:PasswordWS_SetPassword_Output")
+    .end("SOAP-ENV:Body")
+    .end("SOAP-ENV:Envelope");
+    ([("Content-Type", "text/xml; charset=utf-8")], w.finish()).into_response()
+}

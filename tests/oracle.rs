@@ -1,0 +1,132 @@
+//! Oracle CRM On Demand end to end: CrmUserCredential → PasswordWS SetPassword.
+#![cfg(feature = "dev")]
+
+mod support;
+
+use std::time::Duration;
+
+use axum::http::Method;
+use credsync::api::{CrmUserCredential, VendorConnection};
+use credsync::sim::SimServer;
+use credsync::sim::oracle::OracleSim;
+use serde_json::json;
+use support::{TestEnv, condition, wait_count};
+
+const WAIT: Duration = Duration::from_secs(30);
+const NS: &str = "crm";
+
+fn credential(name: &str, user_id: &str, policy: &str) -> CrmUserCredential {
+    serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "CrmUserCredential", "metadata": {"name": name},
+        "spec": {"connectionRef": {"name": "oracle"}, "deletionPolicy": policy,
+                 "oracleCrmOnDemand": {"userId": user_id, "externalSystemId": "Zoë <&>",
+                                       "passwordFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}}
+    }))
+    .expect("credential")
+}
+
+fn reason(o: &CrmUserCredential) -> Option<String> {
+    o.status
+        .as_ref()
+        .and_then(|s| condition(&s.sync.conditions, "Ready"))
+        .filter(|c| c.observed_generation == o.metadata.generation)
+        .map(|c| c.reason.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_passwords_end_to_end() {
+    let env = TestEnv::start().await;
+    let sim = OracleSim::new("integration", "int-pw");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    env.namespace(NS).await;
+    env.secret(
+        NS,
+        "oracle-creds",
+        &[("username", "integration"), ("password", "int-pw")],
+    )
+    .await;
+    env.secret(NS, "pw", &[("password", "first<&>Pässword")])
+        .await;
+    let conn: VendorConnection = serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": "oracle"},
+        "spec": {"oracleCrmOnDemand": {"url": server.url(), "credentialsSecretRef": {"name": "oracle-creds"}}}
+    }))
+    .expect("connection");
+    env.apply(NS, &conn).await;
+
+    // Apply → Ready; the password is set with the seed's envelope and SOAPAction.
+    env.apply(NS, &credential("hrz", "HRZ780-KGY67", "Orphan"))
+        .await;
+    env.wait_for::<CrmUserCredential>(NS, "hrz", WAIT, |o| reason(o).as_deref() == Some("Synced"))
+        .await;
+    assert_eq!(
+        sim.password_of("HRZ780-KGY67").as_deref(),
+        Some("first<&>Pässword")
+    );
+    let calls = server
+        .journal
+        .matching(&Method::POST, "/Services/Integration");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        calls[0].header("soapaction"),
+        Some("\"document/urn:crmondemand/ws/password/:SetPassword\"")
+    );
+
+    // Rotation → exactly one more SetPassword; throttling is retried after the asked delay.
+    sim.throttle_next(1, 700);
+    env.secret(NS, "pw", &[("password", "second")]).await;
+    wait_count("SetPassword calls", 3, WAIT, || server.journal.len()).await;
+    let calls = server.journal.all();
+    let waited = calls[2].at.duration_since(calls[1].at);
+    assert!(
+        waited >= Duration::from_millis(700),
+        "SBL-ODU-01005 asked for 700 ms, retried after {waited:?}"
+    );
+    env.wait_for::<CrmUserCredential>(NS, "hrz", WAIT, |_| {
+        sim.password_of("HRZ780-KGY67").as_deref() == Some("second")
+    })
+    .await;
+    assert_eq!(sim.sets(), 2);
+
+    // A permanent fault stalls with the SBL code; no retry storm.
+    sim.fault_next(1, "SBL-DAT-00553", "The user does not exist");
+    env.apply(NS, &credential("ghost", "NOPE-1", "Orphan"))
+        .await;
+    let ghost = env
+        .wait_for::<CrmUserCredential>(NS, "ghost", WAIT, |o| {
+            reason(o).as_deref() == Some("VendorFault")
+        })
+        .await;
+    let status = ghost.status.expect("status");
+    assert!(
+        condition(&status.sync.conditions, "Stalled")
+            .is_some_and(|c| c.status == "True" && c.message.contains("SBL-DAT-00553"))
+    );
+    let before = server.journal.len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        server.journal.len(),
+        before,
+        "a permanent fault is not retried"
+    );
+
+    // deletionPolicy Delete is refused with a clear condition and no call.
+    env.apply(NS, &credential("doomed", "DEL-1", "Delete"))
+        .await;
+    let refused = env
+        .wait_for::<CrmUserCredential>(NS, "doomed", WAIT, |o| {
+            reason(o).as_deref() == Some("DeletionPolicyUnsupported")
+        })
+        .await;
+    let status = refused.status.expect("status");
+    let message = &condition(&status.sync.conditions, "Ready")
+        .expect("Ready")
+        .message;
+    assert!(
+        message.contains("no delete operation") && message.contains("Orphan"),
+        "{message}"
+    );
+    assert!(sim.password_of("DEL-1").is_none());
+    assert!(refused.metadata.finalizers.unwrap_or_default().is_empty());
+    env.stop().await;
+}
