@@ -12,6 +12,7 @@ use crate::reconcile::error::ReconcileError;
 use crate::reconcile::managed::{Managed, secret, vendor_mismatch};
 use crate::secrets::ResolvedSecrets;
 use crate::vendors::oracle::{PasswordUser, UserPassword};
+use crate::vendors::superoffice::{CredentialSpec, UntrustedCredentials, UserCredentials};
 use crate::vendors::{ExternalClient, Outputs, VendorClient};
 
 impl Managed for CrmUserCredential {
@@ -57,8 +58,12 @@ impl Managed for CrmUserCredential {
         vendor: &VendorClient,
         secrets: &ResolvedSecrets,
     ) -> Result<Box<dyn ExternalClient>, ReconcileError> {
-        match (vendor, &self.spec.oracle_crm_on_demand) {
-            (VendorClient::OracleCrmOnDemand(client), Some(o)) => {
+        match (
+            vendor,
+            &self.spec.oracle_crm_on_demand,
+            &self.spec.super_office,
+        ) {
+            (VendorClient::OracleCrmOnDemand(client), Some(o), _) => {
                 let r = &o.password_from.secret_key_ref;
                 let password = secret(secrets, r)?;
                 if password.expose_secret().is_empty() {
@@ -78,6 +83,46 @@ impl Managed for CrmUserCredential {
                         password: password.clone(),
                         integration_id: o.integration_id.clone(),
                         external_system_id: o.external_system_id.clone(),
+                    },
+                }))
+            }
+            (VendorClient::SuperOffice(client), _, Some(so)) => {
+                let r = &so.secret_value_from.secret_key_ref;
+                let value = secret(secrets, r)?;
+                // SuperOffice stores at most 70 characters; say so before the vendor truncates or refuses.
+                let length = value.expose_secret().chars().count();
+                if length > 70 {
+                    return Err(ReconcileError::invalid(
+                        "SecretValueTooLong",
+                        format!(
+                            "Secret {} key {} holds {length} characters; SuperOffice accepts at most 70",
+                            r.name, r.key
+                        ),
+                    ));
+                }
+                for (field, time) in [("validFrom", &so.valid_from), ("validTo", &so.valid_to)] {
+                    if let Some(t) = time
+                        && t.parse::<k8s_openapi::jiff::Timestamp>().is_err()
+                    {
+                        return Err(ReconcileError::invalid(
+                            "InvalidSpec",
+                            format!("spec.superOffice.{field} {t:?} is not an RFC 3339 time"),
+                        ));
+                    }
+                }
+                Ok(Box::new(UserCredentials {
+                    client: Arc::clone(client),
+                    spec: CredentialSpec {
+                        credential_type: so.credential_type.clone(),
+                        associate_id: so.associate_id,
+                        credentials: UntrustedCredentials {
+                            valid_from: so.valid_from.clone(),
+                            valid_to: so.valid_to.clone(),
+                            comment: so.comment.clone().unwrap_or_default(),
+                            secret_value: value.clone(),
+                            public_value: so.public_value.clone(),
+                            is_active: so.active,
+                        },
                     },
                 }))
             }

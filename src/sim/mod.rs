@@ -365,6 +365,8 @@ pub mod demo {
     pub const APEX_PASSWORD: &str = "demo-apex-password";
     pub const ORACLE_USER: &str = "demo-oracle-integration";
     pub const ORACLE_PASSWORD: &str = "demo-oracle-password";
+    pub const SUPEROFFICE_TICKET: &str = "7T:demo-ticket==";
+    pub const SUPEROFFICE_APP_TOKEN: &str = "demo-app-token";
 }
 
 /// Ports of the demo simulators (examples/ points at these).
@@ -400,6 +402,18 @@ pub async fn start_demo(ports: DemoPorts) -> std::io::Result<Vec<(&'static str, 
             SimServer::start(helloid.router(), ports.helloid).await?,
         ),
         ("apex", SimServer::start(apex.router(), ports.apex).await?),
+        (
+            "superoffice",
+            SimServer::start(
+                superoffice::SuperOfficeSim::new(
+                    demo::SUPEROFFICE_TICKET,
+                    Some(demo::SUPEROFFICE_APP_TOKEN),
+                )
+                .router(),
+                ports.superoffice,
+            )
+            .await?,
+        ),
         (
             "oracle",
             SimServer::start(

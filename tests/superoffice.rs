@@ -1,0 +1,243 @@
+//! SuperOffice end to end: CrmUserCredential over SOAP 1.1, SOAP 1.2 and REST.
+#![cfg(feature = "dev")]
+
+mod support;
+
+use std::time::Duration;
+
+use axum::http::Method;
+use credsync::api::{CrmUserCredential, VendorConnection};
+use credsync::sim::SimServer;
+use credsync::sim::superoffice::SuperOfficeSim;
+use serde_json::json;
+use support::{TestEnv, condition, wait_count};
+
+const WAIT: Duration = Duration::from_secs(30);
+const NS: &str = "so";
+
+fn connection(
+    name: &str,
+    url: &str,
+    api: &str,
+    soap_version: &str,
+    auth: serde_json::Value,
+) -> VendorConnection {
+    serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name},
+        "spec": {"superOffice": {"url": url, "api": api, "soapVersion": soap_version,
+                                 "applicationTokenSecretRef": {"name": "so", "key": "appToken"}, "auth": auth}}
+    }))
+    .expect("connection")
+}
+
+fn credential(
+    name: &str,
+    connection: &str,
+    associate: Option<i32>,
+    comment: &str,
+    secret_key: &str,
+) -> CrmUserCredential {
+    let mut so = json!({"type": "imap", "publicValue": format!("mail.example.com/{name}"), "comment": comment,
+                        "validFrom": "2026-01-01T00:00:00Z",
+                        "secretValueFrom": {"secretKeyRef": {"name": "pw", "key": secret_key}}});
+    if let Some(a) = associate {
+        so["associateId"] = a.into();
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "CrmUserCredential", "metadata": {"name": name},
+        "spec": {"connectionRef": {"name": connection}, "deletionPolicy": "Delete", "superOffice": so}
+    }))
+    .expect("credential")
+}
+
+fn reason(o: &CrmUserCredential) -> Option<String> {
+    o.status
+        .as_ref()
+        .and_then(|s| condition(&s.sync.conditions, "Ready"))
+        .filter(|c| c.observed_generation == o.metadata.generation)
+        .map(|c| c.reason.clone())
+}
+
+async fn synced(env: &TestEnv, name: &str) {
+    env.wait_for::<CrmUserCredential>(NS, name, WAIT, |o| reason(o).as_deref() == Some("Synced"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn superoffice_soap_and_rest_end_to_end() {
+    let env = TestEnv::start_with(|s| s.drift_interval = Duration::from_secs(2)).await;
+    let sim = SuperOfficeSim::new("7T:ticket==", Some("app-1")).with_basic("so-user", "so-pass");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    env.namespace(NS).await;
+    env.secret(
+        NS,
+        "so",
+        &[
+            ("appToken", "app-1"),
+            ("ticket", "7T:ticket=="),
+            ("username", "so-user"),
+            ("password", "so-pass"),
+        ],
+    )
+    .await;
+    env.secret(
+        NS,
+        "pw",
+        &[("password", "s3cr<e>t&'\""), ("long", &"x".repeat(71))],
+    )
+    .await;
+    let ticket = json!({"ticketSecretRef": {"name": "so", "key": "ticket"}});
+    env.apply(
+        NS,
+        &connection("soap11", &server.url(), "Soap", "1.1", ticket.clone()),
+    )
+    .await;
+    env.apply(
+        NS,
+        &connection("soap12", &server.url(), "Soap", "1.2", ticket.clone()),
+    )
+    .await;
+    env.apply(
+        NS,
+        &connection(
+            "rest",
+            &server.url(),
+            "Rest",
+            "1.1",
+            json!({"basicSecretRef": {"name": "so"}}),
+        ),
+    )
+    .await;
+    env.apply(
+        NS,
+        &connection("rest-ticket", &server.url(), "Rest", "1.1", ticket),
+    )
+    .await;
+
+    for (name, conn, associate) in [
+        ("a11", "soap11", None),
+        ("a12", "soap12", Some(42)),
+        ("ar", "rest", None),
+        ("at", "rest-ticket", Some(7)),
+    ] {
+        env.apply(
+            NS,
+            &credential(name, conn, associate, "Zoë <&>", "password"),
+        )
+        .await;
+    }
+    for name in ["a11", "a12", "ar", "at"] {
+        synced(&env, name).await;
+    }
+    for (associate, name) in [(0, "a11"), (42, "a12"), (0, "ar"), (7, "at")] {
+        let stored = sim
+            .get(associate, "imap", &format!("mail.example.com/{name}"))
+            .expect("stored");
+        assert_eq!(
+            (
+                stored.secret_value.as_str(),
+                stored.comment.as_str(),
+                stored.is_active
+            ),
+            ("s3cr<e>t&'\"", "Zoë <&>", true)
+        );
+    }
+    let soap_calls = server.journal.matching(&Method::POST, "/Remote/");
+    assert!(soap_calls.iter().any(|c| {
+        c.header("content-type")
+            .is_some_and(|t| t.starts_with("text/xml"))
+            && c.header("soapaction").is_some()
+    }));
+    assert!(soap_calls.iter().any(|c| {
+        c.header("content-type")
+            .is_some_and(|t| t.starts_with("application/soap+xml"))
+    }));
+    let rest_calls = server.journal.matching(
+        &Method::POST,
+        "/api/v1/Agents/User/SaveUntrustedCredentials",
+    );
+    assert!(
+        rest_calls
+            .iter()
+            .all(|c| c.header("so-apptoken") == Some("app-1"))
+    );
+    assert!(
+        server
+            .journal
+            .matching(
+                &Method::POST,
+                "/api/v1/Agents/User/SaveUntrustedCredentialsForAssociate"
+            )
+            .len()
+            == 1
+    );
+
+    // A change is one more save; drift behind credsync's back is restored.
+    let saves = sim.saves();
+    env.apply(NS, &credential("ar", "rest", None, "changed", "password"))
+        .await;
+    synced(&env, "ar").await;
+    wait_count("saves", saves + 1, WAIT, || sim.saves()).await;
+    sim.tamper(0, "imap", "mail.example.com/a11", |c| {
+        c.comment = "tampered".into()
+    });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sim
+        .get(0, "imap", "mail.example.com/a11")
+        .map(|c| c.comment)
+        != Some("Zoë <&>".into())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "drift was not corrected"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Too long for SuperOffice: Stalled, naming the Secret and key, never the value, no call.
+    let calls = server.journal.len();
+    env.apply(NS, &credential("toolong", "rest", None, "c", "long"))
+        .await;
+    let stalled = env
+        .wait_for::<CrmUserCredential>(NS, "toolong", WAIT, |o| {
+            reason(o).as_deref() == Some("SecretValueTooLong")
+        })
+        .await;
+    let status = stalled.status.expect("status");
+    let message = &condition(&status.sync.conditions, "Stalled")
+        .expect("Stalled")
+        .message;
+    assert!(
+        message.contains("pw")
+            && message.contains("long")
+            && message.contains("70")
+            && !message.contains("xxxx"),
+        "{message}"
+    );
+
+    // Succeeded=false with ExceptionInfo: a permanent error with the vendor's words.
+    sim.fail_next_with_exception(1, "Credential type 'imap' is not enabled");
+    env.apply(NS, &credential("refused", "soap11", None, "c", "password"))
+        .await;
+    let refused = env
+        .wait_for::<CrmUserCredential>(NS, "refused", WAIT, |o| {
+            reason(o).as_deref() == Some("VendorRejected")
+        })
+        .await;
+    let status = refused.status.expect("status");
+    assert!(
+        condition(&status.sync.conditions, "Ready")
+            .is_some_and(|c| c.message.contains("not enabled"))
+    );
+    assert!(server.journal.len() > calls);
+
+    // Deletion with policy Delete removes the record, over SOAP and REST.
+    for name in ["a12", "ar"] {
+        env.delete::<CrmUserCredential>(NS, name).await;
+        env.wait_gone::<CrmUserCredential>(NS, name, WAIT).await;
+    }
+    assert!(sim.get(42, "imap", "mail.example.com/a12").is_none());
+    assert!(sim.get(0, "imap", "mail.example.com/ar").is_none());
+    assert!(sim.get(0, "imap", "mail.example.com/a11").is_some());
+    env.stop().await;
+}
