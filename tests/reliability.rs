@@ -144,36 +144,182 @@ async fn retry_after_is_honoured() {
     env.stop().await;
 }
 
+/// Wait until every object of kind K in `ns` is Ready for its generation.
+async fn all_ready_of<K>(env: &TestEnv, ns: &str, n: usize, ready: impl Fn(&K) -> bool)
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(env.client.clone(), ns);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let list = api.list(&Default::default()).await.expect("list");
+        let count = list.items.iter().filter(|o| ready(o)).count();
+        if count >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {count} of {n} {} Ready",
+            K::kind(&())
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn ready_conditions(
+    conds: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
+    generation: Option<i64>,
+) -> bool {
+    conds
+        .and_then(|c| condition(c, "Ready"))
+        .is_some_and(|c| c.status == "True" && c.observed_generation == generation)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn converges_after_a_period_of_vendor_faults() {
+async fn converges_across_all_five_apis_after_faults() {
+    use credsync::api::{CrmUserCredential, ErpIdentity};
+    use credsync::sim::apex::{ApexAuth, ApexSim};
+    use credsync::sim::oracle::OracleSim;
+    use credsync::sim::superoffice::SuperOfficeSim;
+
     let env = TestEnv::start_with(|s| s.backoff_max = Duration::from_secs(2)).await;
-    let sim = HelloIdSim::new("k", "s");
-    let server = setup(
-        &env,
-        "faulty",
-        &sim,
-        json!({"maxConcurrentRequests": 8, "requestsPerSecond": 500, "timeoutSeconds": 2}),
+    let ns = "faulty";
+    let limits = json!({"maxConcurrentRequests": 8, "requestsPerSecond": 500, "timeoutSeconds": 2});
+    let helloid = HelloIdSim::new("k", "s");
+    let helloid_server = setup(&env, ns, &helloid, limits.clone()).await;
+    let so = SuperOfficeSim::new("tkt", None);
+    let so_server = SimServer::start(so.router(), 0).await.expect("superoffice");
+    let oracle = OracleSim::new("int", "int-pw");
+    let oracle_server = SimServer::start(oracle.router(), 0).await.expect("oracle");
+    let apex = ApexSim::new(ApexAuth::Bearer("tok".into()));
+    let apex_server = SimServer::start(apex.router(), 0).await.expect("apex");
+    env.secret(
+        ns,
+        "vendor",
+        &[
+            ("ticket", "tkt"),
+            ("username", "int"),
+            ("password", "int-pw"),
+            ("token", "tok"),
+        ],
     )
     .await;
-    server.faults.set_failure_ratio(0.3);
-    for i in 0..200 {
-        env.apply("faulty", &credential(i, "pw")).await;
+    env.secret(ns, "pw", &[("password", "pw")]).await;
+    let connection = |name: &str, block: serde_json::Value| {
+        let mut spec = limits.clone();
+        if let (Some(spec), Some(block)) = (spec.as_object_mut(), block.as_object()) {
+            spec.extend(block.clone());
+        }
+        serde_json::from_value::<VendorConnection>(json!({
+            "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name}, "spec": spec
+        }))
+        .expect("connection")
+    };
+    let ticket = json!({"ticketSecretRef": {"name": "vendor", "key": "ticket"}});
+    for conn in [
+        connection(
+            "so-soap",
+            json!({"superOffice": {"url": so_server.url(), "api": "Soap", "auth": ticket}}),
+        ),
+        connection(
+            "so-rest",
+            json!({"superOffice": {"url": so_server.url(), "api": "Rest", "auth": ticket}}),
+        ),
+        connection(
+            "oracle",
+            json!({"oracleCrmOnDemand": {"url": oracle_server.url(), "credentialsSecretRef": {"name": "vendor"}}}),
+        ),
+        connection(
+            "apex",
+            json!({"apexErp": {"url": apex_server.url(), "auth": {"bearerSecretRef": {"name": "vendor", "key": "token"}}}}),
+        ),
+    ] {
+        env.apply(ns, &conn).await;
+    }
+    for server in [&helloid_server, &so_server, &oracle_server, &apex_server] {
+        server.faults.set_failure_ratio(0.3);
+    }
+    for i in 0..40 {
+        env.apply(ns, &credential(i, "pw")).await;
+        for (api, conn) in [("soap", "so-soap"), ("rest", "so-rest")] {
+            let crm: CrmUserCredential = serde_json::from_value(json!({
+                "apiVersion": "credsync.io/v1alpha1", "kind": "CrmUserCredential", "metadata": {"name": format!("{api}-{i}")},
+                "spec": {"connectionRef": {"name": conn}, "superOffice": {"type": "imap", "publicValue": format!("{api}/{i}"),
+                         "secretValueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}}
+            }))
+            .expect("crm");
+            env.apply(ns, &crm).await;
+        }
+        let ora: CrmUserCredential = serde_json::from_value(json!({
+            "apiVersion": "credsync.io/v1alpha1", "kind": "CrmUserCredential", "metadata": {"name": format!("ora-{i}")},
+            "spec": {"connectionRef": {"name": "oracle"}, "oracleCrmOnDemand": {"userId": format!("U-{i}"),
+                     "passwordFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}}
+        }))
+        .expect("oracle");
+        env.apply(ns, &ora).await;
+        let erp: ErpIdentity = serde_json::from_value(json!({
+            "apiVersion": "credsync.io/v1alpha1", "kind": "ErpIdentity", "metadata": {"name": format!("erp-{i}")},
+            "spec": {"connectionRef": {"name": "apex"}, "identityType": "User", "name": format!("user{i}")}
+        }))
+        .expect("erp");
+        env.apply(ns, &erp).await;
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
-    server.faults.clear();
-    all_ready(&env, "faulty", 200, Duration::from_secs(90)).await;
-    for i in 0..200 {
-        let stored = sim
-            .get(&user(i), APP, "Default")
-            .expect("record in the simulator");
-        assert_eq!(stored.credentials[0].value, format!("user{i}"));
+    for server in [&helloid_server, &so_server, &oracle_server, &apex_server] {
+        server.faults.clear();
     }
-    let most = sim.write_counts().first().map(|c| c.1).unwrap_or(0);
-    eprintln!(
-        "faults: 200 resources, 30% failures for 5 s, {} requests in all, at most {most} successful write per resource",
-        server.journal.len()
+    all_ready(&env, ns, 40, Duration::from_secs(120)).await;
+    all_ready_of::<CrmUserCredential>(&env, ns, 120, |o| {
+        ready_conditions(
+            o.status.as_ref().map(|s| &s.sync.conditions),
+            o.metadata.generation,
+        )
+    })
+    .await;
+    all_ready_of::<ErpIdentity>(&env, ns, 40, |o| {
+        ready_conditions(
+            o.status.as_ref().map(|s| &s.sync.conditions),
+            o.metadata.generation,
+        )
+    })
+    .await;
+
+    // Every record is right, and no resource was written twice.
+    for i in 0..40 {
+        assert_eq!(
+            helloid
+                .get(&user(i), APP, "Default")
+                .map(|s| s.credentials[0].value.clone()),
+            Some(format!("user{i}"))
+        );
+        assert!(
+            so.get(0, "imap", &format!("soap/{i}")).is_some()
+                && so.get(0, "imap", &format!("rest/{i}")).is_some()
+        );
+        assert_eq!(oracle.password_of(&format!("U-{i}")).as_deref(), Some("pw"));
+    }
+    assert_eq!(
+        helloid.write_counts().first().map(|c| c.1),
+        Some(1),
+        "HelloID: one write per resource"
     );
-    assert_eq!(most, 1, "no resource was written twice");
+    assert_eq!(so.saves(), 80, "SuperOffice: one save per resource");
+    assert_eq!(oracle.sets(), 40, "Oracle: one SetPassword per resource");
+    assert_eq!(
+        (apex.creates(), apex.saves(), apex.identities("User").len()),
+        (40, 40, 40),
+        "Apex: one create per identity, no duplicates"
+    );
+    let requests: usize = [&helloid_server, &so_server, &oracle_server, &apex_server]
+        .iter()
+        .map(|s| s.journal.len())
+        .sum();
+    eprintln!(
+        "faults: 200 resources over five APIs, 30% failures for 5 s: {requests} vendor requests in all, exactly one successful write per resource"
+    );
     env.stop().await;
 }
 
