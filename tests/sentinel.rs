@@ -69,7 +69,11 @@ async fn assert_nowhere(
         !events.contains(sentinel),
         "{when}: the sentinel reached an event"
     );
-    for kind in ["ssoappcredentials", "vendorconnections"] {
+    for kind in [
+        "ssoappcredentials",
+        "crmusercredentials",
+        "vendorconnections",
+    ] {
         let out = env
             .cp
             .kubectl()
@@ -198,6 +202,101 @@ async fn secret_values_never_leak() {
     .await;
     env.delete::<SsoAppCredential>(ns, "alice").await;
     env.wait_gone::<SsoAppCredential>(ns, "alice", WAIT).await;
+
+    // The CRM vendors: SuperOffice (REST and SOAP, with an echoing error) and Oracle.
+    let so = credsync::sim::superoffice::SuperOfficeSim::new("tkt", None);
+    let so_server = SimServer::start(so.router(), 0).await.expect("superoffice");
+    let oracle = credsync::sim::oracle::OracleSim::new("int", "int-pw");
+    let oracle_server = SimServer::start(oracle.router(), 0).await.expect("oracle");
+    env.secret(
+        ns,
+        "crm",
+        &[
+            ("ticket", "tkt"),
+            ("username", "int"),
+            ("password", "int-pw"),
+        ],
+    )
+    .await;
+    let ticket = json!({"ticketSecretRef": {"name": "crm", "key": "ticket"}});
+    for (name, spec) in [
+        (
+            "so-rest",
+            json!({"superOffice": {"url": so_server.url(), "api": "Rest", "auth": ticket}}),
+        ),
+        (
+            "so-soap",
+            json!({"superOffice": {"url": so_server.url(), "api": "Soap", "auth": ticket}}),
+        ),
+        (
+            "oracle",
+            json!({"oracleCrmOnDemand": {"url": oracle_server.url(), "credentialsSecretRef": {"name": "crm"}}}),
+        ),
+    ] {
+        let conn: credsync::api::VendorConnection = serde_json::from_value(json!({
+            "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name}, "spec": spec
+        }))
+        .expect("connection");
+        env.apply(ns, &conn).await;
+    }
+    so_server.faults.push(Fault::Echo(400), 1);
+    for (name, block) in [
+        (
+            "crm-rest",
+            json!({"connectionRef": {"name": "so-rest"}, "deletionPolicy": "Delete",
+            "superOffice": {"type": "imap", "publicValue": "p1", "secretValueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}}),
+        ),
+        (
+            "crm-soap",
+            json!({"connectionRef": {"name": "so-soap"}, "deletionPolicy": "Delete",
+            "superOffice": {"type": "imap", "publicValue": "p2", "secretValueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}}),
+        ),
+        (
+            "crm-oracle",
+            json!({"connectionRef": {"name": "oracle"},
+            "oracleCrmOnDemand": {"userId": "U-1", "passwordFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}}),
+        ),
+    ] {
+        let crm: credsync::api::CrmUserCredential = serde_json::from_value(json!({
+            "apiVersion": "credsync.io/v1alpha1", "kind": "CrmUserCredential", "metadata": {"name": name}, "spec": block
+        }))
+        .expect("crm");
+        env.apply(ns, &crm).await;
+    }
+    let crm_reason = |o: &credsync::api::CrmUserCredential| {
+        o.status
+            .as_ref()
+            .and_then(|s| condition(&s.sync.conditions, "Ready"))
+            .map(|c| c.reason.clone())
+    };
+    env.wait_for::<credsync::api::CrmUserCredential>(ns, "crm-soap", WAIT, |o| {
+        crm_reason(o).as_deref() == Some("Synced")
+    })
+    .await;
+    env.wait_for::<credsync::api::CrmUserCredential>(ns, "crm-oracle", WAIT, |o| {
+        crm_reason(o).as_deref() == Some("Synced")
+    })
+    .await;
+    let echoed = env
+        .wait_for::<credsync::api::CrmUserCredential>(ns, "crm-rest", WAIT, |o| {
+            crm_reason(o).as_deref() == Some("VendorRejected")
+        })
+        .await;
+    let status = echoed.status.clone().expect("status");
+    assert!(
+        condition(&status.sync.conditions, "Ready")
+            .is_some_and(|c| c.message.contains("[redacted]")),
+        "{status:?}"
+    );
+    assert_eq!(
+        oracle.password_of("U-1").as_deref(),
+        Some(format!("{sentinel}-2").as_str())
+    );
+    env.delete::<credsync::api::CrmUserCredential>(ns, "crm-soap")
+        .await;
+    env.wait_gone::<credsync::api::CrmUserCredential>(ns, "crm-soap", WAIT)
+        .await;
+
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_nowhere(&env, &logs, ns, &sentinel, "after every failure path").await;
     env.stop().await;
