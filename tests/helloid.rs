@@ -204,6 +204,20 @@ async fn sso_app_credential_end_to_end() {
         "{text}"
     );
 
+    // kubectl describe shows the conditions and the events with their reasons.
+    let described = env
+        .cp
+        .kubectl()
+        .args(["describe", "ssoappcredential", "mike-github", "-n", NS])
+        .output()
+        .expect("kubectl describe");
+    let described = String::from_utf8_lossy(&described.stdout);
+    assert!(
+        described.contains("Events:") && described.contains("Synced"),
+        "{described}"
+    );
+    assert!(!described.contains("g!sg*Z_x5") && !described.contains("n3w-Pa55"));
+
     // Deletion with policy Delete removes the record, then the object.
     env.delete::<SsoAppCredential>(NS, "mike-github").await;
     env.wait_gone::<SsoAppCredential>(NS, "mike-github", WAIT)

@@ -110,6 +110,21 @@ async fn oracle_passwords_end_to_end() {
         "a permanent fault is not retried"
     );
 
+    // Garbage, oversized and broken answers are refused without harm and retried.
+    let before = server.journal.len();
+    server.faults.push(credsync::sim::Fault::Malformed, 1);
+    server.faults.push(credsync::sim::Fault::Oversized, 1);
+    server.faults.push(credsync::sim::Fault::Drop, 1);
+    env.secret(NS, "pw", &[("password", "third")]).await;
+    env.wait_for::<CrmUserCredential>(NS, "hrz", WAIT, |_| {
+        sim.password_of("HRZ780-KGY67").as_deref() == Some("third")
+    })
+    .await;
+    assert!(
+        server.journal.len() >= before + 4,
+        "three refused answers, then the save"
+    );
+
     // deletionPolicy Delete is refused with a clear condition and no call.
     env.apply(NS, &credential("doomed", "DEL-1", "Delete"))
         .await;

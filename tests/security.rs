@@ -289,3 +289,42 @@ async fn a_custom_ca_is_trusted_and_verification_is_never_off() {
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_never_followed() {
+    let env = TestEnv::start().await;
+    let sim = HelloIdSim::new("k", "s");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    env.namespace("redir").await;
+    env.secret("redir", "api", &[("key", "k"), ("secret", "s")])
+        .await;
+    env.secret("redir", "pw", &[("password", "p")]).await;
+    env.apply(
+        "redir",
+        &helloid_connection("helloid", &server.url(), json!({"name": "api"})),
+    )
+    .await;
+    server.faults.push(credsync::sim::Fault::Redirect, 1);
+    env.apply(
+        "redir",
+        &sso_credential("moved", "VendorConnection", "helloid", "pw", "password"),
+    )
+    .await;
+    let stalled = env
+        .wait_for::<SsoAppCredential>("redir", "moved", WAIT, |o| {
+            ready_reason(o).as_deref() == Some("VendorRedirect")
+        })
+        .await;
+    let status = stalled.status.expect("status");
+    assert!(
+        condition(&status.sync.conditions, "Stalled")
+            .is_some_and(|c| c.status == "True" && c.message.contains("no redirects"))
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        server.journal.all().iter().all(|r| r.path != "/followed"),
+        "the redirect was followed"
+    );
+    assert_eq!(server.journal.len(), 1);
+    env.stop().await;
+}

@@ -56,6 +56,8 @@ pub enum Fault {
     Drop,
     /// Answer only after this long (beyond the client's timeout, a timeout).
     Delay(Duration),
+    /// HTTP 302 to `/followed` on the same server: a client that follows it shows up there.
+    Redirect,
     /// Answer with this status and an error body that echoes the whole request back, as a
     /// careless vendor might: credsync must never let it reach status, events or logs.
     Echo(u16),
@@ -204,6 +206,9 @@ async fn faults_and_journal(
                 .header("Content-Length", "1000")
                 .body(Body::from_stream(broken))
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+        Some(Fault::Redirect) => {
+            (StatusCode::FOUND, [("Location", "/followed")], "moved").into_response()
         }
         Some(Fault::Echo(status)) => {
             let echoed = String::from_utf8_lossy(&bytes).into_owned();
