@@ -556,6 +556,46 @@ mod tests {
     }
 
     #[test]
+    fn get_and_remove_match_the_golden_files() {
+        let soap = |version, op, associate| {
+            xml::parse(&soap_envelope(
+                version,
+                Some("1234567-1234-9876"),
+                "7T:1234abcxyzExample==",
+                op,
+                &spec(associate),
+            ))
+            .expect("parse")
+        };
+        let golden = |bytes: &[u8]| xml::parse(bytes).expect("golden");
+        assert_eq!(
+            soap(SoapVersion::V11, Operation::Remove, None),
+            golden(include_bytes!(
+                "../../tests/golden/superoffice_remove_soap11.xml"
+            ))
+        );
+        assert_eq!(
+            soap(SoapVersion::V12, Operation::Get, Some(42)),
+            golden(include_bytes!(
+                "../../tests/golden/superoffice_get_for_associate_soap12.xml"
+            ))
+        );
+        let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).expect("golden json");
+        assert_eq!(
+            rest_body(Operation::Remove, &spec(None)),
+            json(include_str!(
+                "../../tests/golden/superoffice_remove_rest.json"
+            ))
+        );
+        assert_eq!(
+            rest_body(Operation::Get, &spec(Some(42))),
+            json(include_str!(
+                "../../tests/golden/superoffice_get_for_associate_rest.json"
+            ))
+        );
+    }
+
+    #[test]
     fn for_associate_and_remove_shapes() {
         let doc = xml::parse(&soap_envelope(
             SoapVersion::V11,
