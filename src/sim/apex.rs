@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::basic_auth_ok;
+use super::{basic_auth_ok, in_order};
 use crate::vendors::apex::{APEX_NS, Identity};
 use crate::vendors::xml::{self, XmlWriter};
 
@@ -186,20 +186,6 @@ fn status_error(
             .unwrap_or_default();
         (status, axum::Json(json!({"ResponseStatus": {"ErrorCode": code, "Message": message, "Errors": errors}}))).into_response()
     }
-}
-
-/// Whether `names` follow `order` (each at most once, in order).
-fn in_order(names: &[&str], order: &[&str]) -> bool {
-    let mut at = 0;
-    names
-        .iter()
-        .all(|n| match order[at..].iter().position(|o| o == n) {
-            Some(p) => {
-                at += p + 1;
-                true
-            }
-            None => false,
-        })
 }
 
 fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<(Option<String>, Identity), String> {

@@ -347,6 +347,21 @@ impl SimServer {
     }
 }
 
+/// Whether `names` follow `order`, each at most once: how a strict service checks the
+/// element order of a DataContract or SOAP body.
+pub fn in_order(names: &[&str], order: &[&str]) -> bool {
+    let mut at = 0;
+    names
+        .iter()
+        .all(|n| match order[at..].iter().position(|o| o == n) {
+            Some(p) => {
+                at += p + 1;
+                true
+            }
+            None => false,
+        })
+}
+
 /// Whether the request carries these HTTP Basic credentials.
 pub fn basic_auth_ok(headers: &HeaderMap, user: &str, password: &str) -> bool {
     use base64::Engine;

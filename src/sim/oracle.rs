@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
+use super::in_order;
 use crate::vendors::oracle::{PASSWORD_NS, PASSWORD_TEXT, SET_PASSWORD_ACTION, WSSE_NS};
 use crate::vendors::soap::SOAP11_ENV;
 use crate::vendors::xml::{self, XmlWriter};
@@ -105,19 +106,6 @@ fn fault(code: &str, text: &str) -> Response {
         w.finish(),
     )
         .into_response()
-}
-
-fn in_order(names: &[&str], order: &[&str]) -> bool {
-    let mut at = 0;
-    names
-        .iter()
-        .all(|n| match order[at..].iter().position(|o| o == n) {
-            Some(p) => {
-                at += p + 1;
-                true
-            }
-            None => false,
-        })
 }
 
 async fn set_password(State(sim): State<OracleSim>, headers: HeaderMap, body: Bytes) -> Response {

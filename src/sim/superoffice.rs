@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use super::basic_auth_ok;
+use super::{basic_auth_ok, in_order};
 use crate::vendors::soap::{SOAP11_ENV, SOAP12_ENV};
 use crate::vendors::superoffice::SERVICES84_NS;
 use crate::vendors::xml::{self, Element, XmlWriter};
@@ -166,19 +166,6 @@ impl SuperOfficeSim {
             other => Err(format!("unknown operation {other}")),
         }
     }
-}
-
-fn in_order(names: &[&str], order: &[&str]) -> bool {
-    let mut at = 0;
-    names
-        .iter()
-        .all(|n| match order[at..].iter().position(|o| o == n) {
-            Some(p) => {
-                at += p + 1;
-                true
-            }
-            None => false,
-        })
 }
 
 fn soap_reply(
