@@ -546,5 +546,39 @@ async fn pause_sync_now_and_deletion_that_always_finishes() {
     env.wait_gone::<SsoAppCredential>("ops", "user-2", Duration::from_secs(20))
         .await;
     server.faults.clear();
+
+    // The connection is deleted first: the resource explains why it waits, and Orphan lets go.
+    let mut orphaned = credential(3, "pw");
+    orphaned.spec.deletion_policy = credsync::api::DeletionPolicy::Delete;
+    env.apply("ops", &orphaned).await;
+    env.wait_for::<SsoAppCredential>("ops", "user-3", Duration::from_secs(20), is_ready)
+        .await;
+    env.delete::<VendorConnection>("ops", "helloid").await;
+    env.delete::<SsoAppCredential>("ops", "user-3").await;
+    let waiting = env
+        .wait_for::<SsoAppCredential>("ops", "user-3", Duration::from_secs(20), |o| {
+            o.status
+                .as_ref()
+                .and_then(|s| condition(&s.sync.conditions, "Stalled"))
+                .is_some_and(|c| c.status == "True" && c.reason == "DeletionBlocked")
+        })
+        .await;
+    let status = waiting.status.clone().expect("status");
+    let message = &condition(&status.sync.conditions, "Stalled")
+        .expect("Stalled")
+        .message;
+    assert!(
+        message.contains("helloid") && message.contains("deletionPolicy: Orphan"),
+        "{message}"
+    );
+    api.patch(
+        "user-3",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"deletionPolicy": "Orphan"}})),
+    )
+    .await
+    .expect("orphan");
+    env.wait_gone::<SsoAppCredential>("ops", "user-3", Duration::from_secs(20))
+        .await;
     env.stop().await;
 }
