@@ -331,7 +331,9 @@ async fn watch_secrets(
     // Helm release and service-account token Secrets are never credsync's to read.
     let config = watcher::Config::default()
         .fields("type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token")
-        .any_semantic();
+        .any_semantic()
+        // Small pages: the initial list of a cluster with many Secrets never holds much at once.
+        .page_size(100);
     let events = watcher(api, config).default_backoff();
     let mut events = std::pin::pin!(events);
     loop {
