@@ -179,6 +179,7 @@ pub async fn run(
         drift_interval: settings.drift_interval,
         backoff: Backoff::new(settings.backoff_base, settings.backoff_max),
         applied: Default::default(),
+        refused: Default::default(),
     });
 
     let (crm, crm_deps) = managed::<CrmUserCredential>(&client, &ctx, &settings, &shutdown);

@@ -60,6 +60,9 @@ pub struct Context {
     /// The reflector can lag behind our own status write; this keeps a quick second trigger
     /// from applying the same state twice.
     pub applied: Mutex<HashMap<String, (String, Option<String>)>>,
+    /// Requests a vendor refused for good, per object (uid → attempt, error): the same request
+    /// on the same connection client is not sent again until something changes.
+    pub refused: Mutex<HashMap<String, (String, VendorError)>>,
 }
 
 impl Context {
@@ -72,13 +75,37 @@ impl Context {
     }
 
     fn remember(&self, uid: String, fingerprint: String, handled: Option<String>) {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&uid);
         self.applied
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(uid, (fingerprint, handled));
     }
 
+    fn refused(&self, uid: &str, attempt: &str) -> Option<VendorError> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uid)
+            .filter(|(a, _)| a == attempt)
+            .map(|(_, e)| e.clone())
+    }
+
+    fn refuse(&self, uid: String, attempt: String, err: VendorError) {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uid, (attempt, err));
+    }
+
     fn forget(&self, uid: &str) {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
         self.applied
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -263,7 +290,7 @@ async fn sync_vendor<K: Managed>(
     namespace: &str,
     old: &SyncStatus,
 ) -> Result<Synced, ReconcileError> {
-    let (conn, secrets, external) = bind(obj, ctx, namespace).await?;
+    let (conn, secrets, external, client) = bind(obj, ctx, namespace).await?;
     if obj.deletion_policy() == DeletionPolicy::Delete && !external.supports_delete() {
         return Err(ReconcileError::invalid(
             "DeletionPolicyUnsupported",
@@ -317,7 +344,21 @@ async fn sync_vendor<K: Managed>(
     let vendor_failed =
         |e: VendorError| ReconcileError::Vendor(e.map_message(|m| scrub(&m, &secrets)));
     if changed {
-        done.outputs = external.apply().await.map_err(vendor_failed)?;
+        // The same request on the same client was refused for good: say so again, call nobody.
+        let attempt = format!("{}|{client}|{requested:?}", done.fingerprint);
+        if let Some(refused) = ctx.refused(&uid, &attempt) {
+            return Err(ReconcileError::Vendor(refused));
+        }
+        done.outputs = match external.apply().await {
+            Ok(outputs) => outputs,
+            Err(e) => {
+                let err = e.map_message(|m| scrub(&m, &secrets));
+                if !err.is_transient() {
+                    ctx.refuse(uid, attempt, err.clone());
+                }
+                return Err(ReconcileError::Vendor(err));
+            }
+        };
         ctx.remember(uid, done.fingerprint.clone(), requested.map(str::to_string));
         done.confirmed = true;
         done.event = Some((
@@ -369,7 +410,15 @@ async fn bind<K: Managed>(
     obj: &K,
     ctx: &Context,
     namespace: &str,
-) -> Result<(ResolvedConnection, ResolvedSecrets, Box<dyn ExternalClient>), ReconcileError> {
+) -> Result<
+    (
+        ResolvedConnection,
+        ResolvedSecrets,
+        Box<dyn ExternalClient>,
+        usize,
+    ),
+    ReconcileError,
+> {
     let conn = ctx
         .connections
         .resolve(&ctx.client, namespace, obj.connection_ref())
@@ -377,7 +426,7 @@ async fn bind<K: Managed>(
     let vendor = ctx.clients.get(&conn, &ctx.secrets, &ctx.transport).await?;
     let secrets = ctx.secrets.resolve(namespace, &obj.secret_refs()).await?;
     let external = obj.external(&vendor, &secrets)?;
-    Ok((conn, secrets, external))
+    Ok((conn, secrets, external, vendor.identity()))
 }
 
 /// Deletion: with policy Delete, remove the vendor record before letting the object go; when
@@ -399,7 +448,7 @@ async fn finalize<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, Reconcil
             .await;
         }
         let namespace = obj.namespace().unwrap_or_default();
-        let (_, secrets, external) = match bind(obj, ctx, &namespace).await {
+        let (_, secrets, external, _) = match bind(obj, ctx, &namespace).await {
             Ok(bound) => bound,
             Err(e) => return deletion_blocked(obj, ctx, e).await,
         };
