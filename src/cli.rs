@@ -90,6 +90,10 @@ pub struct RunArgs {
     /// Largest retry delay after transient failures.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub backoff_max: Duration,
+    /// Normal events (such as Synced) published per second at most, with a burst of ten
+    /// seconds' worth; beyond it they are dropped and counted. Warnings are not limited. 0: none.
+    #[arg(long, env = "CREDSYNC_NORMAL_EVENTS_PER_SECOND", default_value_t = 10)]
+    pub normal_events_per_second: u32,
 }
 
 impl RunArgs {
@@ -122,6 +126,7 @@ impl RunArgs {
             backoff_max: self.backoff_max,
             watch_namespace: self.watch_namespace.clone().filter(|n| !n.is_empty()),
             label_selector: self.selector.clone().filter(|s| !s.is_empty()),
+            normal_events_per_second: self.normal_events_per_second,
         }
     }
 }

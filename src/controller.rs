@@ -24,10 +24,11 @@ use crate::reconcile::backoff::Backoff;
 use crate::reconcile::conditions::{self, Health};
 use crate::reconcile::connection::{ClientCache, ConnectionKey, ConnectionStores};
 use crate::reconcile::error::ReconcileError;
+use crate::reconcile::events::EventPublisher;
 use crate::reconcile::fingerprint::{FingerprintKey, FingerprintKeyError};
 use crate::reconcile::managed::Managed;
 use crate::reconcile::{self, Context};
-use crate::secrets::{ConnectionScope, ConnectionSecrets, SecretReader};
+use crate::secrets::{ConnectionScope, ConnectionSecrets, SecretReader, UNWATCHED_SECRET_TYPES};
 use crate::server::Readiness;
 use crate::vendors::{self, http::TransportPolicy};
 
@@ -51,6 +52,8 @@ pub struct Settings {
     pub watch_namespace: Option<String>,
     /// Serve only resources with these labels (a label selector), to shard across Deployments.
     pub label_selector: Option<String>,
+    /// Normal events published per second at most (Warnings are not limited); 0: none.
+    pub normal_events_per_second: u32,
 }
 
 impl Default for Settings {
@@ -65,6 +68,7 @@ impl Default for Settings {
             backoff_max: Duration::from_secs(300),
             watch_namespace: None,
             label_selector: None,
+            normal_events_per_second: 10,
         }
     }
 }
@@ -161,14 +165,17 @@ pub async fn run(
 
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "credsync".into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
+        events: EventPublisher::start(
+            Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: "credsync".into(),
+                    instance: std::env::var("POD_NAME").ok(),
+                },
+            ),
+            settings.normal_events_per_second,
         ),
-        secrets: SecretReader::new(client.clone()),
+        secrets: SecretReader::cached(client.clone(), settings.watch_namespace.clone()),
         fingerprint_key,
         connections: ConnectionStores {
             namespaced: vc_reader.clone(),
@@ -256,6 +263,14 @@ where
     }
     watcher(api, config)
         .default_backoff()
+        // Nothing reads these, and with thousands of objects they are most of the cache.
+        .modify(|obj| {
+            let meta = obj.meta_mut();
+            meta.managed_fields = None;
+            if let Some(annotations) = meta.annotations.as_mut() {
+                annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(
@@ -330,8 +345,11 @@ async fn watch_secrets(
     shutdown: CancellationToken,
 ) {
     // Helm release and service-account token Secrets are never credsync's to read.
+    let unwatched_types = UNWATCHED_SECRET_TYPES
+        .map(|t| format!("type!={t}"))
+        .join(",");
     let config = watcher::Config::default()
-        .fields("type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token")
+        .fields(&unwatched_types)
         .any_semantic()
         // Small pages: the initial list of a cluster with many Secrets never holds much at once.
         .page_size(100);
@@ -346,9 +364,12 @@ async fn watch_secrets(
         let meta = match event {
             Ok(watcher::Event::Apply(m) | watcher::Event::Delete(m)) => m,
             // The initial list: every resource reconciles at start anyway.
-            Ok(watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::InitDone) => {
+            Ok(watcher::Event::Init) => {
+                // Starting over: changes may have been missed meanwhile.
+                ctx.secrets.forget_all();
                 continue;
             }
+            Ok(watcher::Event::InitApply(_) | watcher::Event::InitDone) => continue,
             Err(e) => {
                 tracing::warn!(error = %e, "Secret watch");
                 continue;
@@ -357,6 +378,7 @@ async fn watch_secrets(
         let (Some(namespace), name) = (meta.namespace(), meta.name_any()) else {
             continue;
         };
+        ctx.secrets.changed(&namespace, &name);
         let connections = ctx.connections.referencing_secret(&namespace, &name);
         for key in &connections {
             ctx.clients.invalidate(key);

@@ -25,6 +25,11 @@ struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventTypeLabel {
+    r#type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VendorOutcome {
     vendor: String,
     operation: String,
@@ -45,6 +50,7 @@ struct Metrics {
     status_writes: Family<KindLabel, Counter>,
     vendor_requests: Family<VendorOutcome, Counter>,
     vendor_duration: Family<VendorOperation, Histogram>,
+    events_dropped: Family<EventTypeLabel, Counter>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -89,6 +95,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Vendor API request latency",
         vendor_duration.clone(),
     );
+    let events_dropped = Family::<EventTypeLabel, Counter>::default();
+    registry.register(
+        "events_dropped",
+        "Kubernetes Events not published: over the Normal-event rate or the queue bound (events are best effort)",
+        events_dropped.clone(),
+    );
     Metrics {
         registry,
         reconciles,
@@ -97,6 +109,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         status_writes,
         vendor_requests,
         vendor_duration,
+        events_dropped,
     }
 });
 
@@ -147,6 +160,16 @@ pub fn status_written(kind: &str) {
         .inc();
 }
 
+/// Count an event left unpublished.
+pub fn event_dropped(type_: &str) {
+    METRICS
+        .events_dropped
+        .get_or_create(&EventTypeLabel {
+            r#type: type_.to_string(),
+        })
+        .inc();
+}
+
 /// Count a vendor request.
 pub fn vendor_request(vendor: Vendor, operation: &str, outcome: &str, took: Duration) {
     let m = &*METRICS;
@@ -171,4 +194,41 @@ pub fn encode() -> String {
     // Encoding into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &METRICS.registry);
     out
+}
+
+/// One sample in every family (for tests that need every family in the output: families
+/// without samples are left out of it).
+#[cfg(feature = "dev")]
+pub fn touch_all() {
+    let kind = "Test";
+    drop(reconcile_started(kind));
+    reconcile_finished(kind, "success", Duration::ZERO);
+    status_written(kind);
+    vendor_request(Vendor::HelloId, "Test", "success", Duration::ZERO);
+    event_dropped("Normal");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[cfg(feature = "dev")]
+    fn every_family_is_exported() {
+        super::touch_all();
+        let text = super::encode();
+        for family in [
+            "credsync_reconciles",
+            "credsync_reconcile_duration_seconds",
+            "credsync_reconciles_in_flight",
+            "credsync_status_writes",
+            "credsync_vendor_requests",
+            "credsync_vendor_request_duration_seconds",
+            "credsync_events_dropped",
+        ] {
+            assert!(text.contains(&format!("# TYPE {family} ")), "{text}");
+        }
+        assert!(
+            text.contains("credsync_events_dropped_total{type=\"Normal\"} 1"),
+            "{text}"
+        );
+    }
 }

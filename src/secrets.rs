@@ -1,9 +1,12 @@
 //! Reading the Secrets that resources and connections reference. Only referenced Secrets are
-//! read, by a direct GET at reconcile time; values go straight into [`SecretString`]s.
+//! read, by a direct GET at reconcile time (remembered until the Secret changes); values go
+//! straight into [`SecretString`]s.
 //! Namespace rules are enforced here, before any read: a namespaced resource reads only its own
 //! namespace, a cluster-scoped connection only the namespaces its references name.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
@@ -70,15 +73,68 @@ impl SecretError {
     }
 }
 
-/// Reads Secret values through the API server.
+/// Reads Secret values through the API server, remembering the values it read until the
+/// Secret watch says the Secret changed: thousands of resources sharing one Secret, and the
+/// reconcile that follows each status write, then cost no GET.
 #[derive(Clone)]
 pub struct SecretReader {
     client: Client,
+    cache: Option<Arc<ValueCache>>,
 }
 
+/// Values read, per Secret. An entry is dropped on any change the metadata watch reports, and
+/// everything on a re-list; a read that raced with a change is not remembered.
+struct ValueCache {
+    /// Only Secrets the watch sees are remembered (None: all namespaces).
+    namespace: Option<String>,
+    entries: Mutex<HashMap<(String, String), HashMap<String, SecretString>>>,
+    /// Bumped by every invalidation.
+    epoch: AtomicU64,
+}
+
+/// Secret types the watch leaves out (see `controller::watch_secrets`): never remembered.
+pub const UNWATCHED_SECRET_TYPES: [&str; 2] =
+    ["helm.sh/release.v1", "kubernetes.io/service-account-token"];
+
 impl SecretReader {
+    /// A reader that always asks the API server.
     pub fn new(client: Client) -> Self {
-        SecretReader { client }
+        SecretReader {
+            client,
+            cache: None,
+        }
+    }
+
+    /// A reader that remembers values; the caller must report every change of a Secret in
+    /// `namespace` (all when None) with [`SecretReader::changed`] and re-lists with
+    /// [`SecretReader::forget_all`].
+    pub fn cached(client: Client, namespace: Option<String>) -> Self {
+        SecretReader {
+            client,
+            cache: Some(Arc::new(ValueCache {
+                namespace,
+                entries: Mutex::default(),
+                epoch: AtomicU64::new(0),
+            })),
+        }
+    }
+
+    /// The Secret changed or went away: its values must be read again.
+    pub fn changed(&self, namespace: &str, name: &str) {
+        if let Some(cache) = &self.cache {
+            cache.epoch.fetch_add(1, Ordering::SeqCst);
+            cache
+                .lock()
+                .remove(&(namespace.to_string(), name.to_string()));
+        }
+    }
+
+    /// Changes may have been missed (the watch started over): read everything again.
+    pub fn forget_all(&self) {
+        if let Some(cache) = &self.cache {
+            cache.epoch.fetch_add(1, Ordering::SeqCst);
+            cache.lock().clear();
+        }
     }
 
     /// The values of `keys` in one Secret, in the order asked.
@@ -88,6 +144,17 @@ impl SecretReader {
         name: &str,
         keys: &[&str],
     ) -> Result<Vec<SecretString>, SecretError> {
+        let id = (namespace.to_string(), name.to_string());
+        if let Some(cache) = &self.cache
+            && let Some(entry) = cache.lock().get(&id)
+            && let Some(values) = keys
+                .iter()
+                .map(|k| entry.get(*k).cloned())
+                .collect::<Option<Vec<_>>>()
+        {
+            return Ok(values);
+        }
+        let epoch = self.cache.as_ref().map(|c| c.epoch.load(Ordering::SeqCst));
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let secret = match api.get_opt(name).await {
             Ok(Some(secret)) => secret,
@@ -111,9 +178,14 @@ impl SecretReader {
                 });
             }
         };
+        let watched = secret
+            .type_
+            .as_deref()
+            .is_none_or(|t| !UNWATCHED_SECRET_TYPES.contains(&t));
         let mut data = secret.data.unwrap_or_default();
         let string_data = secret.string_data.unwrap_or_default();
-        keys.iter()
+        let values = keys
+            .iter()
             .map(|key| {
                 let bytes = match data.remove(*key) {
                     Some(b) => b.0,
@@ -134,7 +206,21 @@ impl SecretReader {
                         key: (*key).into(),
                     })
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        if let (Some(cache), Some(epoch)) = (&self.cache, epoch)
+            && watched
+            && cache.namespace.as_deref().is_none_or(|n| n == namespace)
+        {
+            let mut entries = cache.lock();
+            // A change reported while we read may be newer than what we got: don't keep it.
+            if cache.epoch.load(Ordering::SeqCst) == epoch {
+                let entry = entries.entry(id).or_default();
+                for (key, value) in keys.iter().zip(&values) {
+                    entry.insert((*key).to_string(), value.clone());
+                }
+            }
+        }
+        Ok(values)
     }
 
     /// Read every key a namespaced resource references, from its own namespace.
@@ -164,6 +250,14 @@ impl SecretReader {
             }
         }
         Ok(ResolvedSecrets { values })
+    }
+}
+
+impl ValueCache {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), HashMap<String, SecretString>>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -288,3 +288,47 @@ async fn vendor_errors_are_explained() {
     synced(&env, ns, "retry").await;
     env.stop().await;
 }
+
+/// Many identities created at once share listings (the API can only list all of them): far
+/// fewer GETs than creates, each identity created exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_at_once_share_listings() {
+    let env = TestEnv::start().await;
+    let sim = ApexSim::new(ApexAuth::Basic("u".into(), "p".into()));
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    let ns = "erp-many";
+    env.namespace(ns).await;
+    env.secret(ns, "apex-basic", &[("username", "u"), ("password", "p")])
+        .await;
+    env.apply(
+        ns,
+        &connection(
+            "apex",
+            &server.url(),
+            "Json",
+            json!({"basicSecretRef": {"name": "apex-basic"}}),
+        ),
+    )
+    .await;
+    const N: usize = 60;
+    let names: Vec<String> = (0..N).map(|i| format!("user-{i:02}")).collect();
+    let identities: Vec<ErpIdentity> = names
+        .iter()
+        .map(|n| identity(n, "apex", "m@example.com"))
+        .collect();
+    futures::future::join_all(identities.iter().map(|i| env.apply(ns, i))).await;
+    for n in &names {
+        synced(&env, ns, n).await;
+    }
+    let stored = sim.identities("User");
+    assert_eq!(stored.len(), N, "each identity created once");
+    assert_eq!(sim.creates(), N);
+    let lists = server
+        .journal
+        .matching(&axum::http::Method::GET, "/Core/")
+        .len();
+    assert!(
+        (1..=N / 4).contains(&lists),
+        "{lists} listings for {N} creates: lookups must share them"
+    );
+}

@@ -204,16 +204,24 @@ async fn sso_app_credential_end_to_end() {
         "{text}"
     );
 
-    // kubectl describe shows the conditions and the events with their reasons.
-    let described = env
-        .cp
-        .kubectl()
-        .args(["describe", "ssoappcredential", "mike-github", "-n", NS])
-        .output()
-        .expect("kubectl describe");
-    let described = String::from_utf8_lossy(&described.stdout);
+    // kubectl describe shows the conditions and the events with their reasons (events are
+    // published in the background, so give them a moment).
+    let mut described = String::new();
+    for _ in 0..50 {
+        let out = env
+            .cp
+            .kubectl()
+            .args(["describe", "ssoappcredential", "mike-github", "-n", NS])
+            .output()
+            .expect("kubectl describe");
+        described = String::from_utf8_lossy(&out.stdout).into_owned();
+        if synced_event(&described) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
-        described.contains("Events:") && described.contains("Synced"),
+        described.contains("Events:") && synced_event(&described),
         "{described}"
     );
     assert!(!described.contains("g!sg*Z_x5") && !described.contains("n3w-Pa55"));
@@ -362,4 +370,11 @@ async fn invalid_objects_are_refused_by_the_api_server() {
         "{long}"
     );
     env.stop().await;
+}
+
+/// A `kubectl describe` Events row of type Normal with reason Synced.
+fn synced_event(described: &str) -> bool {
+    described
+        .lines()
+        .any(|l| l.split_whitespace().take(2).eq(["Normal", "Synced"]))
 }

@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod conditions;
 pub mod connection;
 pub mod error;
+pub mod events;
 pub mod fingerprint;
 pub mod managed;
 
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::{Api, Client, Resource, ResourceExt};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -29,6 +30,7 @@ use self::backoff::Backoff;
 use self::conditions::Health;
 use self::connection::{ClientCache, ConnectionStores, ResolvedConnection};
 use self::error::ReconcileError;
+use self::events::EventPublisher;
 use self::fingerprint::FingerprintKey;
 use self::managed::Managed;
 use crate::api::{DeletionPolicy, SyncStatus};
@@ -47,7 +49,7 @@ pub const RECONCILE_REQUESTED_ANNOTATION: &str = "credsync.io/reconcile-requeste
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub events: EventPublisher,
     pub secrets: SecretReader,
     pub fingerprint_key: FingerprintKey,
     pub connections: ConnectionStores,
@@ -233,7 +235,7 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
                 outputs.credential_set_guid = done.outputs.credential_set_guid;
             }
             if let Some((reason, note)) = done.event {
-                publish(ctx, obj, EventType::Normal, reason, note).await;
+                publish(ctx, obj, EventType::Normal, reason, note);
             }
             let health = Health::Ready {
                 reason: "Synced",
@@ -267,8 +269,7 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
             EventType::Warning,
             health.reason(),
             health.message().to_string(),
-        )
-        .await;
+        );
     }
     conditions::apply(&mut sync.conditions, &health, obj.meta().generation, &now);
     write_status(obj, ctx, K::make_status(sync, outputs)).await?;
@@ -462,8 +463,7 @@ async fn finalize<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, Reconcil
             EventType::Normal,
             "Deleted",
             "removed the record from the vendor".into(),
-        )
-        .await;
+        );
     }
     ensure_finalizer(obj, ctx, false).await?;
     ctx.forget(&obj.uid().unwrap_or_default());
@@ -504,8 +504,7 @@ async fn deletion_blocked<K: Managed>(
             EventType::Warning,
             health.reason(),
             health.message().to_string(),
-        )
-        .await;
+        );
     }
     conditions::apply(
         &mut sync.conditions,
@@ -588,7 +587,7 @@ async fn write_status<K: Managed>(
     }
 }
 
-async fn publish<K: Managed>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: String) {
+fn publish<K: Managed>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: String) {
     let event = Event {
         type_,
         reason: reason.to_string(),
@@ -596,9 +595,7 @@ async fn publish<K: Managed>(ctx: &Context, obj: &K, type_: EventType, reason: &
         action: "Reconcile".to_string(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-        tracing::debug!(error = %e, "could not publish event");
-    }
+    ctx.events.publish(event, obj.object_ref(&()));
 }
 
 fn annotation<'a, K: Resource>(obj: &'a K, key: &str) -> Option<&'a str> {

@@ -203,10 +203,11 @@ async fn save(
         set
     };
     // The answer is the user's credential configuration for the application, as the seed shows.
+    let (user, app) = (user.to_lowercase(), app.to_lowercase());
     let sets: Vec<Value> = sim
         .lock()
-        .iter()
-        .filter(|((u, a, _), _)| *u == user.to_lowercase() && *a == app.to_lowercase())
+        .range((user.clone(), app.clone(), String::new())..)
+        .take_while(|((u, a, _), _)| *u == user && *a == app)
         .map(|((_, _, name), set)| {
             json!({
                 "credentials": set.credentials.iter().map(|c| json!({

@@ -8,7 +8,9 @@
 //! (`{"IdentityType", "Identity": {...}}`); GET answers a JSON array of ErpAuthorizationIdentity
 //! or, in XML, an `ArrayOfErpAuthorizationIdentity`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
@@ -34,6 +36,40 @@ pub struct ApexClient {
     http: Arc<VendorHttp>,
     format: ApexFormat,
     auth: Auth,
+    listings: SharedListings,
+}
+
+/// The API can only list every identity of a type, so lookups share listings instead of each
+/// sending its own (thousands of creates at once would otherwise be quadratic): a listing
+/// serves lookups for [`LISTING_MAX_AGE`], together with every identity this client saved since
+/// it was taken. Crash safety holds: identities a previous process created exist before this
+/// process's first listing, and a save whose outcome is unknown (no clear answer) drops the
+/// listing so the next lookup lists again. The price is that an identity someone else creates
+/// by hand within those seconds may not be seen before a create of the same name.
+#[derive(Default)]
+struct SharedListings {
+    by_type: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Listing>>>>>,
+}
+
+/// How long one listing serves lookups.
+const LISTING_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+
+struct Listing {
+    taken: Instant,
+    identities: Vec<Identity>,
+    /// Saved by this client since `taken` (searched first: newer).
+    saved: Vec<Identity>,
+}
+
+impl SharedListings {
+    fn slot(&self, identity_type: &str) -> Arc<tokio::sync::Mutex<Option<Listing>>> {
+        self.by_type
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(identity_type.to_string())
+            .or_default()
+            .clone()
+    }
 }
 
 impl std::fmt::Debug for ApexClient {
@@ -80,6 +116,7 @@ impl ApexClient {
             http,
             format: endpoint.format,
             auth,
+            listings: SharedListings::default(),
         })
     }
 
@@ -98,6 +135,57 @@ impl ApexClient {
             Auth::Basic(u, p) => request.basic_auth(u.expose_secret(), Some(p.expose_secret())),
             Auth::Bearer(t) => request.bearer_auth(t.expose_secret()),
         }
+    }
+
+    /// The identity of a type that `wanted` picks, from a shared listing (see [`SharedListings`]).
+    /// With `fresh`, only a listing taken after this call began will do (drift checks must see
+    /// the vendor's present state); otherwise one up to [`LISTING_MAX_AGE`] old.
+    async fn lookup(
+        &self,
+        identity_type: &str,
+        fresh: bool,
+        wanted: impl Fn(&Identity) -> bool,
+    ) -> Result<Option<Identity>, VendorError> {
+        let asked = Instant::now();
+        let slot = self.listings.slot(identity_type);
+        // tokio's Mutex is fair: lookups queued behind a listing's GET share its result.
+        let mut listing = slot.lock().await;
+        let usable = |l: &Listing| {
+            if fresh {
+                l.taken >= asked
+            } else {
+                l.taken.elapsed() <= LISTING_MAX_AGE
+            }
+        };
+        if !listing.as_ref().is_some_and(usable) {
+            let taken = Instant::now();
+            *listing = None;
+            *listing = Some(Listing {
+                taken,
+                identities: self.list(identity_type).await?,
+                saved: Vec::new(),
+            });
+        }
+        Ok(listing.as_ref().and_then(|l| {
+            l.saved
+                .iter()
+                .rev()
+                .chain(&l.identities)
+                .find(|i| wanted(i))
+                .cloned()
+        }))
+    }
+
+    /// This client saved `identity`: later lookups must see it.
+    async fn saved(&self, identity_type: &str, identity: Identity) {
+        if let Some(listing) = self.listings.slot(identity_type).lock().await.as_mut() {
+            listing.saved.push(identity);
+        }
+    }
+
+    /// A save may or may not have happened: the next lookup lists again.
+    async fn forget_listing(&self, identity_type: &str) {
+        *self.listings.slot(identity_type).lock().await = None;
     }
 
     /// Every identity of a type, as the vendor holds it.
@@ -405,15 +493,16 @@ pub struct ErpIdentityRecord {
 }
 
 impl ErpIdentityRecord {
-    /// The identity this resource owns: by its IdentityId, else by name.
-    async fn find(&self) -> Result<Option<Identity>, VendorError> {
-        let all = self.client.list(&self.request.identity_type).await?;
-        Ok(match self.known_id {
-            Some(id) => all.into_iter().find(|i| i.id == id),
-            None => all
-                .into_iter()
-                .find(|i| i.name == self.request.identity.name),
-        })
+    /// The identity this resource owns: by its IdentityId, else by name (`fresh`: see
+    /// [`ApexClient::lookup`]).
+    async fn find(&self, fresh: bool) -> Result<Option<Identity>, VendorError> {
+        let (known_id, name) = (self.known_id, &self.request.identity.name);
+        self.client
+            .lookup(&self.request.identity_type, fresh, |i| match known_id {
+                Some(id) => i.id == id,
+                None => i.name == *name,
+            })
+            .await
     }
 }
 
@@ -428,7 +517,7 @@ impl ExternalClient for ErpIdentityRecord {
     }
 
     async fn observe(&self) -> Result<Observation, VendorError> {
-        Ok(match self.find().await? {
+        Ok(match self.find(true).await? {
             None => Observation::Missing,
             Some(found) => {
                 let outputs = Outputs {
@@ -448,7 +537,7 @@ impl ExternalClient for ErpIdentityRecord {
         // Update when the identity is known (or exists under this name); create only otherwise.
         let id = match self.known_id {
             Some(id) => id,
-            None => self.find().await?.map(|i| i.id).unwrap_or(0),
+            None => self.find(false).await?.map(|i| i.id).unwrap_or(0),
         };
         let mut request = self.request.clone();
         request.identity.id = id;
@@ -460,9 +549,19 @@ impl ExternalClient for ErpIdentityRecord {
                 .header(http::header::CONTENT_TYPE, "application/xml")
                 .body(request.to_xml()),
         };
-        let response = client.http.send("SaveIdentity", builder).await?;
+        let response = match client.http.send("SaveIdentity", builder).await {
+            Ok(response) => response,
+            Err(e) => {
+                // Sent or not, it may have been saved.
+                client.forget_listing(&request.identity_type).await;
+                return Err(e);
+            }
+        };
         // ServiceStack can report failure in ResponseStatus even with 200.
         if !response.status.is_success() || response_status(&response, client.format).is_some() {
+            if response.status.is_server_error() {
+                client.forget_listing(&request.identity_type).await;
+            }
             let err = error(&response, client.format);
             return Err(if response.status.is_success() {
                 VendorError::permanent("VendorRejected", err.message().to_string())
@@ -478,12 +577,15 @@ impl ExternalClient for ErpIdentityRecord {
                 .ok()
                 .and_then(|r| r.child_text("IdentityId").and_then(|t| t.parse().ok())),
         };
-        let identity_id = identity_id.or((id != 0).then_some(id)).ok_or_else(|| {
-            VendorError::transient(
+        let Some(identity_id) = identity_id.or((id != 0).then_some(id)) else {
+            client.forget_listing(&request.identity_type).await;
+            return Err(VendorError::transient(
                 "VendorBadResponse",
                 "Apex ERP accepted the identity but returned no IdentityId",
-            )
-        })?;
+            ));
+        };
+        request.identity.id = identity_id;
+        client.saved(&request.identity_type, request.identity).await;
         Ok(Outputs {
             identity_id: Some(identity_id),
             ..Outputs::default()
