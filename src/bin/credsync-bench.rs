@@ -1,5 +1,0 @@
-//! Benchmark placeholder; see hack/bench.sh.
-fn main() {
-    eprintln!("credsync-bench: not built yet");
-    std::process::exit(1);
-}
