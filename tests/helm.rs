@@ -319,3 +319,128 @@ async fn chart_installs_and_grants_exactly_what_the_operator_uses() {
         "the chart grants rules the operator never used: {unused:#?}"
     );
 }
+
+/// The chart's schema refuses bad values; the dashboard ships as a ConfigMap and queries only
+/// metric families the operator exports; the image runs as non-root from distroless.
+#[test]
+fn chart_schema_dashboard_and_image() {
+    let helm = helm();
+    let template = |values: &[&str]| {
+        Command::new(&helm)
+            .args(["template", "credsync", CHART, "--kube-version", "1.36.3"])
+            .args(values)
+            .output()
+            .expect("helm template")
+    };
+    for bad in [
+        "logFormat=xml",
+        "replicaCount=0",
+        "concurrency=0",
+        "driftInterval=hourly",
+        "metrics.port=70000",
+        "unknownValue=1",
+    ] {
+        let out = template(&["--set", bad]);
+        assert!(
+            !out.status.success(),
+            "--set {bad} must be refused by values.schema.json"
+        );
+    }
+    for bad in ["logFormat=xml", "replicaCount=0"] {
+        let out = Command::new(&helm)
+            .args([
+                "lint",
+                "--strict",
+                "--kube-version",
+                "1.36.3",
+                CHART,
+                "--set",
+                bad,
+            ])
+            .output()
+            .expect("helm lint");
+        assert!(
+            !out.status.success(),
+            "helm lint --set {bad} must fail on values.schema.json"
+        );
+    }
+
+    let rendered = template(&["--set", "grafanaDashboard.enabled=true"]);
+    assert!(rendered.status.success());
+    let docs: Vec<serde_json::Value> =
+        serde_yaml::Deserializer::from_str(&String::from_utf8_lossy(&rendered.stdout))
+            .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+            .collect();
+    let dashboard = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["labels"]["grafana_dashboard"] == "1")
+        .and_then(|d| d["data"]["credsync.json"].as_str())
+        .expect("the dashboard ConfigMap, labelled for Grafana's sidecar");
+    let dashboard: serde_json::Value = serde_json::from_str(dashboard).expect("dashboard JSON");
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .expect("template variables")
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert!(
+        variables.contains(&"datasource") && variables.contains(&"kind"),
+        "{variables:?}"
+    );
+    let exprs: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    assert!(exprs.len() >= 8, "{exprs:?}");
+    credsync::metrics::touch_all();
+    let exported = credsync::metrics::encode();
+    let mut families = BTreeSet::new();
+    for expr in &exprs {
+        for (start, _) in expr.match_indices("credsync_") {
+            let name: String = expr[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let family = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_total")
+                .to_string();
+            families.insert(family);
+        }
+    }
+    for family in [
+        "credsync_reconciles",
+        "credsync_reconcile_duration_seconds",
+        "credsync_reconciles_in_flight",
+        "credsync_vendor_requests",
+        "credsync_vendor_request_duration_seconds",
+    ] {
+        assert!(families.contains(family), "dashboard lacks {family}");
+    }
+    for family in &families {
+        assert!(
+            exported.contains(&format!("# TYPE {family} ")),
+            "the dashboard queries {family}, which the operator does not export"
+        );
+    }
+
+    let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile"))
+        .expect("Dockerfile");
+    let runtime = dockerfile
+        .rsplit_once("\nFROM ")
+        .map(|(_, last)| last)
+        .expect("a multi-stage Dockerfile");
+    assert!(runtime.starts_with("gcr.io/distroless/"), "{runtime}");
+    assert!(runtime.contains("\nUSER 65532:65532"), "{runtime}");
+    assert!(
+        dockerfile.contains("--locked --bin credsync"),
+        "{dockerfile}"
+    );
+    assert!(
+        !dockerfile.contains("--features") && !dockerfile.contains("--all-features"),
+        "the image is built without the dev feature"
+    );
+}

@@ -1,0 +1,138 @@
+//! The documentation keeps up with the code: every field of every kind is named on its page,
+//! every condition reason the operator can set is explained in the troubleshooting page, and
+//! the README links the pages.
+
+use std::collections::BTreeSet;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(format!("{ROOT}/{path}")).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn field_paths(schema: &serde_yaml::Value, path: &str, out: &mut BTreeSet<String>) {
+    let Some(props) = schema.get("properties").and_then(|p| p.as_mapping()) else {
+        return;
+    };
+    for (name, sub) in props {
+        let name = name.as_str().expect("property name");
+        let p = format!("{path}.{name}");
+        out.insert(p.clone());
+        let sub = match sub.get("items") {
+            Some(items) => items,
+            None => sub,
+        };
+        field_paths(sub, &p, out);
+    }
+}
+
+#[test]
+fn every_field_of_every_kind_is_documented() {
+    let crds = read("crds/credsync.yaml");
+    for doc in serde_yaml::Deserializer::from_str(&crds) {
+        let crd: serde_yaml::Value = serde::Deserialize::deserialize(doc).expect("CRD yaml");
+        let kind = crd["spec"]["names"]["kind"].as_str().expect("kind");
+        let page = match kind {
+            "VendorConnection" | "ClusterVendorConnection" => "vendor-connection",
+            "CrmUserCredential" => "crm-user-credential",
+            "ErpIdentity" => "erp-identity",
+            "SsoAppCredential" => "sso-app-credential",
+            other => panic!("no docs page for {other}"),
+        };
+        let text = read(&format!("docs/resources/{page}.md"));
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
+        let mut paths = BTreeSet::new();
+        for top in ["spec", "status"] {
+            field_paths(&schema[top], top, &mut paths);
+        }
+        assert!(paths.len() > 5, "{kind}: {paths:?}");
+        let missing: Vec<_> = paths
+            .iter()
+            .filter(|p| !text.contains(&format!("`{p}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/resources/{page}.md does not document {kind} fields {missing:?} (python3 hack/crd-fields.py {kind})"
+        );
+    }
+}
+
+#[test]
+fn every_reason_is_in_troubleshooting() {
+    let page = read("docs/troubleshooting.md");
+    // Reasons are CamelCase string literals passed where a reason is expected; collect those of
+    // the files that produce them.
+    let mut reasons = BTreeSet::new();
+    for dir in ["src/reconcile", "src/kinds", "src/vendors"] {
+        for entry in std::fs::read_dir(format!("{ROOT}/{dir}")).expect("dir") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("source");
+            for line in text.lines() {
+                for key in [
+                    "reason: \"",
+                    "transient(\"",
+                    "permanent(\"",
+                    "invalid(\"",
+                    "connection(\"",
+                ] {
+                    for (at, _) in line.match_indices(key) {
+                        let rest = &line[at + key.len()..];
+                        if let Some(end) = rest.find('"') {
+                            reasons.insert(rest[..end].to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for line in read("src/secrets.rs").lines() {
+        if let Some(at) = line.find("=> \"") {
+            let rest = &line[at + 4..];
+            if let Some(end) = rest.find('"') {
+                reasons.insert(rest[..end].to_string());
+            }
+        }
+    }
+    for reason in [
+        "Synced",
+        "Paused",
+        "DeletionBlocked",
+        "DeletionFailed",
+        "KubernetesApiError",
+    ] {
+        reasons.insert(reason.into());
+    }
+    reasons
+        .retain(|r| r.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && !r.contains(' '));
+    assert!(reasons.len() > 20, "{reasons:?}");
+    let missing: Vec<_> = reasons
+        .iter()
+        .filter(|r| !page.contains(&format!("`{r}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/troubleshooting.md does not explain {missing:?}"
+    );
+}
+
+#[test]
+fn readme_links_the_docs() {
+    let readme = read("README.md");
+    for page in [
+        "docs/resources/vendor-connection.md",
+        "docs/resources/crm-user-credential.md",
+        "docs/resources/erp-identity.md",
+        "docs/resources/sso-app-credential.md",
+        "docs/troubleshooting.md",
+        "docs/architecture.md",
+        "docs/gitops.md",
+        "docs/metrics.md",
+        "docs/benchmarks.md",
+    ] {
+        assert!(
+            readme.contains(&format!("]({page})")),
+            "README links {page}"
+        );
+        assert!(std::path::Path::new(&format!("{ROOT}/{page}")).exists());
+    }
+}
