@@ -20,6 +20,7 @@ use crate::api::{
     ClusterVendorConnection, ConnectionKind, CrmUserCredential, ErpIdentity, SsoAppCredential,
     VendorConnection, VendorEndpoint,
 };
+use crate::metrics;
 use crate::reconcile::backoff::Backoff;
 use crate::reconcile::conditions::{self, Health};
 use crate::reconcile::connection::{ClientCache, ConnectionKey, ConnectionStores};
@@ -307,13 +308,50 @@ fn managed<K: Managed>(
             ctx.clone(),
         )
         .for_each(log_result);
+    let census = census(reader.clone(), shutdown.clone());
     (
-        controller,
+        async move {
+            tokio::join!(controller, census);
+        },
         Box::new(KindDependents {
             store: reader,
             queue,
         }),
     )
+}
+
+/// How often resources are counted by state.
+const CENSUS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Count the resources of a kind by state from the cache: `progressing` is the backlog still to
+/// sync (the operator's real queue depth), `stalled` what waits for a person.
+async fn census<K: Managed>(store: Store<K>, shutdown: CancellationToken) {
+    let kind = K::kind(&()).to_string();
+    let mut tick = tokio::time::interval(CENSUS_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let mut counts = metrics::ResourceCounts::default();
+        for obj in store.state() {
+            let sync = obj.status().map(K::sync_status);
+            let condition = |t: &str| {
+                sync.and_then(|s| conditions::find(&s.conditions, t))
+                    .filter(|c| c.status == "True")
+            };
+            if condition(conditions::STALLED).is_some() {
+                counts.stalled += 1;
+            } else if condition(conditions::READY)
+                .is_some_and(|c| c.observed_generation == obj.meta().generation)
+            {
+                counts.ready += 1;
+            } else {
+                counts.progressing += 1;
+            }
+        }
+        metrics::set_resources(&kind, &counts);
+    }
 }
 
 fn tokio_stream_from<T: Send + 'static>(

@@ -25,6 +25,12 @@ struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindState {
+    kind: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventTypeLabel {
     r#type: String,
 }
@@ -51,6 +57,7 @@ struct Metrics {
     vendor_requests: Family<VendorOutcome, Counter>,
     vendor_duration: Family<VendorOperation, Histogram>,
     events_dropped: Family<EventTypeLabel, Counter>,
+    resources: Family<KindState, Gauge>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -101,6 +108,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Kubernetes Events not published: over the Normal-event rate or the queue bound (events are best effort)",
         events_dropped.clone(),
     );
+    let resources = Family::<KindState, Gauge>::default();
+    registry.register(
+        "resources",
+        "Resources by kind and state: ready, progressing (the backlog still to sync: the queue depth) or stalled (waits for a person)",
+        resources.clone(),
+    );
     Metrics {
         registry,
         reconciles,
@@ -110,6 +123,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         vendor_requests,
         vendor_duration,
         events_dropped,
+        resources,
     }
 });
 
@@ -160,6 +174,31 @@ pub fn status_written(kind: &str) {
         .inc();
 }
 
+/// Resources of one kind by state.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceCounts {
+    pub ready: i64,
+    pub progressing: i64,
+    pub stalled: i64,
+}
+
+/// Record how many resources of `kind` are in each state.
+pub fn set_resources(kind: &str, counts: &ResourceCounts) {
+    for (state, n) in [
+        ("ready", counts.ready),
+        ("progressing", counts.progressing),
+        ("stalled", counts.stalled),
+    ] {
+        METRICS
+            .resources
+            .get_or_create(&KindState {
+                kind: kind.to_string(),
+                state: state.to_string(),
+            })
+            .set(n);
+    }
+}
+
 /// Count an event left unpublished.
 pub fn event_dropped(type_: &str) {
     METRICS
@@ -206,6 +245,7 @@ pub fn touch_all() {
     status_written(kind);
     vendor_request(Vendor::HelloId, "Test", "success", Duration::ZERO);
     event_dropped("Normal");
+    set_resources(kind, &ResourceCounts::default());
 }
 
 #[cfg(test)]
@@ -223,6 +263,7 @@ mod tests {
             "credsync_vendor_requests",
             "credsync_vendor_request_duration_seconds",
             "credsync_events_dropped",
+            "credsync_resources",
         ] {
             assert!(text.contains(&format!("# TYPE {family} ")), "{text}");
         }

@@ -415,6 +415,7 @@ fn chart_schema_dashboard_and_image() {
         "credsync_reconciles",
         "credsync_reconcile_duration_seconds",
         "credsync_reconciles_in_flight",
+        "credsync_resources",
         "credsync_vendor_requests",
         "credsync_vendor_request_duration_seconds",
     ] {

@@ -90,6 +90,14 @@ async fn health_readiness_and_metrics() {
     );
     credsync::metrics::status_written("SsoAppCredential");
     drop(credsync::metrics::reconcile_started("SsoAppCredential"));
+    credsync::metrics::set_resources(
+        "SsoAppCredential",
+        &credsync::metrics::ResourceCounts {
+            ready: 2,
+            progressing: 1,
+            stalled: 0,
+        },
+    );
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -133,6 +141,7 @@ async fn health_readiness_and_metrics() {
         "credsync_status_writes",
         "credsync_vendor_requests",
         "credsync_vendor_request_duration_seconds",
+        "credsync_resources",
     ] {
         assert!(
             families.iter().any(|f| f == family),
@@ -145,6 +154,7 @@ async fn health_readiness_and_metrics() {
         ),
         "{text}"
     );
+    assert!(text.contains("credsync_resources{kind=\"SsoAppCredential\",state=\"progressing\"} 1"));
     assert!(text.contains("credsync_vendor_requests_total{vendor=\"helloId\",operation=\"SetCredentials\",outcome=\"success\"} 1"), "{text}");
     stop.cancel();
     let _ = server.await;

@@ -15,8 +15,8 @@ pub struct SuperOfficeCredential {
     #[serde(rename = "type")]
     #[schemars(length(min = 1, max = 255))]
     pub credential_type: String,
-    /// The associate the credentials belong to; without it, the calling user's own
-    /// (then the ...ForAssociate operations are used).
+    /// The associate the credentials belong to (the ...ForAssociate operations are then used);
+    /// without it, the calling user's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub associate_id: Option<i32>,
     /// Data stored unencrypted, typically a server and/or user name. At most 238 characters.

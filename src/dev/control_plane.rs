@@ -128,6 +128,8 @@ impl ControlPlane {
             format!("--audit-policy-file={policy}"),
             format!("--audit-log-path={audit_log}"),
             "--audit-log-mode=blocking".into(),
+            // Never rotate (the default rotates at 100 MB): readers keep byte offsets into it.
+            "--audit-log-maxsize=1000000".into(),
             "--v=0".into(),
         ];
         let apiserver = spawn(

@@ -277,7 +277,8 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
         Some(err) if err.is_transient() => Err(err),
         Some(err) => {
             tracing::warn!(kind = %K::kind(&()), name = %obj.name_any(), %namespace, reason = err.reason(), "stalled: {}", health.message());
-            Ok(Action::await_change())
+            // An error all the same (counted under its reason); the error policy waits for a change.
+            Err(err)
         }
         None => Ok(action),
     }
@@ -513,11 +514,8 @@ async fn deletion_blocked<K: Managed>(
         &conditions::now(),
     );
     write_status(obj, ctx, K::make_status(sync, obj.outputs())).await?;
-    if err.is_transient() {
-        Err(err)
-    } else {
-        Ok(Action::await_change())
-    }
+    // Transient: retried with backoff; otherwise the error policy waits for a change.
+    Err(err)
 }
 
 /// Add or remove our finalizer. A merge patch carrying the resourceVersion fails rather than
