@@ -199,7 +199,12 @@ pub async fn run(
         base: ctx.clone(),
         dependents: dependents.clone(),
     });
+    // A change of a connection's Secret re-checks the connection (its status says whether the
+    // new credentials work).
+    let (vc_queue, vc_requests) = mpsc::unbounded_channel();
+    let (cvc_queue, cvc_requests) = mpsc::unbounded_channel();
     let vc_controller = Controller::for_stream(vc_stream, vc_reader.clone())
+        .reconcile_on(tokio_stream_from(vc_requests))
         .graceful_shutdown_on(cancelled(&shutdown))
         .run(
             reconcile_connection::<VendorConnection>,
@@ -208,6 +213,7 @@ pub async fn run(
         )
         .for_each(log_result);
     let cvc_controller = Controller::for_stream(cvc_stream, cvc_reader.clone())
+        .reconcile_on(tokio_stream_from(cvc_requests))
         .graceful_shutdown_on(cancelled(&shutdown))
         .run(
             reconcile_connection::<ClusterVendorConnection>,
@@ -216,7 +222,17 @@ pub async fn run(
         )
         .for_each(log_result);
     let secrets_api = scoped_api::<PartialObjectMeta<Secret>>(&client, &settings);
-    let secret_watch = watch_secrets(secrets_api, ctx.clone(), dependents, shutdown.clone());
+    let connection_queues = ConnectionQueues {
+        namespaced: vc_queue,
+        cluster: cvc_queue,
+    };
+    let secret_watch = watch_secrets(
+        secrets_api,
+        ctx.clone(),
+        dependents,
+        connection_queues,
+        shutdown.clone(),
+    );
 
     // Resources are reconciled only once both connection caches are complete: a resource
     // judged against a half-listed cache would be marked ConnectionNotFound for nothing.
@@ -376,10 +392,32 @@ async fn log_result<K, E: std::fmt::Display, Q: std::fmt::Display>(
 
 /// One metadata-only watch of Secrets: nothing about unrelated Secrets is kept, and a change to
 /// a referenced one queues its dependents (and drops the client of a connection that uses it).
+/// Where connection reconciles are requested.
+struct ConnectionQueues {
+    namespaced: mpsc::UnboundedSender<ObjectRef<VendorConnection>>,
+    cluster: mpsc::UnboundedSender<ObjectRef<ClusterVendorConnection>>,
+}
+
+impl ConnectionQueues {
+    fn request(&self, key: &ConnectionKey) {
+        // A closed queue means the controller stopped (shutdown): nothing left to ask.
+        match (key.kind, &key.namespace) {
+            (ConnectionKind::VendorConnection, Some(ns)) => {
+                let _ = self.namespaced.send(ObjectRef::new(&key.name).within(ns));
+            }
+            (ConnectionKind::VendorConnection, None) => {}
+            (ConnectionKind::ClusterVendorConnection, _) => {
+                let _ = self.cluster.send(ObjectRef::new(&key.name));
+            }
+        }
+    }
+}
+
 async fn watch_secrets(
     api: Api<PartialObjectMeta<Secret>>,
     ctx: Arc<Context>,
     dependents: Arc<Vec<Box<dyn Dependents>>>,
+    connections_queue: ConnectionQueues,
     shutdown: CancellationToken,
 ) {
     // Helm release and service-account token Secrets are never credsync's to read.
@@ -420,6 +458,7 @@ async fn watch_secrets(
         let connections = ctx.connections.referencing_secret(&namespace, &name);
         for key in &connections {
             ctx.clients.invalidate(key);
+            connections_queue.request(key);
         }
         for deps in dependents.iter() {
             deps.secret_changed(&namespace, &name, &connections);

@@ -378,3 +378,35 @@ fn synced_event(described: &str) -> bool {
         .lines()
         .any(|l| l.split_whitespace().take(2).eq(["Normal", "Synced"]))
 }
+
+/// A connection's status follows its Secret: created before the Secret it says SecretNotFound;
+/// once the Secret appears it turns Ready without any edit to the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_status_follows_its_secret() {
+    let env = TestEnv::start().await;
+    let sim = HelloIdSim::new("k3y", "s3cret");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    let ns = "conn-secret";
+    env.namespace(ns).await;
+    env.apply(
+        ns,
+        &support::helloid_connection("late", &server.url(), json!({"name": "late-api"})),
+    )
+    .await;
+    let reason = |c: &VendorConnection| {
+        c.status
+            .as_ref()
+            .and_then(|s| condition(&s.sync.conditions, "Ready"))
+            .map(|c| (c.status.clone(), c.reason.clone()))
+    };
+    env.wait_for::<VendorConnection>(ns, "late", WAIT, |c| {
+        reason(c).is_some_and(|(_, r)| r == "SecretNotFound")
+    })
+    .await;
+    env.secret(ns, "late-api", &[("key", "k3y"), ("secret", "s3cret")])
+        .await;
+    env.wait_for::<VendorConnection>(ns, "late", WAIT, |c| {
+        reason(c).is_some_and(|(s, _)| s == "True")
+    })
+    .await;
+}
