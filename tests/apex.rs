@@ -47,6 +47,26 @@ async fn synced(env: &TestEnv, ns: &str, name: &str) -> ErpIdentity {
     .await
 }
 
+/// A JSON Apex simulator (HTTP Basic u/p) and a VendorConnection `apex` to it in a new `ns`.
+async fn apex_json_connection(env: &TestEnv, ns: &str) -> (ApexSim, SimServer) {
+    let sim = ApexSim::new(ApexAuth::Basic("u".into(), "p".into()));
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    env.namespace(ns).await;
+    env.secret(ns, "apex-basic", &[("username", "u"), ("password", "p")])
+        .await;
+    env.apply(
+        ns,
+        &connection(
+            "apex",
+            &server.url(),
+            "Json",
+            json!({"basicSecretRef": {"name": "apex-basic"}}),
+        ),
+    )
+    .await;
+    (sim, server)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erp_identity_create_update_drift_and_formats() {
     let env = TestEnv::start_with(|s| s.drift_interval = Duration::from_secs(2)).await;
@@ -166,22 +186,8 @@ async fn erp_identity_create_update_drift_and_formats() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_duplicate_after_a_crash_between_call_and_status() {
     let mut env = TestEnv::start().await;
-    let sim = ApexSim::new(ApexAuth::Basic("u".into(), "p".into()));
-    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
     let ns = "crash";
-    env.namespace(ns).await;
-    env.secret(ns, "apex-basic", &[("username", "u"), ("password", "p")])
-        .await;
-    env.apply(
-        ns,
-        &connection(
-            "apex",
-            &server.url(),
-            "Json",
-            json!({"basicSecretRef": {"name": "apex-basic"}}),
-        ),
-    )
-    .await;
+    let (sim, server) = apex_json_connection(&env, ns).await;
 
     // The operator is killed while its create is in flight: the vendor saves the identity, the
     // status never learns its IdentityId.
@@ -237,22 +243,8 @@ async fn no_duplicate_after_a_crash_between_call_and_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vendor_errors_are_explained() {
     let env = TestEnv::start().await;
-    let sim = ApexSim::new(ApexAuth::Basic("u".into(), "p".into()));
-    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
     let ns = "errs";
-    env.namespace(ns).await;
-    env.secret(ns, "apex-basic", &[("username", "u"), ("password", "p")])
-        .await;
-    env.apply(
-        ns,
-        &connection(
-            "apex",
-            &server.url(),
-            "Json",
-            json!({"basicSecretRef": {"name": "apex-basic"}}),
-        ),
-    )
-    .await;
+    let (sim, server) = apex_json_connection(&env, ns).await;
 
     // A validation error is permanent: Stalled with the vendor's words, not retried.
     sim.fail_next_with(1, 400, "ValidationException", "Email is not valid");
@@ -294,22 +286,8 @@ async fn vendor_errors_are_explained() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creates_at_once_share_listings() {
     let env = TestEnv::start().await;
-    let sim = ApexSim::new(ApexAuth::Basic("u".into(), "p".into()));
-    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
     let ns = "erp-many";
-    env.namespace(ns).await;
-    env.secret(ns, "apex-basic", &[("username", "u"), ("password", "p")])
-        .await;
-    env.apply(
-        ns,
-        &connection(
-            "apex",
-            &server.url(),
-            "Json",
-            json!({"basicSecretRef": {"name": "apex-basic"}}),
-        ),
-    )
-    .await;
+    let (sim, server) = apex_json_connection(&env, ns).await;
     const N: usize = 60;
     let names: Vec<String> = (0..N).map(|i| format!("user-{i:02}")).collect();
     let identities: Vec<ErpIdentity> = names
