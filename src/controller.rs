@@ -390,8 +390,6 @@ async fn log_result<K, E: std::fmt::Display, Q: std::fmt::Display>(
     }
 }
 
-/// One metadata-only watch of Secrets: nothing about unrelated Secrets is kept, and a change to
-/// a referenced one queues its dependents (and drops the client of a connection that uses it).
 /// Where connection reconciles are requested.
 struct ConnectionQueues {
     namespaced: mpsc::UnboundedSender<ObjectRef<VendorConnection>>,
@@ -413,6 +411,9 @@ impl ConnectionQueues {
     }
 }
 
+/// One metadata-only watch of Secrets: nothing about unrelated Secrets is kept, and a change to
+/// a referenced one queues its dependents (drops the client of a connection that uses it and
+/// re-checks that connection).
 async fn watch_secrets(
     api: Api<PartialObjectMeta<Secret>>,
     ctx: Arc<Context>,

@@ -273,11 +273,13 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
     }
     conditions::apply(&mut sync.conditions, &health, obj.meta().generation, &now);
     write_status(obj, ctx, K::make_status(sync, outputs)).await?;
+    // Stalled is an error all the same (counted under its reason); the error policy retries
+    // transient errors and waits for a change otherwise.
     match error {
-        Some(err) if err.is_transient() => Err(err),
         Some(err) => {
-            tracing::warn!(kind = %K::kind(&()), name = %obj.name_any(), %namespace, reason = err.reason(), "stalled: {}", health.message());
-            // An error all the same (counted under its reason); the error policy waits for a change.
+            if !err.is_transient() {
+                tracing::warn!(kind = %K::kind(&()), name = %obj.name_any(), %namespace, reason = err.reason(), "stalled: {}", health.message());
+            }
             Err(err)
         }
         None => Ok(action),

@@ -159,7 +159,6 @@ impl ApexClient {
         };
         if !listing.as_ref().is_some_and(usable) {
             let taken = Instant::now();
-            *listing = None;
             *listing = Some(Listing {
                 taken,
                 identities: self.list(identity_type).await?,

@@ -9,9 +9,15 @@ use super::*;
 pub(crate) trait Workload: Send + Sync {
     /// The kind's API resource (for creating and watching it generically).
     fn resource(&self) -> ApiResource;
+    /// The workload's simulator.
+    fn server(&self) -> &SimServer;
     /// Requests the simulator received so far.
-    fn vendor_calls(&self) -> usize;
-    fn set_latency(&self, latency: Duration);
+    fn vendor_calls(&self) -> usize {
+        self.server().journal.len()
+    }
+    fn set_latency(&self, latency: Duration) {
+        self.server().faults.set_latency(latency);
+    }
     /// The manifest of resource `i`. With `secret`, its secret value comes from key `password`
     /// of that Secret (in the same namespace); else it is inline.
     fn manifest(&self, i: usize, secret: Option<&str>) -> Value;
@@ -120,12 +126,8 @@ impl Workload for HelloIdWorkload {
         ApiResource::erase::<credsync::api::SsoAppCredential>(&())
     }
 
-    fn vendor_calls(&self) -> usize {
-        self.server.journal.len()
-    }
-
-    fn set_latency(&self, latency: Duration) {
-        self.server.faults.set_latency(latency);
+    fn server(&self) -> &SimServer {
+        &self.server
     }
 
     fn manifest(&self, i: usize, secret: Option<&str>) -> Value {
@@ -250,12 +252,8 @@ impl Workload for OracleWorkload {
         ApiResource::erase::<credsync::api::CrmUserCredential>(&())
     }
 
-    fn vendor_calls(&self) -> usize {
-        self.server.journal.len()
-    }
-
-    fn set_latency(&self, latency: Duration) {
-        self.server.faults.set_latency(latency);
+    fn server(&self) -> &SimServer {
+        &self.server
     }
 
     fn manifest(&self, i: usize, secret: Option<&str>) -> Value {
@@ -359,12 +357,8 @@ impl Workload for ApexWorkload {
         ApiResource::erase::<credsync::api::ErpIdentity>(&())
     }
 
-    fn vendor_calls(&self) -> usize {
-        self.server.journal.len()
-    }
-
-    fn set_latency(&self, latency: Duration) {
-        self.server.faults.set_latency(latency);
+    fn server(&self) -> &SimServer {
+        &self.server
     }
 
     fn manifest(&self, i: usize, _secret: Option<&str>) -> Value {
