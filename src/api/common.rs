@@ -96,7 +96,7 @@ pub enum DeletionPolicy {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncStatus {
-    /// kstatus conditions: Ready (summary), Reconciling (work or retry under way), Stalled (needs a person).
+    /// kstatus conditions: Ready (the summary, always present); Reconciling (work or a retry under way) and Stalled (a person is needed) only while true.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

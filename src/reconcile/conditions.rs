@@ -1,5 +1,10 @@
 //! kstatus conditions: Ready is the summary, Reconciling says work or a retry is under way,
 //! Stalled says a person is needed. `lastTransitionTime` moves only when a status flips.
+//!
+//! Reconciling and Stalled are "abnormal-true" (kstatus): present only while true, absent
+//! otherwise. Two conditions written False on every object in sync would add about a third to
+//! its status and managedFields, which the API server decodes, validates, stores and sends to
+//! every watcher on each write.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -53,32 +58,20 @@ pub fn apply(
     generation: Option<i64>,
     now: &Time,
 ) {
-    let (ready, reconciling, stalled) = match health {
-        Health::Ready { .. } => (true, false, false),
-        Health::Progressing { .. } => (false, true, false),
-        Health::Stalled { .. } => (false, false, true),
-    };
     let reason = health.reason();
     let message = health.message();
+    let ready = matches!(health, Health::Ready { .. });
     set(conditions, READY, ready, reason, message, generation, now);
-    set(
-        conditions,
-        RECONCILING,
-        reconciling,
-        if reconciling { reason } else { "Idle" },
-        if reconciling { message } else { "" },
-        generation,
-        now,
-    );
-    set(
-        conditions,
-        STALLED,
-        stalled,
-        if stalled { reason } else { "Healthy" },
-        if stalled { message } else { "" },
-        generation,
-        now,
-    );
+    for (type_, on) in [
+        (RECONCILING, matches!(health, Health::Progressing { .. })),
+        (STALLED, matches!(health, Health::Stalled { .. })),
+    ] {
+        if on {
+            set(conditions, type_, true, reason, message, generation, now);
+        } else {
+            conditions.retain(|c| c.type_ != type_);
+        }
+    }
 }
 
 fn set(
@@ -151,15 +144,63 @@ mod tests {
             message: "x".into(),
         };
         apply(&mut c, &stalled, Some(2), &t(30));
+        apply(&mut c, &stalled, Some(3), &t(40));
         assert_eq!(
-            find(&c, READY).map(|r| &r.last_transition_time),
-            Some(&t(30))
+            find(&c, READY).map(|r| (r.status.as_str(), &r.last_transition_time)),
+            Some(("False", &t(30)))
         );
-        assert_eq!(find(&c, STALLED).map(|r| r.status.as_str()), Some("True"));
+        let s = find(&c, STALLED).expect("stalled");
         assert_eq!(
-            find(&c, RECONCILING).map(|r| &r.last_transition_time),
-            Some(&t(10))
+            (
+                s.status.as_str(),
+                &s.last_transition_time,
+                s.observed_generation
+            ),
+            ("True", &t(30), Some(3))
         );
-        assert_eq!(c.len(), 3);
+    }
+
+    #[test]
+    fn reconciling_and_stalled_are_present_only_while_true() {
+        let types = |c: &[Condition]| {
+            c.iter()
+                .map(|c| (c.type_.clone(), c.status.clone()))
+                .collect::<Vec<_>>()
+        };
+        let pair = |t: &str, s: &str| (t.to_string(), s.to_string());
+        let mut c = Vec::new();
+        let retrying = Health::Progressing {
+            reason: "VendorUnavailable",
+            message: "503".into(),
+        };
+        apply(&mut c, &retrying, Some(1), &t(10));
+        assert_eq!(types(&c), [pair(READY, "False"), pair(RECONCILING, "True")]);
+        let stalled = Health::Stalled {
+            reason: "VendorRejected",
+            message: "400".into(),
+        };
+        apply(&mut c, &stalled, Some(1), &t(20));
+        assert_eq!(types(&c), [pair(READY, "False"), pair(STALLED, "True")]);
+        let ready = Health::Ready {
+            reason: "Synced",
+            message: "ok".into(),
+        };
+        apply(&mut c, &ready, Some(1), &t(30));
+        assert_eq!(types(&c), [pair(READY, "True")]);
+        // Conditions an earlier credsync build wrote False are dropped too.
+        let written_false = |type_: &str, why: &str| Condition {
+            type_: type_.into(),
+            status: "False".into(),
+            reason: why.into(),
+            message: String::new(),
+            observed_generation: Some(1),
+            last_transition_time: t(1),
+        };
+        let mut old = vec![
+            written_false(RECONCILING, "Idle"),
+            written_false(STALLED, "Healthy"),
+        ];
+        apply(&mut old, &ready, Some(1), &t(30));
+        assert_eq!(types(&old), [pair(READY, "True")]);
     }
 }
