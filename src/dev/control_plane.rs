@@ -295,6 +295,11 @@ impl ControlPlane {
         self.dir.path().join("audit.log")
     }
 
+    /// Process ids of etcd and kube-apiserver (None once stopped), to measure what they spend.
+    pub fn pids(&self) -> (Option<u32>, Option<u32>) {
+        (self.etcd.id(), self.apiserver.as_ref().and_then(|a| a.id()))
+    }
+
     /// The folder holding logs, certificates and data.
     pub fn dir(&self) -> &Path {
         self.dir.path()

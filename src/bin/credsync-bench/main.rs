@@ -34,9 +34,11 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 mod report;
+mod stages;
 mod workloads;
 
 use report::*;
+use stages::*;
 use workloads::*;
 
 /// The operator's identity in the audit log.
@@ -71,6 +73,11 @@ struct Args {
     /// Create requests in flight at once.
     #[arg(long, default_value_t = 32)]
     create_concurrency: usize,
+    /// Runs of each case without vendor latency (floor, then credsync, each time). Their
+    /// throughput depends on CPUs shared with everything else, so the targets are judged on the
+    /// median run; with vendor latency the vendor is the limit and one run is enough.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
     /// Idle window of the steady-state phase, in seconds.
     #[arg(long, default_value_t = 60)]
     steady_secs: u64,
@@ -93,8 +100,10 @@ struct Args {
 
 impl Args {
     fn apply_quick(&mut self) {
+        self.repeat = self.repeat.max(1);
         if self.quick {
             self.n = vec![200];
+            self.repeat = 1;
             self.steady_secs = 10;
             self.rotation = self.rotation.min(200);
             self.noise_secrets = self.noise_secrets.min(1000);
@@ -246,10 +255,65 @@ fn proc_stats(pid: u32, clk_tck: f64) -> ProcStats {
     }
 }
 
+/// CPU seconds spent so far by the control plane, this process and the whole machine.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuSample {
+    apiserver: f64,
+    etcd: f64,
+    bench: f64,
+    /// Busy time of all CPUs together (/proc/stat: everything but idle and iowait).
+    machine: f64,
+}
+
+impl CpuSample {
+    fn take(cp: &ControlPlane, clk_tck: f64) -> CpuSample {
+        let (etcd, apiserver) = cp.pids();
+        let cpu = |pid: Option<u32>| pid.map_or(0.0, |pid| proc_stats(pid, clk_tck).cpu_secs);
+        let machine = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|stat| {
+                let ticks: Vec<u64> = stat
+                    .lines()
+                    .next()?
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|v| v.parse().ok())
+                    .collect();
+                // user nice system idle iowait irq softirq steal ...
+                let busy: u64 = ticks
+                    .iter()
+                    .take(8)
+                    .enumerate()
+                    .filter(|(i, _)| *i != 3 && *i != 4)
+                    .map(|(_, t)| t)
+                    .sum();
+                Some(busy as f64 / clk_tck)
+            })
+            .unwrap_or(0.0);
+        CpuSample {
+            apiserver: cpu(apiserver),
+            etcd: cpu(etcd),
+            bench: cpu(Some(std::process::id())),
+            machine,
+        }
+    }
+
+    fn since(&self, earlier: &CpuSample) -> CpuSample {
+        CpuSample {
+            apiserver: self.apiserver - earlier.apiserver,
+            etcd: self.etcd - earlier.etcd,
+            bench: self.bench - earlier.bench,
+            machine: self.machine - earlier.machine,
+        }
+    }
+}
+
 struct Operator {
     child: tokio::process::Child,
     pid: u32,
     log: PathBuf,
+    /// Where it serves /metrics.
+    port: u16,
 }
 
 impl Operator {
@@ -304,11 +368,35 @@ impl Operator {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Operator { child, pid, log }
+        Operator {
+            child,
+            pid,
+            log,
+            port,
+        }
     }
 
     fn stats(&self, env: &Env) -> ProcStats {
         proc_stats(self.pid, env.clk_tck)
+    }
+
+    /// Seconds its vendor requests held a connection slot so far, and how many there were
+    /// (the sum and count of `credsync_vendor_request_duration_seconds`).
+    async fn vendor_time(&self) -> (f64, f64) {
+        let text = match reqwest::get(format!("http://127.0.0.1:{}/metrics", self.port)).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let total = |series: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(series))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        (
+            total("credsync_vendor_request_duration_seconds_sum"),
+            total("credsync_vendor_request_duration_seconds_count"),
+        )
     }
 
     /// Lines the operator logged (at warn and above).
@@ -412,6 +500,16 @@ struct Drive {
     all_ready: Duration,
     /// Create sent → first seen Ready, sorted.
     latencies: Vec<Duration>,
+    /// Each resource, in creation order, and the clock they are read on.
+    timelines: Vec<Timeline>,
+    clock: Option<Clock>,
+    /// Where the time went (filled in from the audit log after the drive).
+    stages: Stages,
+    /// CPU seconds spent from the first create to the last Ready.
+    cpu: CpuSample,
+    /// Bytes of one Ready object per kind as the API server returns it (JSON, managedFields
+    /// included): what it decodes, validates, stores and sends to every watcher per write.
+    object_bytes: Vec<(String, usize)>,
 }
 
 impl Drive {
@@ -421,6 +519,14 @@ impl Drive {
     fn pct(&self, q: f64) -> Duration {
         percentile(&self.latencies, q)
     }
+}
+
+/// One create as `drive` sent it: its place in the creation order, when it was sent and answered.
+#[derive(Clone)]
+struct Created {
+    order: usize,
+    sent: Instant,
+    answered: Option<Instant>,
 }
 
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
@@ -485,7 +591,9 @@ impl Env {
             }
         }
 
-        let created_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let created_at: Arc<Mutex<HashMap<String, Created>>> = Arc::default();
+        let clock = Clock::now();
+        let cpu0 = CpuSample::take(&self.cp, self.clk_tck);
         let start = Instant::now();
         let created = futures::stream::iter(0..n)
             .map(|i| {
@@ -500,13 +608,24 @@ impl Env {
                             .expect("resource manifest");
                     let api = Api::<DynamicObject>::namespaced_with(client, ns, &w.resource());
                     let name = obj.name_any();
-                    created_at
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(name.clone(), Instant::now());
+                    created_at.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                        name.clone(),
+                        Created {
+                            order: i,
+                            sent: Instant::now(),
+                            answered: None,
+                        },
+                    );
                     for attempt in 0..5 {
                         match api.create(&PostParams::default(), &obj).await {
                             Ok(made) => {
+                                if let Some(entry) = created_at
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .get_mut(&name)
+                                {
+                                    entry.answered = Some(Instant::now());
+                                }
                                 let generation = made.metadata.generation.unwrap_or(1);
                                 let _ = queue_tx.send((i, name, generation));
                                 return true;
@@ -532,6 +651,7 @@ impl Env {
         while log.count.load(Ordering::Acquire) < created && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        let cpu = CpuSample::take(&self.cp, self.clk_tck).since(&cpu0);
         let ready_at = log.at.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let all_ready = ready_at
             .values()
@@ -541,9 +661,24 @@ impl Env {
         let created_at = created_at.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut latencies: Vec<Duration> = ready_at
             .iter()
-            .filter_map(|(name, ready)| created_at.get(name).map(|c| ready.duration_since(*c)))
+            .filter_map(|(name, ready)| created_at.get(name).map(|c| ready.duration_since(c.sent)))
             .collect();
         latencies.sort_unstable();
+        let mut timelines: Vec<(usize, Timeline)> = created_at
+            .into_iter()
+            .filter_map(|(name, c)| {
+                Some((
+                    c.order,
+                    Timeline {
+                        ready: ready_at.get(&name).copied(),
+                        name,
+                        sent: c.sent,
+                        answered: c.answered?,
+                    },
+                ))
+            })
+            .collect();
+        timelines.sort_unstable_by_key(|(i, _)| *i);
         for task in watches.into_iter().chain(floor_tasks) {
             task.abort();
         }
@@ -561,6 +696,53 @@ impl Env {
             create_span,
             all_ready,
             latencies,
+            timelines: timelines.into_iter().map(|(_, t)| t).collect(),
+            clock: Some(clock),
+            stages: Stages::default(),
+            cpu,
+            object_bytes: Vec::new(),
+        }
+    }
+
+    /// Keep one Ready object of each kind in `ns` (as `<label>-<kind>.json` in the output
+    /// folder) and note its size.
+    async fn sample_objects(
+        &self,
+        drive: &mut Drive,
+        ns: &str,
+        ws: &[Arc<dyn Workload>],
+        label: &str,
+    ) {
+        for ar in resources(ws) {
+            let api = Api::<DynamicObject>::namespaced_with(self.client.clone(), ns, &ar);
+            let Ok(list) = api.list(&ListParams::default().limit(50)).await else {
+                continue;
+            };
+            if let Some(obj) = list.items.iter().find(|o| is_ready(o)) {
+                let text = serde_json::to_string_pretty(obj).unwrap_or_default();
+                let bytes = serde_json::to_vec(obj).map_or(0, |b| b.len());
+                let _ = std::fs::write(
+                    self.out
+                        .join(format!("{label}-{}.json", ar.kind.to_lowercase())),
+                    text,
+                );
+                drive.object_bytes.push((ar.kind.clone(), bytes));
+            }
+        }
+    }
+
+    /// Fill in where `drive`'s time went from the audit log written since `from`.
+    fn split_stages(&self, drive: &mut Drive, namespace: &str, from: u64) {
+        let audit = self.cp.audit_log_path();
+        if let Some(clock) = &drive.clock {
+            drive.stages = stages(
+                clock,
+                &drive.timelines,
+                &audit,
+                from,
+                audit_offset(&audit),
+                namespace,
+            );
         }
     }
 
@@ -571,8 +753,9 @@ impl Env {
             .expect("create a namespace");
     }
 
-    /// One (N, latency) case: the floor first (no operator running), then the operator.
-    async fn case(&self, n: usize, latency_ms: u64, steady: bool) -> Case {
+    /// Run `run` (from 1) of one (N, latency) case: the floor first (no operator running), then
+    /// the operator.
+    async fn case(&self, n: usize, latency_ms: u64, run: usize, steady: bool) -> Case {
         let latency = Duration::from_millis(latency_ms);
         let conn_concurrency = if latency_ms == 0 {
             self.args.concurrency
@@ -580,7 +763,10 @@ impl Env {
             self.args.latency_concurrency
         };
         let limits = json!({"maxConcurrentRequests": conn_concurrency, "requestsPerSecond": 10000, "timeoutSeconds": 30});
-        let label = format!("{n}-{latency_ms}ms");
+        let label = match run {
+            1 => format!("{n}-{latency_ms}ms"),
+            _ => format!("{n}-{latency_ms}ms-run{run}"),
+        };
 
         let floor = if self.args.skip_floor {
             None
@@ -593,7 +779,8 @@ impl Env {
             let ws = workloads(&self.client, &ns, &limits, false).await;
             ws.iter().for_each(|w| w.set_latency(latency));
             let calls0: usize = ws.iter().map(|w| w.vendor_calls()).sum();
-            let drive = self
+            let audit0 = audit_offset(&self.cp.audit_log_path());
+            let mut drive = self
                 .drive(
                     &ns,
                     &ws,
@@ -605,13 +792,23 @@ impl Env {
                 )
                 .await;
             let calls = ws.iter().map(|w| w.vendor_calls()).sum::<usize>() - calls0;
+            self.split_stages(&mut drive, &ns, audit0);
+            self.sample_objects(&mut drive, &ns, &ws, &format!("floor-{label}"))
+                .await;
             clean_namespace(&self.client, &ns, &resources(&ws)).await;
             eprintln!(
-                "bench: floor: {} Ready in {:.2} s ({:.0}/s), {calls} vendor calls",
+                "bench: floor: {} Ready in {:.2} s ({:.0}/s), p99 {:.0} ms, {calls} vendor calls",
                 drive.ready,
                 drive.all_ready.as_secs_f64(),
-                drive.throughput()
+                drive.throughput(),
+                drive.pct(0.99).as_secs_f64() * 1000.0,
             );
+            eprintln!("bench: floor stages: {}", drive.stages.summary());
+            eprintln!(
+                "bench: floor CPU: {}",
+                cpu_summary(&drive.cpu, None, drive.all_ready)
+            );
+            eprintln!("bench: floor object bytes: {:?}", drive.object_bytes);
             Some(drive)
         };
 
@@ -632,9 +829,14 @@ impl Env {
             ws.iter().map(|w| w.vendor_calls()).sum::<usize>(),
             operator.stats(self).cpu_secs,
         );
-        let drive = self.drive(&ns, &ws, n, false, None).await;
+        let vendor0 = operator.vendor_time().await;
+        let mut drive = self.drive(&ns, &ws, n, false, None).await;
+        let vendor1 = operator.vendor_time().await;
         // Writes that trail the last Ready (events) belong to the run.
         tokio::time::sleep(Duration::from_secs(1)).await;
+        self.split_stages(&mut drive, &ns, audit0);
+        self.sample_objects(&mut drive, &ns, &ws, &format!("credsync-{label}"))
+            .await;
         let stats = operator.stats(self);
         let calls = ws.iter().map(|w| w.vendor_calls()).sum::<usize>() - calls0;
         let api = audit_window(&audit, audit0, audit_offset(&audit));
@@ -647,6 +849,12 @@ impl Env {
             api.total,
             stats.hwm_kib as f64 / 1024.0
         );
+        eprintln!("bench: credsync stages: {}", drive.stages.summary());
+        eprintln!(
+            "bench: credsync CPU: {}",
+            cpu_summary(&drive.cpu, Some(stats.cpu_secs - cpu0), drive.all_ready)
+        );
+        eprintln!("bench: credsync object bytes: {:?}", drive.object_bytes);
 
         let steady = if steady {
             Some(self.steady(&operator, &ws).await)
@@ -660,6 +868,7 @@ impl Env {
         Case {
             n,
             latency_ms,
+            run,
             conn_concurrency,
             connections: ws.len(),
             floor,
@@ -670,6 +879,8 @@ impl Env {
             hwm_kib: stats.hwm_kib,
             steady,
             log_lines,
+            vendor_busy_secs: vendor1.0 - vendor0.0,
+            vendor_requests: vendor1.1 - vendor0.1,
         }
     }
 
@@ -851,6 +1062,24 @@ impl Env {
     }
 }
 
+fn cpu_summary(cpu: &CpuSample, operator: Option<f64>, wall: Duration) -> String {
+    format!(
+        "API server {:.1} s, etcd {:.1} s, benchmark {:.1} s, operator {}, machine {:.1} s of {:.1} s ({} CPUs × {:.1} s)",
+        cpu.apiserver,
+        cpu.etcd,
+        cpu.bench,
+        operator.map_or("–".to_string(), |o| format!("{o:.1} s")),
+        cpu.machine,
+        wall.as_secs_f64() * nproc() as f64,
+        nproc(),
+        wall.as_secs_f64()
+    )
+}
+
+fn nproc() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn rotated_password(i: usize) -> String {
     format!("pw-{i}-rotated")
 }
@@ -987,8 +1216,15 @@ async fn main() {
     let mut cases = Vec::new();
     for &n in &args.n {
         for &latency in &args.latency_ms {
-            let steady = n == steady_n && latency == steady_latency && args.steady_secs > 0;
-            cases.push(env.case(n, latency, steady).await);
+            let runs = if latency == 0 { args.repeat } else { 1 };
+            for run in 1..=runs {
+                // The steady phase follows the last run of the largest N.
+                let steady = n == steady_n
+                    && latency == steady_latency
+                    && run == runs
+                    && args.steady_secs > 0;
+                cases.push(env.case(n, latency, run, steady).await);
+            }
         }
     }
     let rotation = if args.rotation > 0 {
