@@ -426,24 +426,25 @@ fn audit_offset(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
+/// The audit log between two byte offsets (empty when it cannot be read).
+fn audit_text(path: &Path, from: u64, to: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path).and_then(|mut file| {
+        file.seek(SeekFrom::Start(from))?;
+        file.take(to.saturating_sub(from)).read_to_end(&mut bytes)
+    });
+    match read {
+        Ok(_) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => String::new(),
+    }
+}
+
 /// The operator's completed requests between two offsets of the audit log.
 fn audit_window(path: &Path, from: u64, to: u64) -> AuditCounts {
-    use std::io::{Read, Seek, SeekFrom};
     let mut counts = AuditCounts::default();
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return counts;
-    };
-    let mut bytes = Vec::new();
-    if file.seek(SeekFrom::Start(from)).is_err()
-        || file
-            .take(to.saturating_sub(from))
-            .read_to_end(&mut bytes)
-            .is_err()
-    {
-        return counts;
-    }
     let marker = format!("\"impersonatedUser\":{{\"username\":\"{OPERATOR_USER}\"");
-    for line in String::from_utf8_lossy(&bytes).lines() {
+    for line in audit_text(path, from, to).lines() {
         if !line.contains("\"stage\":\"ResponseComplete\"") || !line.contains(&marker) {
             continue;
         }

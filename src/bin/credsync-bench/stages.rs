@@ -107,22 +107,9 @@ fn status_writes(
     to: u64,
     namespace: &str,
 ) -> HashMap<String, (Timestamp, Timestamp)> {
-    use std::io::{Read, Seek, SeekFrom};
     let mut writes = HashMap::new();
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return writes;
-    };
-    let mut bytes = Vec::new();
-    if file.seek(SeekFrom::Start(from)).is_err()
-        || file
-            .take(to.saturating_sub(from))
-            .read_to_end(&mut bytes)
-            .is_err()
-    {
-        return writes;
-    }
     let ns_marker = format!("\"namespace\":\"{namespace}\"");
-    for line in String::from_utf8_lossy(&bytes).lines() {
+    for line in audit_text(path, from, to).lines() {
         if !line.contains("\"stage\":\"ResponseComplete\"")
             || !line.contains("\"subresource\":\"status\"")
             || !line.contains(&ns_marker)
