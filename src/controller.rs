@@ -446,7 +446,19 @@ async fn watch_secrets(
                 ctx.secrets.forget_all();
                 continue;
             }
-            Ok(watcher::Event::InitApply(_) | watcher::Event::InitDone) => continue,
+            Ok(watcher::Event::InitApply(_)) => continue,
+            // What was checked before this list completed (connections reconcile before this
+            // watch starts; a re-list follows a gap) may have missed a Secret appearing or
+            // changing: check every connection again, and through it the resources using it.
+            Ok(watcher::Event::InitDone) => {
+                for conn in ctx.connections.namespaced.state() {
+                    connections_queue.request(&conn.key());
+                }
+                for conn in ctx.connections.cluster.state() {
+                    connections_queue.request(&conn.key());
+                }
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "Secret watch");
                 continue;
