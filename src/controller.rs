@@ -23,15 +23,17 @@ use crate::api::{
 use crate::metrics;
 use crate::reconcile::backoff::Backoff;
 use crate::reconcile::conditions::{self, Health};
-use crate::reconcile::connection::{ClientCache, ConnectionKey, ConnectionStores};
+use crate::reconcile::connection::{
+    ClientCache, ConnectionKey, ConnectionStores, ResolvedConnection,
+};
 use crate::reconcile::error::ReconcileError;
 use crate::reconcile::events::EventPublisher;
 use crate::reconcile::fingerprint::{FingerprintKey, FingerprintKeyError};
 use crate::reconcile::managed::Managed;
 use crate::reconcile::{self, Context};
-use crate::secrets::{ConnectionScope, ConnectionSecrets, SecretReader, UNWATCHED_SECRET_TYPES};
+use crate::secrets::{ConnectionScope, SecretReader, UNWATCHED_SECRET_TYPES};
 use crate::server::Readiness;
-use crate::vendors::{self, http::TransportPolicy};
+use crate::vendors::http::TransportPolicy;
 
 /// How the operator runs.
 #[derive(Clone, Debug)]
@@ -440,22 +442,30 @@ async fn watch_secrets(
         let Some(event) = event else { return };
         let meta = match event {
             Ok(watcher::Event::Apply(m) | watcher::Event::Delete(m)) => m,
-            // The initial list: every resource reconciles at start anyway.
+            // Starting over (at start, or after a gap): changes may have been missed meanwhile.
             Ok(watcher::Event::Init) => {
-                // Starting over: changes may have been missed meanwhile.
                 ctx.secrets.forget_all();
+                ctx.clients.invalidate_all();
                 continue;
             }
             Ok(watcher::Event::InitApply(_)) => continue,
             // What was checked before this list completed (connections reconcile before this
             // watch starts; a re-list follows a gap) may have missed a Secret appearing or
-            // changing: check every connection again, and through it the resources using it.
+            // changing: check every connection and every resource again. Clients rebuilt from
+            // the same values keep their identity, so nothing refused for good is sent again.
             Ok(watcher::Event::InitDone) => {
-                for conn in ctx.connections.namespaced.state() {
-                    connections_queue.request(&conn.key());
-                }
-                for conn in ctx.connections.cluster.state() {
-                    connections_queue.request(&conn.key());
+                let keys = ctx
+                    .connections
+                    .namespaced
+                    .state()
+                    .into_iter()
+                    .map(|c| c.key());
+                let keys = keys.chain(ctx.connections.cluster.state().into_iter().map(|c| c.key()));
+                for key in keys {
+                    connections_queue.request(&key);
+                    for deps in dependents.iter() {
+                        deps.connection_changed(&key);
+                    }
                 }
                 continue;
             }
@@ -554,20 +564,32 @@ async fn reconcile_connection<C: ConnectionResource>(
     ctx: Arc<ConnectionContext>,
 ) -> Result<Action, ReconcileError> {
     let key = conn.key();
-    ctx.base.clients.invalidate(&key);
-    for deps in ctx.dependents.iter() {
-        deps.connection_changed(&key);
-    }
+    let queue_dependents = || {
+        for deps in ctx.dependents.iter() {
+            deps.connection_changed(&key);
+        }
+    };
     if conn.meta().deletion_timestamp.is_some() {
+        ctx.base.clients.remove(&key);
+        queue_dependents();
         return Ok(Action::await_change());
     }
-    let secrets = ConnectionSecrets {
-        reader: &ctx.base.secrets,
+    // The resources using the connection hear of it only when its client changed or broke.
+    let before = ctx.base.clients.identity(&key);
+    let resolved = ResolvedConnection {
+        key: key.clone(),
+        generation: conn.meta().generation,
+        endpoint: conn.endpoint().clone(),
         scope: conn.scope(),
     };
-    let checked = vendors::connect(conn.endpoint(), &secrets, &ctx.base.transport)
-        .await
-        .map_err(ReconcileError::from);
+    let checked = ctx
+        .base
+        .clients
+        .get(&resolved, &ctx.base.secrets, &ctx.base.transport)
+        .await;
+    if checked.as_ref().ok().map(|c| c.identity) != before {
+        queue_dependents();
+    }
     let health = match &checked {
         Ok(_) => Health::Ready {
             reason: "Valid",

@@ -5,12 +5,13 @@
 //! namespace, a cluster-scoped connection only the namespaces its references name.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::api::{ConnectionSecretKeyRef, ConnectionSecretRef, SecretKeyRef};
 
@@ -301,13 +302,43 @@ pub enum ConnectionScope {
     Cluster,
 }
 
-/// Reads a connection's Secrets under its [`ConnectionScope`].
+/// Keys of [`ConnectionSecrets::digest`]: random per process, so the digest of a value means
+/// nothing outside it.
+static DIGEST_KEYS: LazyLock<RandomState> = LazyLock::new(RandomState::new);
+
+/// Reads a connection's Secrets under its [`ConnectionScope`], folding every value read into a
+/// digest.
 pub struct ConnectionSecrets<'a> {
-    pub reader: &'a SecretReader,
-    pub scope: ConnectionScope,
+    reader: &'a SecretReader,
+    scope: ConnectionScope,
+    digest: Mutex<DefaultHasher>,
 }
 
-impl ConnectionSecrets<'_> {
+impl<'a> ConnectionSecrets<'a> {
+    pub fn new(reader: &'a SecretReader, scope: ConnectionScope) -> Self {
+        ConnectionSecrets {
+            reader,
+            scope,
+            digest: Mutex::new(DIGEST_KEYS.build_hasher()),
+        }
+    }
+
+    /// The values read so far, in order, as one number: reading the same values gives the same
+    /// digest within this process. Never stored or shown.
+    pub fn digest(&self) -> u64 {
+        self.digest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finish()
+    }
+
+    fn fold(&self, values: &[SecretString]) {
+        let mut digest = self.digest.lock().unwrap_or_else(|p| p.into_inner());
+        for value in values {
+            value.expose_secret().hash(&mut *digest);
+        }
+    }
+
     fn namespace_for<'n>(
         &'n self,
         name: &str,
@@ -332,6 +363,7 @@ impl ConnectionSecrets<'_> {
     pub async fn key(&self, r: &ConnectionSecretKeyRef) -> Result<SecretString, SecretError> {
         let ns = self.namespace_for(&r.name, r.namespace.as_deref())?;
         let mut values = self.reader.read(ns, &r.name, &[r.key.as_str()]).await?;
+        self.fold(&values);
         values.pop().ok_or_else(|| SecretError::MissingKey {
             namespace: ns.to_string(),
             name: r.name.clone(),
@@ -346,7 +378,9 @@ impl ConnectionSecrets<'_> {
         keys: &[&str],
     ) -> Result<Vec<SecretString>, SecretError> {
         let ns = self.namespace_for(&r.name, r.namespace.as_deref())?;
-        self.reader.read(ns, &r.name, keys).await
+        let values = self.reader.read(ns, &r.name, keys).await?;
+        self.fold(&values);
+        Ok(values)
     }
 
     /// The (namespace, name) a reference would be read from, if allowed; for the Secret watch.

@@ -285,6 +285,25 @@ async fn failures_are_explained_and_recover() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(posts(&server).len(), 1, "a permanent error is not retried");
 
+    // The same credentials earn the same refusal: neither the connection's Secret rewritten with
+    // the same values (and a key more) nor a touch of the connection that leaves its spec alone
+    // sends the request again.
+    env.secret(
+        NS,
+        "helloid-api",
+        &[("key", "k"), ("secret", "wrong"), ("note", "rotate soon")],
+    )
+    .await;
+    let mut touched = connection(&server.url());
+    touched.metadata.annotations = Some([("example.com/owner".into(), "team-a".into())].into());
+    env.apply(NS, &touched).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        posts(&server).len(),
+        1,
+        "nothing changed that could change the answer"
+    );
+
     // Fixing the connection's Secret recovers by itself.
     env.secret(NS, "helloid-api", &[("key", "k"), ("secret", "s")])
         .await;

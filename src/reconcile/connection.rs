@@ -3,6 +3,7 @@
 //! hold across every resource using it.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -231,52 +232,105 @@ async fn namespace_allowed(
     Ok(selector.matches(ns.metadata.labels.as_ref().unwrap_or(&Default::default())))
 }
 
-/// One vendor client per connection, rebuilt when the connection's spec or Secrets change.
+/// One vendor client per connection. It is built again when the connection's spec changed or
+/// it was marked stale (a Secret it reads changed, or the Secret watch started over); a build
+/// from the same spec and the same values keeps the client there was, with its limits, its
+/// connection pool and its identity.
 #[derive(Default)]
 pub struct ClientCache {
-    clients: Mutex<HashMap<ConnectionKey, (Option<i64>, VendorClient)>>,
+    clients: Mutex<HashMap<ConnectionKey, Cached>>,
+}
+
+struct Cached {
+    generation: Option<i64>,
+    client: ConnectionClient,
+    stale: bool,
+}
+
+/// A connection's client, and which one it is.
+#[derive(Clone, Debug)]
+pub struct ConnectionClient {
+    pub vendor: VendorClient,
+    /// Differs exactly when the client was built from another spec or other Secret values: a
+    /// request the vendor refused for good is worth trying again only on another client.
+    pub identity: u64,
 }
 
 impl ClientCache {
     /// The connection's client, building it (and reading its Secrets) when there is none for
-    /// the connection's current generation.
+    /// the connection's current generation or it is stale.
     pub async fn get(
         &self,
         conn: &ResolvedConnection,
         reader: &SecretReader,
         policy: &TransportPolicy,
-    ) -> Result<VendorClient, ReconcileError> {
-        if let Some((generation, client)) = self.lock().get(&conn.key)
-            && *generation == conn.generation
+    ) -> Result<ConnectionClient, ReconcileError> {
+        if let Some(cached) = self.lock().get(&conn.key)
+            && !cached.stale
+            && cached.generation == conn.generation
         {
-            return Ok(client.clone());
+            return Ok(cached.client.clone());
         }
-        let secrets = ConnectionSecrets {
-            reader,
-            scope: conn.scope.clone(),
-        };
-        let client = vendors::connect(&conn.endpoint, &secrets, policy).await?;
-        // Two reconciles may build at once; the first stored wins so limits stay shared.
+        let secrets = ConnectionSecrets::new(reader, conn.scope.clone());
+        let built = vendors::connect(&conn.endpoint, &secrets, policy).await;
         let mut clients = self.lock();
-        let entry = clients
-            .entry(conn.key.clone())
-            .and_modify(|e| {
-                if e.0 != conn.generation {
-                    *e = (conn.generation, client.clone());
-                }
-            })
-            .or_insert((conn.generation, client));
-        Ok(entry.1.clone())
+        let vendor = match built {
+            Ok(vendor) => vendor,
+            Err(e) => {
+                clients.remove(&conn.key);
+                return Err(e.into());
+            }
+        };
+        let mut identity = DefaultHasher::new();
+        (conn.generation, secrets.digest()).hash(&mut identity);
+        let identity = identity.finish();
+        if let Some(cached) = clients.get_mut(&conn.key) {
+            // Nothing changed, or another reconcile built this generation's client first: keep
+            // it, so that limits stay shared.
+            if cached.client.identity == identity
+                || (!cached.stale && cached.generation == conn.generation)
+            {
+                cached.stale = false;
+                return Ok(cached.client.clone());
+            }
+        }
+        let client = ConnectionClient { vendor, identity };
+        clients.insert(
+            conn.key.clone(),
+            Cached {
+                generation: conn.generation,
+                client: client.clone(),
+                stale: false,
+            },
+        );
+        Ok(client)
     }
 
-    /// Forget a connection's client (its Secret changed, or it was deleted).
+    /// The identity of the connection's client, if it has one.
+    pub fn identity(&self, key: &ConnectionKey) -> Option<u64> {
+        self.lock().get(key).map(|c| c.client.identity)
+    }
+
+    /// A Secret the connection reads changed: check its client before the next use.
     pub fn invalidate(&self, key: &ConnectionKey) {
+        if let Some(cached) = self.lock().get_mut(key) {
+            cached.stale = true;
+        }
+    }
+
+    /// Secret changes may have been missed: check every client before its next use.
+    pub fn invalidate_all(&self) {
+        for cached in self.lock().values_mut() {
+            cached.stale = true;
+        }
+    }
+
+    /// The connection is gone.
+    pub fn remove(&self, key: &ConnectionKey) {
         self.lock().remove(key);
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<ConnectionKey, (Option<i64>, VendorClient)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionKey, Cached>> {
         // A panic while holding this lock cannot leave the map inconsistent.
         self.clients.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -419,7 +419,7 @@ async fn bind<K: Managed>(
         ResolvedConnection,
         ResolvedSecrets,
         Box<dyn ExternalClient>,
-        usize,
+        u64,
     ),
     ReconcileError,
 > {
@@ -427,10 +427,10 @@ async fn bind<K: Managed>(
         .connections
         .resolve(&ctx.client, namespace, obj.connection_ref())
         .await?;
-    let vendor = ctx.clients.get(&conn, &ctx.secrets, &ctx.transport).await?;
+    let client = ctx.clients.get(&conn, &ctx.secrets, &ctx.transport).await?;
     let secrets = ctx.secrets.resolve(namespace, &obj.secret_refs()).await?;
-    let external = obj.external(&vendor, &secrets)?;
-    Ok((conn, secrets, external, vendor.identity()))
+    let external = obj.external(&client.vendor, &secrets)?;
+    Ok((conn, secrets, external, client.identity))
 }
 
 /// Deletion: with policy Delete, remove the vendor record before letting the object go; when

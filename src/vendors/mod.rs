@@ -166,16 +166,6 @@ pub enum VendorClient {
 }
 
 impl VendorClient {
-    /// Which client this is: a rebuilt one (the connection or its Secrets changed) differs.
-    pub fn identity(&self) -> usize {
-        match self {
-            VendorClient::SuperOffice(c) => Arc::as_ptr(c) as *const () as usize,
-            VendorClient::OracleCrmOnDemand(c) => Arc::as_ptr(c) as *const () as usize,
-            VendorClient::ApexErp(c) => Arc::as_ptr(c) as *const () as usize,
-            VendorClient::HelloId(c) => Arc::as_ptr(c) as *const () as usize,
-        }
-    }
-
     pub fn vendor(&self) -> Vendor {
         match self {
             VendorClient::SuperOffice(_) => Vendor::SuperOffice,
