@@ -7,7 +7,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::controller::Settings;
 use crate::telemetry::LogFormat;
-use crate::vendors::http::{DEFAULT_MAX_RESPONSE_BYTES, TransportPolicy};
+use crate::vendors::http::{
+    DEFAULT_MAX_LISTING_BYTES, DEFAULT_MAX_RESPONSE_BYTES, TransportPolicy,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -65,6 +67,9 @@ pub struct RunArgs {
     /// Largest vendor response body read, in bytes.
     #[arg(long, env = "CREDSYNC_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES)]
     pub max_response_bytes: usize,
+    /// Largest listing of every record of a type read, in bytes (Apex lookups before a create).
+    #[arg(long, env = "CREDSYNC_MAX_LISTING_BYTES", default_value_t = DEFAULT_MAX_LISTING_BYTES)]
+    pub max_listing_bytes: usize,
     /// First retry delay after a transient failure (doubles up to --backoff-max).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub backoff_base: Duration,
@@ -121,6 +126,7 @@ impl RunArgs {
                 allow_http: self.allow_http,
                 allowed_hosts: self.allowed_vendor_hosts.clone(),
                 max_response_bytes: self.max_response_bytes,
+                max_listing_bytes: self.max_listing_bytes,
             },
             backoff_base: self.backoff_base,
             backoff_max: self.backoff_max,

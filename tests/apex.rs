@@ -8,7 +8,8 @@ use std::time::Duration;
 use credsync::api::{ErpIdentity, VendorConnection};
 use credsync::sim::SimServer;
 use credsync::sim::apex::{ApexAuth, ApexSim};
-use credsync::vendors::apex::Identity;
+use credsync::vendors::apex::{Identity, UserInfo};
+use credsync::vendors::http::DEFAULT_MAX_RESPONSE_BYTES;
 use serde_json::json;
 use support::{TestEnv, condition};
 
@@ -309,4 +310,56 @@ async fn creates_at_once_share_listings() {
         (1..=N / 4).contains(&lists),
         "{lists} listings for {N} creates: lookups must share them"
     );
+}
+
+/// A tenant whose user listing is larger than one record's answer may be (1 MiB): the lookup
+/// before a create reads it under the listing cap, finds an existing user by name among
+/// thousands and creates only the one that is new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_read_a_large_tenant() {
+    let env = TestEnv::start().await;
+    let ns = "erp-large";
+    let (sim, _server) = apex_json_connection(&env, ns).await;
+    sim.preload(
+        "User",
+        (0..8_000).map(|i| Identity {
+            name: format!("existing-{i:05}"),
+            description: Some("imported from the previous directory".into()),
+            is_granted: Some(true),
+            user_info: Some(UserInfo {
+                user_name: Some(format!("existing-{i:05}")),
+                email: Some(format!("existing-{i:05}@example.com")),
+                ..UserInfo::default()
+            }),
+            ..Identity::default()
+        }),
+    );
+    let listed = serde_json::to_vec(&sim.identities("User"))
+        .expect("listing")
+        .len();
+    assert!(
+        listed > DEFAULT_MAX_RESPONSE_BYTES,
+        "{listed} bytes: the listing must be larger than the per-record cap"
+    );
+    let known = sim
+        .identities("User")
+        .into_iter()
+        .find(|i| i.name == "existing-04321")
+        .expect("preloaded");
+
+    env.apply(ns, &identity("existing-04321", "apex", "a@example.com"))
+        .await;
+    env.apply(ns, &identity("newcomer", "apex", "n@example.com"))
+        .await;
+    let adopted = synced(&env, ns, "existing-04321").await;
+    let created = synced(&env, ns, "newcomer").await;
+    assert_eq!(
+        adopted.status.and_then(|s| s.identity_id),
+        Some(known.id),
+        "the existing user is updated, not created again"
+    );
+    assert_eq!(sim.creates(), 1, "only the newcomer is created");
+    assert_eq!(sim.identities("User").len(), 8_001);
+    assert!(created.status.and_then(|s| s.identity_id).is_some());
+    env.stop().await;
 }

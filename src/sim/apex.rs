@@ -113,6 +113,18 @@ impl ApexSim {
         self.lock().saves
     }
 
+    /// Identities someone else created earlier (a large tenant), numbered as creates are.
+    pub fn preload(&self, identity_type: &str, identities: impl IntoIterator<Item = Identity>) {
+        let mut state = self.lock();
+        for mut identity in identities {
+            state.next_id += 1;
+            identity.id = state.next_id;
+            state
+                .identities
+                .insert((identity_type.to_string(), identity.id), identity);
+        }
+    }
+
     /// Change a stored identity behind credsync's back (drift).
     pub fn tamper(&self, identity_type: &str, id: i64, change: impl FnOnce(&mut Identity)) {
         if let Some(identity) = self

@@ -191,7 +191,7 @@ impl ApexClient {
     async fn list(&self, identity_type: &str) -> Result<Vec<Identity>, VendorError> {
         let response = self
             .http
-            .send(
+            .send_listing(
                 "ListIdentities",
                 self.request(reqwest::Method::GET, identity_type),
             )

@@ -18,6 +18,9 @@ use crate::metrics;
 
 /// Largest response body credsync reads from any vendor; larger ones are refused unparsed.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// Largest listing of every record of a type (Apex has no lookup by name): a tenant's whole
+/// user base, so far larger than one record's answer.
+pub const DEFAULT_MAX_LISTING_BYTES: usize = 16 * 1024 * 1024;
 /// Longest vendor error text that reaches a condition message or an event.
 pub const MAX_ERROR_TEXT: usize = 300;
 
@@ -30,6 +33,8 @@ pub struct TransportPolicy {
     pub allowed_hosts: Option<Vec<String>>,
     /// Response size cap.
     pub max_response_bytes: usize,
+    /// Response size cap of listings (see [`VendorHttp::send_listing`]).
+    pub max_listing_bytes: usize,
 }
 
 impl Default for TransportPolicy {
@@ -38,6 +43,7 @@ impl Default for TransportPolicy {
             allow_http: false,
             allowed_hosts: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_listing_bytes: DEFAULT_MAX_LISTING_BYTES,
         }
     }
 }
@@ -96,6 +102,7 @@ pub struct VendorHttp {
     base: Url,
     vendor: Vendor,
     max_response_bytes: usize,
+    max_listing_bytes: usize,
     in_flight: Semaphore,
     rate: DefaultDirectRateLimiter,
 }
@@ -147,6 +154,7 @@ impl VendorHttp {
             base,
             vendor: settings.vendor,
             max_response_bytes: policy.max_response_bytes,
+            max_listing_bytes: policy.max_listing_bytes,
             in_flight: Semaphore::new(settings.max_concurrent_requests.max(1) as usize),
             rate: RateLimiter::direct(quota),
         }))
@@ -175,13 +183,34 @@ impl VendorHttp {
         operation: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<HttpResponse, VendorError> {
+        let cap = (self.max_response_bytes, "--max-response-bytes");
+        self.send_capped(operation, request, cap).await
+    }
+
+    /// [`VendorHttp::send`] for a listing of every record of a type, under the listing cap.
+    pub async fn send_listing(
+        &self,
+        operation: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<HttpResponse, VendorError> {
+        let cap = (self.max_listing_bytes, "--max-listing-bytes");
+        self.send_capped(operation, request, cap).await
+    }
+
+    /// `cap`: the most bytes read, and the flag that sets it.
+    async fn send_capped(
+        &self,
+        operation: &'static str,
+        request: reqwest::RequestBuilder,
+        cap: (usize, &'static str),
+    ) -> Result<HttpResponse, VendorError> {
         let _permit =
             self.in_flight.acquire().await.map_err(|_| {
                 VendorError::transient("ShuttingDown", "the operator is shutting down")
             })?;
         self.rate.until_ready().await;
         let started = Instant::now();
-        let result = self.send_unlimited(request).await;
+        let result = self.send_unlimited(request, cap).await;
         let outcome = match &result {
             Ok(resp) if resp.status.is_success() => "success",
             Ok(resp)
@@ -201,6 +230,7 @@ impl VendorHttp {
     async fn send_unlimited(
         &self,
         request: reqwest::RequestBuilder,
+        cap: (usize, &'static str),
     ) -> Result<HttpResponse, VendorError> {
         let mut response = request.send().await.map_err(transport_error)?;
         let status = response.status();
@@ -214,14 +244,14 @@ impl VendorHttp {
         }
         let headers = std::mem::take(response.headers_mut());
         if let Some(len) = response.content_length()
-            && len > self.max_response_bytes as u64
+            && len > cap.0 as u64
         {
-            return Err(oversized(self.max_response_bytes));
+            return Err(oversized(cap));
         }
         let mut body = BytesMut::new();
         while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-            if body.len() + chunk.len() > self.max_response_bytes {
-                return Err(oversized(self.max_response_bytes));
+            if body.len() + chunk.len() > cap.0 {
+                return Err(oversized(cap));
             }
             body.extend_from_slice(&chunk);
         }
@@ -233,10 +263,10 @@ impl VendorHttp {
     }
 }
 
-fn oversized(cap: usize) -> VendorError {
+fn oversized((bytes, flag): (usize, &str)) -> VendorError {
     VendorError::transient(
         "VendorBadResponse",
-        format!("vendor response is larger than {cap} bytes; refused unparsed"),
+        format!("vendor response is larger than {bytes} bytes ({flag}); refused unparsed"),
     )
 }
 
