@@ -578,6 +578,7 @@ async fn reconcile_connection<C: ConnectionResource>(
     let before = ctx.base.clients.identity(&key);
     let resolved = ResolvedConnection {
         key: key.clone(),
+        uid: conn.meta().uid.clone(),
         generation: conn.meta().generation,
         endpoint: conn.endpoint().clone(),
         scope: conn.scope(),

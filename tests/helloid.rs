@@ -429,3 +429,44 @@ async fn connection_status_follows_its_secret() {
     })
     .await;
 }
+
+/// A connection deleted and created again under the same name, now pointing at another system
+/// (its generation starts at 1 again): the resource using it follows it there, on a new client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_created_again_gets_a_new_client() {
+    let env = TestEnv::start().await;
+    let old_sim = HelloIdSim::new("k", "s");
+    let old = SimServer::start(old_sim.router(), 0)
+        .await
+        .expect("simulator");
+    let new_sim = HelloIdSim::new("k", "s");
+    let new = SimServer::start(new_sim.router(), 0)
+        .await
+        .expect("simulator");
+    env.namespace(NS).await;
+    env.secret(NS, "helloid-api", &[("key", "k"), ("secret", "s")])
+        .await;
+    env.secret(NS, "mike-password", &[("password", "pw-1")])
+        .await;
+    env.apply(NS, &connection(&old.url())).await;
+    env.apply(NS, &credential("Mike", "Orphan")).await;
+    let ready = |o: &SsoAppCredential| {
+        o.status
+            .as_ref()
+            .is_some_and(|s| is_true(&s.sync.conditions, "Ready", o.metadata.generation))
+    };
+    env.wait_for::<SsoAppCredential>(NS, "mike-github", WAIT, ready)
+        .await;
+    assert!(old_sim.get(USER, APP, "Default").is_some());
+
+    env.delete::<VendorConnection>(NS, "helloid").await;
+    env.wait_gone::<VendorConnection>(NS, "helloid", WAIT).await;
+    let again = env.apply(NS, &connection(&new.url())).await;
+    assert_eq!(again.metadata.generation, Some(1));
+    env.wait_for::<SsoAppCredential>(NS, "mike-github", WAIT, |o| {
+        ready(o) && new_sim.get(USER, APP, "Default").is_some()
+    })
+    .await;
+    assert_eq!(posts(&old).len(), 1, "nothing more went to the old system");
+    env.stop().await;
+}

@@ -41,6 +41,9 @@ impl std::fmt::Display for ConnectionKey {
 #[derive(Debug, Clone)]
 pub struct ResolvedConnection {
     pub key: ConnectionKey,
+    /// Which object and which version of its spec: a connection deleted and created again
+    /// under the same name starts again at generation 1.
+    pub uid: Option<String>,
     pub generation: Option<i64>,
     pub endpoint: VendorEndpoint,
     pub scope: ConnectionScope,
@@ -90,6 +93,7 @@ impl ConnectionStores {
                         namespace: Some(namespace.to_string()),
                         name: r.name.clone(),
                     },
+                    uid: conn.metadata.uid.clone(),
                     generation: conn.metadata.generation,
                     endpoint: conn.spec.endpoint.clone(),
                     scope: ConnectionScope::Namespaced(namespace.to_string()),
@@ -117,6 +121,7 @@ impl ConnectionStores {
                         namespace: None,
                         name: r.name.clone(),
                     },
+                    uid: conn.metadata.uid.clone(),
                     generation: conn.metadata.generation,
                     endpoint: conn.spec.endpoint.clone(),
                     scope: ConnectionScope::Cluster,
@@ -242,7 +247,8 @@ pub struct ClientCache {
 }
 
 struct Cached {
-    generation: Option<i64>,
+    /// The connection's uid and generation it was built for.
+    version: (Option<String>, Option<i64>),
     client: ConnectionClient,
     stale: bool,
 }
@@ -258,16 +264,17 @@ pub struct ConnectionClient {
 
 impl ClientCache {
     /// The connection's client, building it (and reading its Secrets) when there is none for
-    /// the connection's current generation or it is stale.
+    /// the connection as it is now, or it is stale.
     pub async fn get(
         &self,
         conn: &ResolvedConnection,
         reader: &SecretReader,
         policy: &TransportPolicy,
     ) -> Result<ConnectionClient, ReconcileError> {
+        let version = (conn.uid.clone(), conn.generation);
         if let Some(cached) = self.lock().get(&conn.key)
             && !cached.stale
-            && cached.generation == conn.generation
+            && cached.version == version
         {
             return Ok(cached.client.clone());
         }
@@ -282,14 +289,12 @@ impl ClientCache {
             }
         };
         let mut identity = DefaultHasher::new();
-        (conn.generation, secrets.digest()).hash(&mut identity);
+        (&version, secrets.digest()).hash(&mut identity);
         let identity = identity.finish();
         if let Some(cached) = clients.get_mut(&conn.key) {
-            // Nothing changed, or another reconcile built this generation's client first: keep
-            // it, so that limits stay shared.
-            if cached.client.identity == identity
-                || (!cached.stale && cached.generation == conn.generation)
-            {
+            // Nothing changed, or another reconcile built this version's client first: keep it,
+            // so that limits stay shared.
+            if cached.client.identity == identity || (!cached.stale && cached.version == version) {
                 cached.stale = false;
                 return Ok(cached.client.clone());
             }
@@ -298,7 +303,7 @@ impl ClientCache {
         clients.insert(
             conn.key.clone(),
             Cached {
-                generation: conn.generation,
+                version,
                 client: client.clone(),
                 stale: false,
             },
