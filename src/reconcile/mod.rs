@@ -28,7 +28,7 @@ use serde_json::json;
 
 use self::backoff::Backoff;
 use self::conditions::Health;
-use self::connection::{ClientCache, ConnectionStores, ResolvedConnection};
+use self::connection::{ClientCache, ConnectionClient, ConnectionStores, ResolvedConnection};
 use self::error::ReconcileError;
 use self::events::EventPublisher;
 use self::fingerprint::FingerprintKey;
@@ -345,22 +345,26 @@ async fn sync_vendor<K: Managed>(
     } else {
         Action::await_change()
     };
-    let vendor_failed =
-        |e: VendorError| ReconcileError::Vendor(e.map_message(|m| scrub(&m, &secrets)));
+    let vendor_failed = |e: VendorError| {
+        client.vendor.hold_off(&e);
+        ReconcileError::Vendor(e.map_message(|m| scrub(&m, &secrets)))
+    };
     if changed {
         // The same request on the same client was refused for good: say so again, call nobody.
-        let attempt = format!("{}|{client}|{requested:?}", done.fingerprint);
+        let attempt = format!("{}|{}|{requested:?}", done.fingerprint, client.identity);
         if let Some(refused) = ctx.refused(&uid, &attempt) {
             return Err(ReconcileError::Vendor(refused));
         }
         done.outputs = match external.apply().await {
             Ok(outputs) => outputs,
             Err(e) => {
-                let err = e.map_message(|m| scrub(&m, &secrets));
-                if !err.is_transient() {
-                    ctx.refuse(uid, attempt, err.clone());
+                let err = vendor_failed(e);
+                if let ReconcileError::Vendor(refused) = &err
+                    && !refused.is_transient()
+                {
+                    ctx.refuse(uid, attempt, refused.clone());
                 }
-                return Err(ReconcileError::Vendor(err));
+                return Err(err);
             }
         };
         ctx.remember(uid, done.fingerprint.clone(), requested.map(str::to_string));
@@ -419,7 +423,7 @@ async fn bind<K: Managed>(
         ResolvedConnection,
         ResolvedSecrets,
         Box<dyn ExternalClient>,
-        u64,
+        ConnectionClient,
     ),
     ReconcileError,
 > {
@@ -430,7 +434,7 @@ async fn bind<K: Managed>(
     let client = ctx.clients.get(&conn, &ctx.secrets, &ctx.transport).await?;
     let secrets = ctx.secrets.resolve(namespace, &obj.secret_refs()).await?;
     let external = obj.external(&client.vendor, &secrets)?;
-    Ok((conn, secrets, external, client.identity))
+    Ok((conn, secrets, external, client))
 }
 
 /// Deletion: with policy Delete, remove the vendor record before letting the object go; when
@@ -452,11 +456,12 @@ async fn finalize<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, Reconcil
             .await;
         }
         let namespace = obj.namespace().unwrap_or_default();
-        let (_, secrets, external, _) = match bind(obj, ctx, &namespace).await {
+        let (_, secrets, external, client) = match bind(obj, ctx, &namespace).await {
             Ok(bound) => bound,
             Err(e) => return deletion_blocked(obj, ctx, e).await,
         };
         if let Err(e) = external.delete().await {
+            client.vendor.hold_off(&e);
             let e = e.map_message(|m| scrub(&m, &secrets));
             return deletion_blocked(obj, ctx, ReconcileError::Vendor(e)).await;
         }

@@ -33,7 +33,7 @@ enum Auth {
 
 /// An Apex ERP host's client.
 pub struct ApexClient {
-    http: Arc<VendorHttp>,
+    pub(super) http: Arc<VendorHttp>,
     format: ApexFormat,
     auth: Auth,
     listings: SharedListings,

@@ -18,7 +18,7 @@ use crate::secrets::ConnectionSecrets;
 
 /// A HelloID tenant's client.
 pub struct HelloIdClient {
-    http: Arc<VendorHttp>,
+    pub(super) http: Arc<VendorHttp>,
     api_key: SecretString,
     api_secret: SecretString,
 }

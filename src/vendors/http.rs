@@ -105,6 +105,8 @@ pub struct VendorHttp {
     max_listing_bytes: usize,
     in_flight: Semaphore,
     rate: DefaultDirectRateLimiter,
+    /// Until when the vendor asked for no requests, and the reason it gave (see `hold_off`).
+    held_off: std::sync::Mutex<Option<(Instant, &'static str)>>,
 }
 
 impl std::fmt::Debug for VendorHttp {
@@ -157,6 +159,7 @@ impl VendorHttp {
             max_listing_bytes: policy.max_listing_bytes,
             in_flight: Semaphore::new(settings.max_concurrent_requests.max(1) as usize),
             rate: RateLimiter::direct(quota),
+            held_off: std::sync::Mutex::new(None),
         }))
     }
 
@@ -197,6 +200,37 @@ impl VendorHttp {
         self.send_capped(operation, request, cap).await
     }
 
+    /// The vendor asked to wait (Retry-After, or a "try again in" of its own): until then every
+    /// request of this connection, for any resource, fails at once without being sent. A
+    /// connection's limits are the vendor account's, so one answer speaks for all of them.
+    pub fn hold_off(&self, err: &VendorError) {
+        let Some(wait) = err.retry_after() else {
+            return;
+        };
+        let until = Instant::now() + wait;
+        let mut held_off = self.held_off.lock().unwrap_or_else(|p| p.into_inner());
+        if held_off.is_none_or(|(current, _)| current < until) {
+            *held_off = Some((until, err.reason()));
+        }
+    }
+
+    /// The error for a request while the vendor's wait lasts. It names no other resource's
+    /// request, and stays the same while it lasts (no status churn).
+    fn holding_off(&self) -> Result<(), VendorError> {
+        let held_off = *self.held_off.lock().unwrap_or_else(|p| p.into_inner());
+        match held_off.and_then(|(until, reason)| {
+            let left = until.checked_duration_since(Instant::now())?;
+            (!left.is_zero()).then_some((left, reason))
+        }) {
+            None => Ok(()),
+            Some((left, reason)) => Err(VendorError::Transient {
+                reason,
+                message: "the vendor asked this connection to wait (Retry-After); nothing is sent until the wait is over".into(),
+                retry_after: Some(left),
+            }),
+        }
+    }
+
     /// `cap`: the most bytes read, and the flag that sets it.
     async fn send_capped(
         &self,
@@ -204,11 +238,14 @@ impl VendorHttp {
         request: reqwest::RequestBuilder,
         cap: (usize, &'static str),
     ) -> Result<HttpResponse, VendorError> {
+        self.holding_off()?;
         let _permit =
             self.in_flight.acquire().await.map_err(|_| {
                 VendorError::transient("ShuttingDown", "the operator is shutting down")
             })?;
         self.rate.until_ready().await;
+        // The wait may have begun while this request queued.
+        self.holding_off()?;
         let started = Instant::now();
         let result = self.send_unlimited(request, cap).await;
         let outcome = match &result {
@@ -421,6 +458,42 @@ mod tests {
             Err(TransportError::HostNotAllowed("bad.example".into()))
         );
         assert!(parse_base_url("https://u:p@good.example", &p).is_err());
+    }
+
+    #[test]
+    fn a_vendor_wait_holds_every_request_of_the_connection() {
+        let settings = EndpointSettings {
+            vendor: Vendor::HelloId,
+            base_url: "https://x.example".into(),
+            timeout: Duration::from_secs(5),
+            max_concurrent_requests: 1,
+            requests_per_second: 10,
+            ca_pem: None,
+        };
+        let http = VendorHttp::new(&settings, &policy(false)).expect("transport");
+        http.hold_off(&VendorError::permanent("VendorRejected", "no"));
+        http.hold_off(&VendorError::transient(
+            "VendorUnavailable",
+            "no wait given",
+        ));
+        assert_eq!(http.holding_off(), Ok(()));
+
+        http.hold_off(&VendorError::Transient {
+            reason: "VendorRateLimited",
+            message: "vendor answered HTTP 429 for jane.doe".into(),
+            retry_after: Some(Duration::from_secs(30)),
+        });
+        // A shorter wait that comes later does not cut the longer one short.
+        http.hold_off(&VendorError::Transient {
+            reason: "VendorThrottled",
+            message: "busy".into(),
+            retry_after: Some(Duration::from_millis(1)),
+        });
+        let held = http.holding_off().expect_err("held off");
+        assert_eq!(held.reason(), "VendorRateLimited");
+        assert!(!held.message().contains("jane.doe"), "{held}");
+        let left = held.retry_after().unwrap_or_default();
+        assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30));
     }
 
     #[test]

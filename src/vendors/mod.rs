@@ -69,6 +69,13 @@ impl VendorError {
     pub fn is_transient(&self) -> bool {
         matches!(self, VendorError::Transient { .. })
     }
+    /// How long the vendor asked us to wait, when it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            VendorError::Transient { retry_after, .. } => *retry_after,
+            VendorError::Permanent { .. } => None,
+        }
+    }
     /// The same error with its message rewritten (e.g. scrubbed of secret values).
     pub fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
         match self {
@@ -166,6 +173,18 @@ pub enum VendorClient {
 }
 
 impl VendorClient {
+    /// The vendor asked to wait (`err` carries its Retry-After or "try again in"): no request
+    /// of this connection goes out before then.
+    pub fn hold_off(&self, err: &VendorError) {
+        let http = match self {
+            VendorClient::SuperOffice(c) => &c.http,
+            VendorClient::OracleCrmOnDemand(c) => &c.http,
+            VendorClient::ApexErp(c) => &c.http,
+            VendorClient::HelloId(c) => &c.http,
+        };
+        http.hold_off(err);
+    }
+
     pub fn vendor(&self) -> Vendor {
         match self {
             VendorClient::SuperOffice(_) => Vendor::SuperOffice,

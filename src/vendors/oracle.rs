@@ -30,7 +30,7 @@ pub const SERVICE_PATH: [&str; 2] = ["Services", "Integration"];
 
 /// An Oracle CRM On Demand tenant's client.
 pub struct OracleClient {
-    http: Arc<VendorHttp>,
+    pub(super) http: Arc<VendorHttp>,
     username: SecretString,
     password: SecretString,
 }

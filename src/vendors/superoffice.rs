@@ -37,7 +37,7 @@ enum Auth {
 
 /// A SuperOffice installation's client.
 pub struct SuperOfficeClient {
-    http: Arc<VendorHttp>,
+    pub(super) http: Arc<VendorHttp>,
     api: SuperOfficeApi,
     soap_version: SoapVersion,
     app_token: Option<SecretString>,
