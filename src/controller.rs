@@ -155,15 +155,26 @@ pub async fn run(
 
     let (vc_reader, vc_writer) = reflector::store::<VendorConnection>();
     let (cvc_reader, cvc_writer) = reflector::store::<ClusterVendorConnection>();
+    // A deleted connection reaches no reconcile: see `connections_deleted`.
+    let (deleted_tx, deleted) = mpsc::unbounded_channel::<ConnectionKey>();
     let vc_stream = watched(
         scoped_api::<VendorConnection>(&client, &settings),
         vc_writer,
         None,
+        {
+            let deleted_tx = deleted_tx.clone();
+            move |c: &VendorConnection| {
+                let _ = deleted_tx.send(c.key());
+            }
+        },
     );
     let cvc_stream = watched(
         Api::<ClusterVendorConnection>::all(client.clone()),
         cvc_writer,
         None,
+        move |c: &ClusterVendorConnection| {
+            let _ = deleted_tx.send(c.key());
+        },
     );
 
     let ctx = Arc::new(Context {
@@ -231,10 +242,11 @@ pub async fn run(
     let secret_watch = watch_secrets(
         secrets_api,
         ctx.clone(),
-        dependents,
+        dependents.clone(),
         connection_queues,
         shutdown.clone(),
     );
+    let deletions = connections_deleted(deleted, ctx.clone(), dependents, shutdown.clone());
 
     // Resources are reconciled only once both connection caches are complete: a resource
     // judged against a half-listed cache would be marked ConnectionNotFound for nothing.
@@ -245,7 +257,7 @@ pub async fn run(
             let _ = cvc_reader.wait_until_ready().await;
             readiness.set(true);
             tracing::info!("connection caches synced; reconciling");
-            tokio::join!(crm, erp, sso, secret_watch);
+            tokio::join!(crm, erp, sso, secret_watch, deletions);
         }
     };
     tokio::join!(vc_controller, cvc_controller, managed);
@@ -266,6 +278,7 @@ fn watched<K>(
     api: Api<K>,
     writer: reflector::store::Writer<K>,
     labels: Option<&str>,
+    on_delete: impl Fn(&K) + Send + 'static,
 ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
     K: Resource<DynamicType = ()>
@@ -291,6 +304,11 @@ where
             }
         })
         .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Delete(obj)) = event {
+                on_delete(obj);
+            }
+        })
         .applied_objects()
         .predicate_filter(
             predicates::generation
@@ -315,6 +333,7 @@ fn managed<K: Managed>(
         scoped_api::<K>(client, settings),
         writer,
         settings.label_selector.as_deref(),
+        |_| {},
     );
     let controller = Controller::for_stream(stream, reader.clone())
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
@@ -489,6 +508,27 @@ async fn watch_secrets(
     }
 }
 
+/// A deleted connection: its client goes, and the resources that used it are checked again
+/// (they say ConnectionNotFound until it is back).
+async fn connections_deleted(
+    mut deleted: mpsc::UnboundedReceiver<ConnectionKey>,
+    ctx: Arc<Context>,
+    dependents: Arc<Vec<Box<dyn Dependents>>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let key = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            key = deleted.recv() => key,
+        };
+        let Some(key) = key else { return };
+        ctx.clients.remove(&key);
+        for deps in dependents.iter() {
+            deps.connection_changed(&key);
+        }
+    }
+}
+
 /// What connection reconciles share.
 struct ConnectionContext {
     base: Arc<Context>,
@@ -574,7 +614,6 @@ async fn reconcile_connection<C: ConnectionResource>(
         queue_dependents();
         return Ok(Action::await_change());
     }
-    // The resources using the connection hear of it only when its client changed or broke.
     let before = ctx.base.clients.identity(&key);
     let resolved = ResolvedConnection {
         key: key.clone(),
@@ -588,9 +627,7 @@ async fn reconcile_connection<C: ConnectionResource>(
         .clients
         .get(&resolved, &ctx.base.secrets, &ctx.base.transport)
         .await;
-    if checked.as_ref().ok().map(|c| c.identity) != before {
-        queue_dependents();
-    }
+    let client_changed = checked.as_ref().ok().map(|c| c.identity) != before;
     let health = match &checked {
         Ok(_) => Health::Ready {
             reason: "Valid",
@@ -614,7 +651,13 @@ async fn reconcile_connection<C: ConnectionResource>(
     );
     status.sync.observed_generation = conn.meta().generation;
     status.vendor = conn.endpoint().vendor();
-    if conn.current_status() != Some(&status) {
+    let status_changed = conn.current_status() != Some(&status);
+    // The resources using the connection hear of it only when its client or its health changed
+    // (a connection they could not find before included), not on every re-check.
+    if client_changed || status_changed {
+        queue_dependents();
+    }
+    if status_changed {
         let patch = serde_json::json!({ "status": status });
         conn.api(ctx.base.client.clone())
             .patch_status(

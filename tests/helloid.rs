@@ -430,8 +430,9 @@ async fn connection_status_follows_its_secret() {
     .await;
 }
 
-/// A connection deleted and created again under the same name, now pointing at another system
-/// (its generation starts at 1 again): the resource using it follows it there, on a new client.
+/// A connection deleted: its resources say so. Created again under the same name, now pointing
+/// at another system (its generation starts at 1 again): the resource follows it there, on a new
+/// client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_created_again_gets_a_new_client() {
     let env = TestEnv::start().await;
@@ -459,8 +460,16 @@ async fn a_connection_created_again_gets_a_new_client() {
         .await;
     assert!(old_sim.get(USER, APP, "Default").is_some());
 
+    // Deleted: the resource says so at once (a deletion reaches no connection reconcile).
     env.delete::<VendorConnection>(NS, "helloid").await;
     env.wait_gone::<VendorConnection>(NS, "helloid", WAIT).await;
+    env.wait_for::<SsoAppCredential>(NS, "mike-github", Duration::from_secs(5), |o| {
+        o.status
+            .as_ref()
+            .and_then(|s| condition(&s.sync.conditions, "Ready"))
+            .is_some_and(|c| c.status == "False" && c.reason == "ConnectionNotFound")
+    })
+    .await;
     let again = env.apply(NS, &connection(&new.url())).await;
     assert_eq!(again.metadata.generation, Some(1));
     env.wait_for::<SsoAppCredential>(NS, "mike-github", WAIT, |o| {
@@ -468,5 +477,37 @@ async fn a_connection_created_again_gets_a_new_client() {
     })
     .await;
     assert_eq!(posts(&old).len(), 1, "nothing more went to the old system");
+    env.stop().await;
+}
+
+/// A resource that names a connection before it exists follows the connection as it appears:
+/// first its broken state (its Secret is missing), then Ready once the Secret is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_appears_later_is_followed() {
+    let env = TestEnv::start().await;
+    let sim = HelloIdSim::new("k", "s");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    env.namespace(NS).await;
+    env.secret(NS, "mike-password", &[("password", "pw-1")])
+        .await;
+    let reason_is = |want: &'static str| {
+        move |o: &SsoAppCredential| {
+            o.status
+                .as_ref()
+                .and_then(|s| condition(&s.sync.conditions, "Ready"))
+                .is_some_and(|c| c.reason == want)
+        }
+    };
+    env.apply(NS, &credential("Mike", "Orphan")).await;
+    env.wait_for::<SsoAppCredential>(NS, "mike-github", WAIT, reason_is("ConnectionNotFound"))
+        .await;
+    env.apply(NS, &connection(&server.url())).await;
+    env.wait_for::<SsoAppCredential>(NS, "mike-github", WAIT, reason_is("SecretNotFound"))
+        .await;
+    env.secret(NS, "helloid-api", &[("key", "k"), ("secret", "s")])
+        .await;
+    env.wait_for::<SsoAppCredential>(NS, "mike-github", WAIT, reason_is("Synced"))
+        .await;
+    assert!(sim.get(USER, APP, "Default").is_some());
     env.stop().await;
 }
