@@ -14,7 +14,7 @@ use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use support::{TestEnv, condition, is_true, wait_count};
+use support::{TestEnv, condition, is_true, ready_reason, wait_count};
 
 const NS: &str = "team-a";
 const USER: &str = "0c5b6a8e-31f2-4d57-9d7e-1a2b3c4d5e6f";
@@ -464,10 +464,7 @@ async fn a_connection_created_again_gets_a_new_client() {
     env.delete::<VendorConnection>(NS, "helloid").await;
     env.wait_gone::<VendorConnection>(NS, "helloid", WAIT).await;
     env.wait_for::<SsoAppCredential>(NS, "mike-github", Duration::from_secs(5), |o| {
-        o.status
-            .as_ref()
-            .and_then(|s| condition(&s.sync.conditions, "Ready"))
-            .is_some_and(|c| c.status == "False" && c.reason == "ConnectionNotFound")
+        ready_reason(o).as_deref() == Some("ConnectionNotFound")
     })
     .await;
     let again = env.apply(NS, &connection(&new.url())).await;
@@ -490,14 +487,8 @@ async fn a_connection_that_appears_later_is_followed() {
     env.namespace(NS).await;
     env.secret(NS, "mike-password", &[("password", "pw-1")])
         .await;
-    let reason_is = |want: &'static str| {
-        move |o: &SsoAppCredential| {
-            o.status
-                .as_ref()
-                .and_then(|s| condition(&s.sync.conditions, "Ready"))
-                .is_some_and(|c| c.reason == want)
-        }
-    };
+    let reason_is =
+        |want: &'static str| move |o: &SsoAppCredential| ready_reason(o).as_deref() == Some(want);
     env.apply(NS, &credential("Mike", "Orphan")).await;
     env.wait_for::<SsoAppCredential>(NS, "mike-github", WAIT, reason_is("ConnectionNotFound"))
         .await;
