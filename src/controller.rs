@@ -598,22 +598,14 @@ impl ConnectionResource for ClusterVendorConnection {
 }
 
 /// A connection is Ready when its settings and Secrets make a client; whether the vendor
-/// answers shows on the resources that use it. Every change re-queues those resources.
+/// answers shows on the resources that use it. A change of its client or health re-queues
+/// those resources. One being deleted (held by someone else's finalizer) stays usable until it
+/// is gone; `connections_deleted` handles that.
 async fn reconcile_connection<C: ConnectionResource>(
     conn: Arc<C>,
     ctx: Arc<ConnectionContext>,
 ) -> Result<Action, ReconcileError> {
     let key = conn.key();
-    let queue_dependents = || {
-        for deps in ctx.dependents.iter() {
-            deps.connection_changed(&key);
-        }
-    };
-    if conn.meta().deletion_timestamp.is_some() {
-        ctx.base.clients.remove(&key);
-        queue_dependents();
-        return Ok(Action::await_change());
-    }
     let before = ctx.base.clients.identity(&key);
     let resolved = ResolvedConnection {
         key: key.clone(),
@@ -655,7 +647,9 @@ async fn reconcile_connection<C: ConnectionResource>(
     // The resources using the connection hear of it only when its client or its health changed
     // (a connection they could not find before included), not on every re-check.
     if client_changed || status_changed {
-        queue_dependents();
+        for deps in ctx.dependents.iter() {
+            deps.connection_changed(&key);
+        }
     }
     if status_changed {
         let patch = serde_json::json!({ "status": status });
