@@ -90,6 +90,13 @@ trait Dependents: Send + Sync {
     fn connection_changed(&self, key: &ConnectionKey);
 }
 
+/// Queue every resource, of every kind, that uses connection `key`.
+fn connection_changed(dependents: &[Box<dyn Dependents>], key: &ConnectionKey) {
+    for deps in dependents {
+        deps.connection_changed(key);
+    }
+}
+
 struct KindDependents<K: Managed> {
     store: Store<K>,
     queue: mpsc::UnboundedSender<ObjectRef<K>>,
@@ -482,9 +489,7 @@ async fn watch_secrets(
                 let keys = keys.chain(ctx.connections.cluster.state().into_iter().map(|c| c.key()));
                 for key in keys {
                     connections_queue.request(&key);
-                    for deps in dependents.iter() {
-                        deps.connection_changed(&key);
-                    }
+                    connection_changed(&dependents, &key);
                 }
                 continue;
             }
@@ -523,9 +528,7 @@ async fn connections_deleted(
         };
         let Some(key) = key else { return };
         ctx.clients.remove(&key);
-        for deps in dependents.iter() {
-            deps.connection_changed(&key);
-        }
+        connection_changed(&dependents, &key);
     }
 }
 
@@ -647,9 +650,7 @@ async fn reconcile_connection<C: ConnectionResource>(
     // The resources using the connection hear of it only when its client or its health changed
     // (a connection they could not find before included), not on every re-check.
     if client_changed || status_changed {
-        for deps in ctx.dependents.iter() {
-            deps.connection_changed(&key);
-        }
+        connection_changed(&ctx.dependents, &key);
     }
     if status_changed {
         let patch = serde_json::json!({ "status": status });

@@ -92,7 +92,7 @@ impl ReconcileError {
     /// The wait the vendor asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            ReconcileError::Vendor(VendorError::Transient { retry_after, .. }) => *retry_after,
+            ReconcileError::Vendor(e) => e.retry_after(),
             _ => None,
         }
     }

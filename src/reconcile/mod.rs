@@ -345,10 +345,7 @@ async fn sync_vendor<K: Managed>(
     } else {
         Action::await_change()
     };
-    let vendor_failed = |e: VendorError| {
-        client.vendor.hold_off(&e);
-        ReconcileError::Vendor(e.map_message(|m| scrub(&m, &secrets)))
-    };
+    let vendor_failed = |e| vendor_failure(&client, &secrets, e);
     if changed {
         // The same request on the same client was refused for good: say so again, call nobody.
         let attempt = format!("{}|{}|{requested:?}", done.fingerprint, client.identity);
@@ -359,12 +356,10 @@ async fn sync_vendor<K: Managed>(
             Ok(outputs) => outputs,
             Err(e) => {
                 let err = vendor_failed(e);
-                if let ReconcileError::Vendor(refused) = &err
-                    && !refused.is_transient()
-                {
-                    ctx.refuse(uid, attempt, refused.clone());
+                if !err.is_transient() {
+                    ctx.refuse(uid, attempt, err.clone());
                 }
-                return Err(err);
+                return Err(ReconcileError::Vendor(err));
             }
         };
         ctx.remember(uid, done.fingerprint.clone(), requested.map(str::to_string));
@@ -411,6 +406,17 @@ fn drift_due(last: Option<&Time>, interval: Duration) -> Option<Duration> {
     let elapsed = k8s_openapi::jiff::Timestamp::now().duration_since(last.0);
     let elapsed = Duration::try_from(elapsed).unwrap_or(Duration::ZERO);
     interval.checked_sub(elapsed).filter(|d| !d.is_zero())
+}
+
+/// A vendor call failed: a wait the vendor asked for holds the whole connection back, and the
+/// text is scrubbed of the resource's secret values.
+fn vendor_failure(
+    client: &ConnectionClient,
+    secrets: &ResolvedSecrets,
+    e: VendorError,
+) -> VendorError {
+    client.vendor.hold_off(&e);
+    e.map_message(|m| scrub(&m, secrets))
 }
 
 /// Everything needed to talk to the vendor about `obj`.
@@ -461,8 +467,7 @@ async fn finalize<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, Reconcil
             Err(e) => return deletion_blocked(obj, ctx, e).await,
         };
         if let Err(e) = external.delete().await {
-            client.vendor.hold_off(&e);
-            let e = e.map_message(|m| scrub(&m, &secrets));
+            let e = vendor_failure(&client, &secrets, e);
             return deletion_blocked(obj, ctx, ReconcileError::Vendor(e)).await;
         }
         publish(
