@@ -127,6 +127,7 @@ impl RunArgs {
                 allowed_hosts: self.allowed_vendor_hosts.clone(),
                 max_response_bytes: self.max_response_bytes,
                 max_listing_bytes: self.max_listing_bytes,
+                max_vendor_wait: self.backoff_max,
             },
             backoff_base: self.backoff_base,
             backoff_max: self.backoff_max,

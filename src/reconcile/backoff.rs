@@ -25,7 +25,8 @@ impl Backoff {
 
     /// Count one more failure of `key` and say how long to wait: base·2^(n-1), capped, with
     /// ±25% jitter so a vendor outage does not bring every object back at once; never less
-    /// than the vendor's `retry_after`.
+    /// than the vendor's `retry_after`, which is capped at the maximum too (a vendor's number is
+    /// not trusted: a huge one must not overflow the scheduler or park the object for ever).
     pub fn next_delay(&self, key: &str, retry_after: Option<Duration>) -> Duration {
         let n = {
             let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
@@ -38,7 +39,7 @@ impl Backoff {
         let jitter = rand::rng().random_range(0.75..=1.25);
         let delay = capped.mul_f64(jitter).min(self.max);
         match retry_after {
-            Some(after) if after > delay => after,
+            Some(after) if after > delay => after.min(self.max),
             _ => delay,
         }
     }
@@ -79,6 +80,11 @@ mod tests {
         assert_eq!(
             b.next_delay("b", Some(Duration::from_secs(30))),
             Duration::from_secs(30)
+        );
+        assert_eq!(
+            b.next_delay("c", Some(Duration::from_secs(u64::MAX))),
+            Duration::from_secs(60),
+            "a vendor's huge wait is capped"
         );
         b.reset("a");
         assert_eq!(b.failures("a"), 0);

@@ -21,6 +21,8 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Largest listing of every record of a type (Apex has no lookup by name): a tenant's whole
 /// user base, so far larger than one record's answer.
 pub const DEFAULT_MAX_LISTING_BYTES: usize = 16 * 1024 * 1024;
+/// The longest wait a vendor may impose when the operator sets none (the default --backoff-max).
+pub const DEFAULT_MAX_VENDOR_WAIT: Duration = Duration::from_secs(300);
 /// Longest vendor error text that reaches a condition message or an event.
 pub const MAX_ERROR_TEXT: usize = 300;
 
@@ -35,6 +37,8 @@ pub struct TransportPolicy {
     pub max_response_bytes: usize,
     /// Response size cap of listings (see [`VendorHttp::send_listing`]).
     pub max_listing_bytes: usize,
+    /// The longest wait a vendor's Retry-After or "try again in" may impose (`--backoff-max`).
+    pub max_vendor_wait: Duration,
 }
 
 impl Default for TransportPolicy {
@@ -44,6 +48,7 @@ impl Default for TransportPolicy {
             allowed_hosts: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_listing_bytes: DEFAULT_MAX_LISTING_BYTES,
+            max_vendor_wait: DEFAULT_MAX_VENDOR_WAIT,
         }
     }
 }
@@ -107,6 +112,10 @@ pub struct VendorHttp {
     rate: DefaultDirectRateLimiter,
     /// Until when the vendor asked for no requests, and the reason it gave (see `hold_off`).
     held_off: std::sync::Mutex<Option<(Instant, &'static str)>>,
+    /// The longest wait a vendor may impose (`--backoff-max`): its numbers are not trusted.
+    max_wait: Duration,
+    /// What this connection's vendor turned out to serve.
+    capabilities: super::capabilities::Capabilities,
 }
 
 impl std::fmt::Debug for VendorHttp {
@@ -160,7 +169,14 @@ impl VendorHttp {
             in_flight: Semaphore::new(settings.max_concurrent_requests.max(1) as usize),
             rate: RateLimiter::direct(quota),
             held_off: std::sync::Mutex::new(None),
+            max_wait: policy.max_vendor_wait,
+            capabilities: super::capabilities::Capabilities::default(),
         }))
+    }
+
+    /// What this connection's vendor turned out to serve (see [`super::capabilities`]).
+    pub fn capabilities(&self) -> &super::capabilities::Capabilities {
+        &self.capabilities
     }
 
     /// The reqwest client, for building requests.
@@ -207,7 +223,12 @@ impl VendorHttp {
         let Some(wait) = err.retry_after() else {
             return;
         };
-        let until = Instant::now() + wait;
+        // A vendor's number is not trusted: a huge wait must neither overflow nor silence the
+        // connection for longer than the operator's own longest backoff.
+        let wait = wait.min(self.max_wait);
+        let Some(until) = Instant::now().checked_add(wait) else {
+            return;
+        };
         let mut held_off = self.held_off.lock().unwrap_or_else(|p| p.into_inner());
         if held_off.is_none_or(|(current, _)| current < until) {
             *held_off = Some((until, err.reason()));
@@ -494,6 +515,57 @@ mod tests {
         assert!(!held.message().contains("jane.doe"), "{held}");
         let left = held.retry_after().unwrap_or_default();
         assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_huge_vendor_wait_is_capped_not_a_panic() {
+        let settings = EndpointSettings {
+            vendor: Vendor::OracleCrmOnDemand,
+            base_url: "https://x.example".into(),
+            timeout: Duration::from_secs(5),
+            max_concurrent_requests: 1,
+            requests_per_second: 10,
+            ca_pem: None,
+        };
+        let policy = TransportPolicy {
+            max_vendor_wait: Duration::from_secs(7),
+            ..policy(false)
+        };
+        let http = VendorHttp::new(&settings, &policy).expect("transport");
+        for wait in [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX),
+            Duration::from_millis(u64::MAX),
+        ] {
+            http.hold_off(&VendorError::Transient {
+                reason: "VendorRateLimited",
+                message: "busy".into(),
+                retry_after: Some(wait),
+            });
+        }
+        let left = http
+            .holding_off()
+            .expect_err("held off")
+            .retry_after()
+            .unwrap_or_default();
+        assert!(
+            left <= Duration::from_secs(7) && left > Duration::from_secs(6),
+            "{left:?}"
+        );
+        // Retry-After as the vendor sent it, unbounded: the cap is applied where it is used.
+        let response = HttpResponse {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            headers: [(
+                http::header::RETRY_AFTER,
+                "18446744073709551615".parse().expect("header"),
+            )]
+            .into_iter()
+            .collect(),
+            body: Bytes::new(),
+        };
+        let err = classify_status(&response, None);
+        http.hold_off(&err);
+        assert!(http.holding_off().is_err());
     }
 
     #[test]

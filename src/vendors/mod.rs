@@ -4,6 +4,7 @@
 //! (hardened parsing) and [`soap`] (envelopes and faults).
 
 pub mod apex;
+pub mod capabilities;
 pub mod helloid;
 pub mod http;
 pub mod oracle;
