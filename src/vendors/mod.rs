@@ -7,6 +7,7 @@ pub mod apex;
 pub mod capabilities;
 pub mod helloid;
 pub mod http;
+pub mod lenient;
 pub mod oracle;
 pub mod soap;
 pub mod superoffice;
