@@ -608,6 +608,15 @@ async fn reconcile_connection<C: ConnectionResource>(
     conn: Arc<C>,
     ctx: Arc<ConnectionContext>,
 ) -> Result<Action, ReconcileError> {
+    crate::reconcile::isolate::isolated("connection", check_connection(conn, ctx))
+        .await
+        .unwrap_or(Err(ReconcileError::Internal))
+}
+
+async fn check_connection<C: ConnectionResource>(
+    conn: Arc<C>,
+    ctx: Arc<ConnectionContext>,
+) -> Result<Action, ReconcileError> {
     let key = conn.key();
     let before = ctx.base.clients.identity(&key);
     let resolved = ResolvedConnection {

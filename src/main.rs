@@ -31,6 +31,7 @@ async fn main() -> ExitCode {
 
 async fn run(args: RunArgs) -> ExitCode {
     telemetry::init(&args.log_level, args.log_format);
+    credsync::reconcile::isolate::install_panic_hook();
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
         Err(e) => {

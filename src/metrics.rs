@@ -58,6 +58,12 @@ struct Metrics {
     vendor_duration: Family<VendorOperation, Histogram>,
     events_dropped: Family<EventTypeLabel, Counter>,
     resources: Family<KindState, Gauge>,
+    panics: Family<ComponentLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ComponentLabel {
+    component: String,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -114,8 +120,15 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Resources by kind and state: ready, progressing (the backlog still to sync: the queue depth) or stalled (waits for a person)",
         resources.clone(),
     );
+    let panics = Family::<ComponentLabel, Counter>::default();
+    registry.register(
+        "panics",
+        "Panics caught and isolated (a bug in credsync): the object's reconcile failed with reason InternalError, the process went on",
+        panics.clone(),
+    );
     Metrics {
         registry,
+        panics,
         reconciles,
         reconcile_duration,
         in_flight,
@@ -199,6 +212,16 @@ pub fn set_resources(kind: &str, counts: &ResourceCounts) {
     }
 }
 
+/// Count a panic caught in `component` (a kind, or "connection").
+pub fn panicked(component: &str) {
+    METRICS
+        .panics
+        .get_or_create(&ComponentLabel {
+            component: component.to_string(),
+        })
+        .inc();
+}
+
 /// Count an event left unpublished.
 pub fn event_dropped(type_: &str) {
     METRICS
@@ -245,6 +268,7 @@ pub fn touch_all() {
     status_written(kind);
     vendor_request(Vendor::HelloId, "Test", "success", Duration::ZERO);
     event_dropped("Normal");
+    panicked(kind);
     set_resources(kind, &ResourceCounts::default());
 }
 

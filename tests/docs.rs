@@ -100,6 +100,7 @@ fn every_reason_is_in_troubleshooting() {
         "DeletionBlocked",
         "DeletionFailed",
         "KubernetesApiError",
+        "InternalError",
     ] {
         reasons.insert(reason.into());
     }

@@ -26,6 +26,11 @@ pub enum ReconcileError {
     /// The vendor said no, or could not be reached.
     #[error(transparent)]
     Vendor(#[from] VendorError),
+    /// A bug in credsync: the reconcile panicked and was isolated (see `reconcile::isolate`).
+    #[error(
+        "internal error in credsync while reconciling this object (a bug; the operator logged where); the rest of the operator is unaffected"
+    )]
+    Internal,
     /// The Kubernetes API failed us.
     #[error("Kubernetes API: {0}")]
     Kube(Box<kube::Error>),
@@ -76,6 +81,7 @@ impl ReconcileError {
             | ReconcileError::InvalidSpec { reason, .. } => reason,
             ReconcileError::Vendor(e) => e.reason(),
             ReconcileError::Kube(_) => "KubernetesApiError",
+            ReconcileError::Internal => "InternalError",
         }
     }
 
@@ -85,7 +91,7 @@ impl ReconcileError {
             ReconcileError::Secret(e) => e.is_transient(),
             ReconcileError::Connection { .. } | ReconcileError::InvalidSpec { .. } => false,
             ReconcileError::Vendor(e) => e.is_transient(),
-            ReconcileError::Kube(_) => true,
+            ReconcileError::Kube(_) | ReconcileError::Internal => true,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod connection;
 pub mod error;
 pub mod events;
 pub mod fingerprint;
+pub mod isolate;
 pub mod managed;
 
 use std::collections::HashMap;
@@ -123,10 +124,16 @@ pub async fn reconcile<K: Managed>(
     let started = Instant::now();
     let kind = K::kind(&());
     let _in_flight = metrics::reconcile_started(&kind);
-    let result = if obj.meta().deletion_timestamp.is_some() {
-        finalize(&*obj, &ctx).await
-    } else {
-        sync(&*obj, &ctx).await
+    let work = async {
+        if obj.meta().deletion_timestamp.is_some() {
+            finalize(&*obj, &ctx).await
+        } else {
+            sync(&*obj, &ctx).await
+        }
+    };
+    let result = match isolate::isolated(&kind, work).await {
+        Some(result) => result,
+        None => Err(internal_error(&*obj, &ctx).await),
     };
     let outcome = match &result {
         Ok(_) => {
@@ -137,6 +144,34 @@ pub async fn reconcile<K: Managed>(
     };
     metrics::reconcile_finished(&kind, outcome, started.elapsed());
     result
+}
+
+/// A reconcile of `obj` panicked (a bug): say so on the object, retry with backoff.
+async fn internal_error<K: Managed>(obj: &K, ctx: &Context) -> ReconcileError {
+    let err = ReconcileError::Internal;
+    let mut sync = obj
+        .status()
+        .map(K::sync_status)
+        .cloned()
+        .unwrap_or_default();
+    let health = Health::Progressing {
+        reason: err.reason(),
+        message: format!("{err} (retrying with backoff)"),
+    };
+    conditions::apply(
+        &mut sync.conditions,
+        &health,
+        obj.meta().generation,
+        &conditions::now(),
+    );
+    // Best effort: the error itself is what the controller acts on.
+    if let Err(e) = write_status(obj, ctx, K::make_status(sync, obj.outputs())).await {
+        tracing::warn!(
+            reason = e.reason(),
+            "could not record an internal error in status"
+        );
+    }
+    err
 }
 
 /// Where a failed reconcile goes next: transient failures back off per object (honouring the
