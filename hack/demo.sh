@@ -49,7 +49,7 @@ kubectl() { "$BIN/kubectl" "$@"; }
 kubectl create namespace credsync-system >/dev/null
 
 echo "demo: starting the operator (log: $STATE/operator.log)"
-"$CARGO_TARGET_DIR/debug/credsync" run --allow-http --log-format pretty --metrics-addr 127.0.0.1:18080 \
+"$CARGO_TARGET_DIR/debug/credsync" run --allow-http --allow-private-vendor-addresses --log-format pretty --metrics-addr 127.0.0.1:18080 \
   --operator-namespace credsync-system >"$STATE/operator.log" 2>&1 &
 PIDS+=($!)
 

@@ -14,7 +14,7 @@ export KUBECONFIG=${WORK:-/tmp/credsync-memory}/kubeconfig
 k() { $BIN/kubectl "$@"; }
 k create ns credsync-system >/dev/null; k create ns noise >/dev/null
 rss() { awk '/VmRSS|VmHWM/ {printf "%s %s kB  ", $1, $2}' /proc/$1/status; echo; }
-$T/credsync run --allow-http --log-level warn --metrics-addr 127.0.0.1:18090 > ${WORK:-/tmp/credsync-memory}/op1.log 2>&1 &
+$T/credsync run --allow-http --allow-private-vendor-addresses --log-level warn --metrics-addr 127.0.0.1:18090 > ${WORK:-/tmp/credsync-memory}/op1.log 2>&1 &
 OP1=$!
 sleep 15
 echo "operator A, no unrelated Secrets:      $(rss $OP1)"
@@ -30,7 +30,7 @@ for b in $(seq 0 9); do k create -f ${WORK:-/tmp/credsync-memory}/batch-$b.json 
 echo "created $(k get secrets -n noise --no-headers | wc -l) Secrets of 10 KiB in namespace noise"
 sleep 20
 echo "operator A, after 5000 unrelated Secrets: $(rss $OP1)"
-$T/credsync run --allow-http --log-level warn --metrics-addr 127.0.0.1:18091 > ${WORK:-/tmp/credsync-memory}/op2.log 2>&1 &
+$T/credsync run --allow-http --allow-private-vendor-addresses --log-level warn --metrics-addr 127.0.0.1:18091 > ${WORK:-/tmp/credsync-memory}/op2.log 2>&1 &
 OP2=$!
 sleep 20
 echo "operator B, started with 5000 present:  $(rss $OP2)"

@@ -64,6 +64,11 @@ pub struct RunArgs {
     /// Only these vendor hosts may be called (comma-separated); all when unset.
     #[arg(long, env = "CREDSYNC_ALLOWED_VENDOR_HOSTS", value_delimiter = ',')]
     pub allowed_vendor_hosts: Option<Vec<String>>,
+    /// Allow vendor addresses in loopback, link-local, private and unique-local ranges (an
+    /// on-premises vendor, tests, the demo). Without it such addresses are refused, checked on
+    /// the resolved address at every connect; prefer naming such hosts in --allowed-vendor-hosts.
+    #[arg(long, env = "CREDSYNC_ALLOW_PRIVATE_VENDOR_ADDRESSES")]
+    pub allow_private_vendor_addresses: bool,
     /// Largest vendor response body read, in bytes.
     #[arg(long, env = "CREDSYNC_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES)]
     pub max_response_bytes: usize,
@@ -125,6 +130,7 @@ impl RunArgs {
             transport: TransportPolicy {
                 allow_http: self.allow_http,
                 allowed_hosts: self.allowed_vendor_hosts.clone(),
+                allow_private_addresses: self.allow_private_vendor_addresses,
                 max_response_bytes: self.max_response_bytes,
                 max_listing_bytes: self.max_listing_bytes,
                 max_vendor_wait: self.backoff_max,

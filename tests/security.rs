@@ -328,3 +328,74 @@ async fn redirects_are_never_followed() {
     assert_eq!(server.journal.len(), 1);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_vendor_addresses_need_the_operator_flag() {
+    let mut env = TestEnv::start_with(|s| s.transport.allow_private_addresses = false).await;
+    let sim = HelloIdSim::new("k", "s");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    let port = server
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let ns = "ssrf";
+    env.namespace(ns).await;
+    env.secret(ns, "api", &[("key", "k"), ("secret", "s")])
+        .await;
+    env.secret(ns, "pw", &[("password", "p")]).await;
+    // Literal addresses are refused when the client is built; a name (localhost) when it
+    // resolves, at connect time. Nothing may reach 169.254.169.254 or 10.x: no listener of
+    // ours is there, and the refusal must come before any connection attempt.
+    let targets = [
+        ("loopback", server.url()),
+        ("metadata", "http://169.254.169.254/latest".to_string()),
+        ("private", "http://10.1.2.3".to_string()),
+        ("by-name", format!("http://localhost:{port}")),
+    ];
+    for (name, url) in &targets {
+        env.apply(ns, &helloid_connection(name, url, json!({"name": "api"})))
+            .await;
+        env.apply(
+            ns,
+            &sso_credential(name, "VendorConnection", name, "pw", "password"),
+        )
+        .await;
+    }
+    for (name, _) in &targets {
+        let refused = env
+            .wait_for::<SsoAppCredential>(ns, name, WAIT, |o| {
+                ready_reason(o).as_deref() == Some("VendorAddressNotAllowed")
+            })
+            .await;
+        let ready = condition(&refused.status.expect("status").sync.conditions, "Ready")
+            .cloned()
+            .expect("Ready");
+        assert!(
+            ready.message.contains("--allow-private-vendor-addresses"),
+            "{name}: {}",
+            ready.message
+        );
+    }
+    assert!(
+        server.journal.is_empty(),
+        "no request may reach a loopback listener without the flag"
+    );
+
+    // With the flag, the loopback vendor is served (the others are removed first: no test
+    // may send traffic to a private or link-local address).
+    for (name, _) in &targets[1..] {
+        env.delete::<SsoAppCredential>(ns, name).await;
+        env.delete::<VendorConnection>(ns, name).await;
+    }
+    env.stop_operator().await;
+    env.settings.transport.allow_private_addresses = true;
+    env.start_operator();
+    env.wait_for::<SsoAppCredential>(ns, "loopback", WAIT, |o| {
+        ready_reason(o).as_deref() == Some("Synced")
+    })
+    .await;
+    assert!(!server.journal.is_empty());
+    env.stop().await;
+}

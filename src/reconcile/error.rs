@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::secrets::SecretError;
+use crate::vendors::http::TransportError;
 use crate::vendors::{ConnectError, VendorError};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,12 @@ impl From<ConnectError> for ReconcileError {
     fn from(err: ConnectError) -> Self {
         match err {
             ConnectError::Secret(e) => ReconcileError::Secret(e),
+            ConnectError::Transport(e @ TransportError::AddressNotAllowed(_)) => {
+                ReconcileError::Connection {
+                    reason: "VendorAddressNotAllowed",
+                    message: e.to_string(),
+                }
+            }
             ConnectError::Transport(e) => ReconcileError::Connection {
                 reason: "InvalidConnection",
                 message: e.to_string(),

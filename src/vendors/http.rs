@@ -2,6 +2,7 @@
 //! rate limits, no redirects, TLS verification always on, response bodies capped before they are
 //! parsed, and HTTP failures classified into transient and permanent [`VendorError`]s.
 
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,8 +32,13 @@ pub const MAX_ERROR_TEXT: usize = 300;
 pub struct TransportPolicy {
     /// Allow plain http:// URLs (tests and the demo only).
     pub allow_http: bool,
-    /// When set, only these hosts may be called.
+    /// When set, only these hosts may be called. They are trusted by name: they may also
+    /// resolve to private addresses (an on-premises vendor named by the platform team).
     pub allowed_hosts: Option<Vec<String>>,
+    /// Allow vendor addresses in loopback, link-local, private and unique-local ranges for
+    /// every connection (tests, the demo, on-premises vendors). Off: a tenant's connection
+    /// cannot reach the API server, cloud metadata or another team's service.
+    pub allow_private_addresses: bool,
     /// Response size cap.
     pub max_response_bytes: usize,
     /// Response size cap of listings (see [`VendorHttp::send_listing`]).
@@ -46,6 +52,7 @@ impl Default for TransportPolicy {
         TransportPolicy {
             allow_http: false,
             allowed_hosts: None,
+            allow_private_addresses: false,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_listing_bytes: DEFAULT_MAX_LISTING_BYTES,
             max_vendor_wait: DEFAULT_MAX_VENDOR_WAIT,
@@ -74,6 +81,8 @@ pub enum TransportError {
     InsecureScheme,
     #[error("vendor host {0:?} is not in the operator's --allowed-vendor-hosts")]
     HostNotAllowed(String),
+    #[error("{0}")]
+    AddressNotAllowed(AddressNotAllowed),
     #[error("the CA bundle is not valid PEM")]
     InvalidCa,
     #[error("could not build the HTTP client: {0}")]
@@ -133,6 +142,11 @@ impl VendorHttp {
         policy: &TransportPolicy,
     ) -> Result<Arc<Self>, TransportError> {
         let base = parse_base_url(&settings.base_url, policy)?;
+        let private_allowed = policy.allow_private_addresses
+            || policy.allowed_hosts.as_ref().is_some_and(|allowed| {
+                base.host_str()
+                    .is_some_and(|host| allowed.iter().any(|h| h.eq_ignore_ascii_case(host)))
+            });
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.timeout)
@@ -140,6 +154,9 @@ impl VendorHttp {
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("credsync/", env!("CARGO_PKG_VERSION")))
             .https_only(!policy.allow_http);
+        if !private_allowed {
+            builder = builder.dns_resolver(Arc::new(PublicAddressesOnly));
+        }
         if let Some(pem) = &settings.ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|_| TransportError::InvalidCa)?;
@@ -353,10 +370,100 @@ fn parse_base_url(raw: &str, policy: &TransportPolicy) -> Result<Url, TransportE
             "credentials belong in Secrets, not in the URL".into(),
         ));
     }
+    // A literal address is never resolved, so it is checked here; names are checked on every
+    // connect (see `PublicAddressesOnly`), so a DNS answer that changes later cannot pass.
+    let literal = match url.host() {
+        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        _ => None,
+    };
+    let trusted = policy.allow_private_addresses || policy.allowed_hosts.is_some();
+    if let Some(ip) = literal
+        && !trusted
+        && !is_public(ip)
+    {
+        return Err(TransportError::AddressNotAllowed(AddressNotAllowed {
+            host: host.to_string(),
+        }));
+    }
     Ok(url)
 }
 
+/// A vendor host that names (or resolves to) only addresses a tenant must not reach.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "vendor host {host:?} is, or resolves only to, a loopback, link-local, private or unique-local address; credsync refuses those unless the host is in --allowed-vendor-hosts or the operator runs with --allow-private-vendor-addresses"
+)]
+pub struct AddressNotAllowed {
+    host: String,
+}
+
+/// Whether `ip` is an address on the public internet. Everything a tenant could use to reach
+/// inside the cluster or the node is not: loopback, private (RFC 1918), link-local (cloud
+/// metadata at 169.254.169.254), carrier-grade NAT, unique-local, unspecified, multicast,
+/// broadcast, documentation ranges, and IPv4 addresses written as IPv6.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0)
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (first & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
+                || first == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
+                || first == 0x0064 && v6.segments()[1] == 0xff9b // NAT64 of IPv4
+                || v6.segments()[..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible
+        }
+    }
+}
+
+/// Resolves names as usual and keeps only public addresses: the check happens when reqwest
+/// connects, on the very addresses it will use.
+struct PublicAddressesOnly;
+
+impl reqwest::dns::Resolve for PublicAddressesOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let public: Vec<SocketAddr> = resolved.filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                return Err(Box::new(AddressNotAllowed { host }) as Box<_>);
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 fn transport_error(err: reqwest::Error) -> VendorError {
+    // An address refused by our own resolver needs a person, and names nothing of the remote.
+    let mut source: Option<&dyn std::error::Error> = Some(&err);
+    while let Some(e) = source {
+        if let Some(refused) = e.downcast_ref::<AddressNotAllowed>() {
+            return VendorError::permanent("VendorAddressNotAllowed", refused.to_string());
+        }
+        source = e.source();
+    }
     // reqwest's Display can include the URL but never headers or bodies.
     let chain = error_chain(&err);
     // A certificate that does not verify will not verify on retry either.
@@ -566,6 +673,77 @@ mod tests {
         let err = classify_status(&response, None);
         http.hold_off(&err);
         assert!(http.holding_off().is_err());
+    }
+
+    #[test]
+    fn private_addresses_need_a_flag_or_a_trusted_name() {
+        for refused in [
+            "https://127.0.0.1:8443",
+            "https://169.254.169.254/latest",
+            "https://10.0.0.1",
+            "https://172.16.5.4",
+            "https://192.168.1.1",
+            "https://100.64.0.1",
+            "https://0.0.0.0",
+            "https://[::1]",
+            "https://[fd00::1]",
+            "https://[fe80::1]",
+            "https://[::ffff:127.0.0.1]",
+            "https://[::ffff:169.254.169.254]",
+        ] {
+            assert!(
+                matches!(
+                    parse_base_url(refused, &policy(false)),
+                    Err(TransportError::AddressNotAllowed(_))
+                ),
+                "{refused}"
+            );
+            let flagged = TransportPolicy {
+                allow_private_addresses: true,
+                ..policy(false)
+            };
+            assert!(parse_base_url(refused, &flagged).is_ok(), "{refused}");
+        }
+        for public in [
+            "https://93.184.216.34",
+            "https://[2606:4700::1111]",
+            "https://x.example",
+        ] {
+            assert!(parse_base_url(public, &policy(false)).is_ok(), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn names_are_checked_on_the_addresses_they_resolve_to() {
+        use reqwest::dns::Resolve;
+        let name = |n: &str| n.parse::<reqwest::dns::Name>().expect("name");
+        let refused = PublicAddressesOnly
+            .resolve(name("localhost"))
+            .await
+            .err()
+            .expect("localhost resolves to loopback only");
+        assert!(
+            refused
+                .to_string()
+                .contains("--allow-private-vendor-addresses"),
+            "{refused}"
+        );
+        // The refusal reaches the resource as its own reason, without connecting anywhere.
+        let settings = EndpointSettings {
+            vendor: Vendor::HelloId,
+            base_url: "http://localhost:9".into(),
+            timeout: Duration::from_secs(5),
+            max_concurrent_requests: 1,
+            requests_per_second: 10,
+            ca_pem: None,
+        };
+        let http = VendorHttp::new(&settings, &policy(true)).expect("transport");
+        let err = http
+            .send("Test", http.client().get(http.url(&["x"])))
+            .await
+            .expect_err("refused");
+        assert_eq!(err.reason(), "VendorAddressNotAllowed", "{err}");
+        assert!(!err.is_transient());
     }
 
     #[test]

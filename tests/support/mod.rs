@@ -35,6 +35,7 @@ pub fn test_settings() -> Settings {
         operator_namespace: OPERATOR_NAMESPACE.into(),
         transport: TransportPolicy {
             allow_http: true,
+            allow_private_addresses: true,
             ..TransportPolicy::default()
         },
         backoff_base: Duration::from_millis(200),

@@ -329,6 +329,7 @@ impl Operator {
             .args([
                 "run",
                 "--allow-http",
+                "--allow-private-vendor-addresses",
                 "--log-level",
                 "warn",
                 "--metrics-addr",

@@ -176,7 +176,7 @@ pub(crate) fn report(
     let _ = writeln!(r, "## Settings\n\n| | |\n|---|---|");
     let _ = writeln!(
         r,
-        "| operator | `credsync run --allow-http --log-level warn --concurrency {}` (impersonating `{OPERATOR_USER}`) |",
+        "| operator | `credsync run --allow-http --allow-private-vendor-addresses --log-level warn --concurrency {}` (impersonating `{OPERATOR_USER}`) |",
         a.concurrency
     );
     let _ = writeln!(
