@@ -35,6 +35,14 @@ pub enum SecretError {
     #[error("the operator may not read Secret {namespace}/{name}")]
     Forbidden { namespace: String, name: String },
     #[error(
+        "Secret {namespace}/{name} is of type {type_:?}, which credsync never reads for a reference (service-account tokens, Helm releases and registry credentials are not credentials for a vendor); copy the value into an Opaque Secret"
+    )]
+    TypeNotAllowed {
+        namespace: String,
+        name: String,
+        type_: String,
+    },
+    #[error(
         "reference to Secret {name:?} in namespace {namespace:?} is not allowed from namespace {from:?}: a VendorConnection reads Secrets of its own namespace only"
     )]
     CrossNamespace {
@@ -61,6 +69,7 @@ impl SecretError {
             SecretError::MissingKey { .. } => "SecretKeyNotFound",
             SecretError::NotText { .. } => "SecretValueInvalid",
             SecretError::Forbidden { .. } => "SecretForbidden",
+            SecretError::TypeNotAllowed { .. } => "SecretTypeNotAllowed",
             SecretError::CrossNamespace { .. } => "CrossNamespaceReference",
             SecretError::NamespaceRequired { .. } => "SecretNamespaceRequired",
             SecretError::Api { .. } => "SecretReadFailed",
@@ -92,6 +101,15 @@ struct ValueCache {
     /// Bumped by every invalidation.
     epoch: AtomicU64,
 }
+
+/// Secret types never read for a reference: they hold the cluster's own credentials (a
+/// ServiceAccount's token, a Helm release with its values, registry logins), and a tenant
+/// could otherwise have them sent to a vendor host of their choosing.
+pub const REFUSED_SECRET_TYPES: [&str; 3] = [
+    "kubernetes.io/service-account-token",
+    "helm.sh/release.v1",
+    "kubernetes.io/dockerconfigjson",
+];
 
 /// Secret types the watch leaves out (see `controller::watch_secrets`): never remembered.
 pub const UNWATCHED_SECRET_TYPES: [&str; 2] =
@@ -179,6 +197,17 @@ impl SecretReader {
                 });
             }
         };
+        if let Some(type_) = secret
+            .type_
+            .as_deref()
+            .filter(|t| REFUSED_SECRET_TYPES.contains(t))
+        {
+            return Err(SecretError::TypeNotAllowed {
+                namespace: namespace.into(),
+                name: name.into(),
+                type_: type_.into(),
+            });
+        }
         let watched = secret
             .type_
             .as_deref()
@@ -312,6 +341,9 @@ pub struct ConnectionSecrets<'a> {
     reader: &'a SecretReader,
     scope: ConnectionScope,
     digest: Mutex<DefaultHasher>,
+    /// Every value read, and the `a:b` joins of pairs (an HTTP Basic login), so a vendor that
+    /// echoes the connection's credentials can be scrubbed of them.
+    sensitive: Mutex<Vec<SecretString>>,
 }
 
 impl<'a> ConnectionSecrets<'a> {
@@ -320,7 +352,16 @@ impl<'a> ConnectionSecrets<'a> {
             reader,
             scope,
             digest: Mutex::new(DIGEST_KEYS.build_hasher()),
+            sensitive: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The values read, for scrubbing vendor answers (see [`ConnectionSecrets::sensitive`]).
+    pub fn sensitive(&self) -> Vec<SecretString> {
+        self.sensitive
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The values read so far, in order, as one number: reading the same values gives the same
@@ -336,6 +377,15 @@ impl<'a> ConnectionSecrets<'a> {
         let mut digest = self.digest.lock().unwrap_or_else(|p| p.into_inner());
         for value in values {
             value.expose_secret().hash(&mut *digest);
+        }
+        let mut sensitive = self.sensitive.lock().unwrap_or_else(|p| p.into_inner());
+        sensitive.extend(values.iter().cloned());
+        if let [user, password] = values {
+            sensitive.push(SecretString::from(format!(
+                "{}:{}",
+                user.expose_secret(),
+                password.expose_secret()
+            )));
         }
     }
 

@@ -399,3 +399,57 @@ async fn private_vendor_addresses_need_the_operator_flag() {
     assert!(!server.journal.is_empty());
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_credentials_are_never_read_for_a_reference() {
+    use k8s_openapi::api::core::v1::Secret;
+    let env = TestEnv::start().await;
+    let sim = HelloIdSim::new("k", "s");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    let ns = "typed";
+    env.namespace(ns).await;
+    env.secret(ns, "api", &[("key", "k"), ("secret", "s")])
+        .await;
+    env.apply(
+        ns,
+        &helloid_connection("helloid", &server.url(), json!({"name": "api"})),
+    )
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), ns);
+    for (name, type_, data) in [
+        (
+            "release",
+            "helm.sh/release.v1",
+            json!({"password": "aGVsbS12YWx1ZXM="}),
+        ),
+        (
+            "registry",
+            "kubernetes.io/dockerconfigjson",
+            json!({".dockerconfigjson": "e30=", "password": "cmVnaXN0cnk="}),
+        ),
+    ] {
+        let secret: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": type_, "data": data
+        }))
+        .expect("secret");
+        secrets
+            .create(&kube::api::PostParams::default(), &secret)
+            .await
+            .expect("create typed secret");
+        env.apply(
+            ns,
+            &sso_credential(name, "VendorConnection", "helloid", name, "password"),
+        )
+        .await;
+    }
+    for name in ["release", "registry"] {
+        let refused = env
+            .wait_for::<SsoAppCredential>(ns, name, WAIT, |o| {
+                ready_reason(o).as_deref() == Some("SecretTypeNotAllowed")
+            })
+            .await;
+        assert!(refused.finalizers().is_empty());
+    }
+    assert!(sim.is_empty(), "nothing was sent to the vendor");
+    env.stop().await;
+}

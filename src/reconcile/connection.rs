@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::core::{Selector, SelectorExt};
@@ -260,6 +260,8 @@ pub struct ConnectionClient {
     /// Differs exactly when the client was built from another spec or other Secret values: a
     /// request the vendor refused for good is worth trying again only on another client.
     pub identity: u64,
+    /// The connection's credentials in every form a vendor could echo them.
+    pub redactions: Arc<super::scrub::Redactions>,
 }
 
 impl ClientCache {
@@ -299,7 +301,11 @@ impl ClientCache {
                 return Ok(cached.client.clone());
             }
         }
-        let client = ConnectionClient { vendor, identity };
+        let client = ConnectionClient {
+            vendor,
+            identity,
+            redactions: Arc::new(super::scrub::Redactions::new(&secrets.sensitive())),
+        };
         clients.insert(
             conn.key.clone(),
             Cached {

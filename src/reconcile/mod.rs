@@ -14,6 +14,7 @@ pub mod events;
 pub mod fingerprint;
 pub mod isolate;
 pub mod managed;
+pub mod scrub;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,7 +25,6 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Client, Resource, ResourceExt};
-use secrecy::ExposeSecret;
 use serde_json::json;
 
 use self::backoff::Backoff;
@@ -322,7 +322,7 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
 }
 
 /// Resolve the connection and Secrets, then call the vendor if the desired state changed or a
-/// drift check is due. Vendor error texts are scrubbed of the resource's secret values.
+/// drift check is due. Vendor error texts are scrubbed of every secret value (see [`scrub`]).
 async fn sync_vendor<K: Managed>(
     obj: &K,
     ctx: &Context,
@@ -444,14 +444,17 @@ fn drift_due(last: Option<&Time>, interval: Duration) -> Option<Duration> {
 }
 
 /// A vendor call failed: a wait the vendor asked for holds the whole connection back, and the
-/// text is scrubbed of the resource's secret values.
+/// text is scrubbed of the resource's secret values and the connection's credentials.
 fn vendor_failure(
     client: &ConnectionClient,
     secrets: &ResolvedSecrets,
     e: VendorError,
 ) -> VendorError {
     client.vendor.hold_off(&e);
-    e.map_message(|m| scrub(&m, secrets))
+    e.map_message(|m| {
+        let own = scrub::Redactions::new(secrets.values());
+        client.redactions.scrub(&own.scrub(&m))
+    })
 }
 
 /// Everything needed to talk to the vendor about `obj`.
@@ -649,57 +652,4 @@ fn annotation<'a, K: Resource>(obj: &'a K, key: &str) -> Option<&'a str> {
         .as_ref()?
         .get(key)
         .map(String::as_str)
-}
-
-/// Remove any secret value from text that came from outside (vendor errors can echo requests),
-/// including a value's head left at the end of text that was cut short ("…").
-pub fn scrub(text: &str, secrets: &ResolvedSecrets) -> String {
-    let mut out = text.to_string();
-    for value in secrets.values() {
-        let value = value.expose_secret();
-        if value.len() < 3 {
-            continue;
-        }
-        if out.contains(value) {
-            out = out.replace(value, "[redacted]");
-        }
-        if let Some(head) = out.strip_suffix('…') {
-            let cut_at = value
-                .char_indices()
-                .map(|(i, _)| i)
-                .filter(|&i| i >= 3)
-                .rev()
-                .find(|&i| head.ends_with(&value[..i]));
-            if let Some(i) = cut_at {
-                out = format!("{}[redacted]…", &head[..head.len() - i]);
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::SecretKeyRef;
-
-    #[test]
-    fn scrub_removes_whole_and_cut_values() {
-        let secrets = ResolvedSecrets::from_pairs(vec![(
-            SecretKeyRef {
-                name: "s".into(),
-                key: "k".into(),
-            },
-            "S3ntinel-xyz".into(),
-        )]);
-        assert_eq!(
-            scrub("bad S3ntinel-xyz here", &secrets),
-            "bad [redacted] here"
-        );
-        assert_eq!(
-            scrub("echo: {\"Value\":\"S3ntin…", &secrets),
-            "echo: {\"Value\":\"[redacted]…"
-        );
-        assert_eq!(scrub("nothing", &secrets), "nothing");
-    }
 }
