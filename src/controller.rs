@@ -208,11 +208,35 @@ pub async fn run(
         backoff: Backoff::new(settings.backoff_base, settings.backoff_max),
         applied: Default::default(),
         refused: Default::default(),
+        claims: Default::default(),
     });
 
-    let (crm, crm_deps) = managed::<CrmUserCredential>(&client, &ctx, &settings, &shutdown);
-    let (erp, erp_deps) = managed::<ErpIdentity>(&client, &ctx, &settings, &shutdown);
-    let (sso, sso_deps) = managed::<SsoAppCredential>(&client, &ctx, &settings, &shutdown);
+    let (crm, crm_deps, crm_store) =
+        managed::<CrmUserCredential>(&client, &ctx, &settings, &shutdown);
+    let (erp, erp_deps, erp_store) = managed::<ErpIdentity>(&client, &ctx, &settings, &shutdown);
+    let (sso, sso_deps, sso_store) =
+        managed::<SsoAppCredential>(&client, &ctx, &settings, &shutdown);
+    // Record claims are rebuilt from every cache before the first vendor call (reconciles wait
+    // for it), so a restart never lets two resources write one record.
+    let claims_rebuilt = {
+        let ctx = ctx.clone();
+        async move {
+            let _ = crm_store.wait_until_ready().await;
+            let _ = erp_store.wait_until_ready().await;
+            let _ = sso_store.wait_until_ready().await;
+            let mut claims = reconcile::cached_claims(&crm_store.state(), &ctx.connections);
+            claims.extend(reconcile::cached_claims(
+                &erp_store.state(),
+                &ctx.connections,
+            ));
+            claims.extend(reconcile::cached_claims(
+                &sso_store.state(),
+                &ctx.connections,
+            ));
+            tracing::info!(held = claims.len(), "record claims rebuilt from the caches");
+            ctx.claims.rebuild(claims);
+        }
+    };
     let dependents: Arc<Vec<Box<dyn Dependents>>> = Arc::new(vec![crm_deps, erp_deps, sso_deps]);
 
     let conn_ctx = Arc::new(ConnectionContext {
@@ -264,7 +288,7 @@ pub async fn run(
             let _ = cvc_reader.wait_until_ready().await;
             readiness.set(true);
             tracing::info!("connection caches synced; reconciling");
-            tokio::join!(crm, erp, sso, secret_watch, deletions);
+            tokio::join!(crm, erp, sso, secret_watch, deletions, claims_rebuilt);
         }
     };
     tokio::join!(vc_controller, cvc_controller, managed);
@@ -333,18 +357,30 @@ fn managed<K: Managed>(
 ) -> (
     impl std::future::Future<Output = ()> + Send + 'static,
     Box<dyn Dependents>,
+    Store<K>,
 ) {
     let (reader, writer) = reflector::store::<K>();
     let (queue, requests) = mpsc::unbounded_channel();
+    let (takeover, takeovers) = mpsc::unbounded_channel::<(String, String)>();
+    ctx.claims.on_takeover(&K::kind(&()), takeover);
+    let forget = {
+        let ctx = ctx.clone();
+        // Whatever its deletion policy, a deleted object's memories and claim go with it.
+        move |obj: &K| ctx.forget(&obj.uid().unwrap_or_default())
+    };
     let stream = watched(
         scoped_api::<K>(client, settings),
         writer,
         settings.label_selector.as_deref(),
-        |_| {},
+        forget,
     );
     let controller = Controller::for_stream(stream, reader.clone())
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
         .reconcile_on(tokio_stream_from(requests))
+        .reconcile_on(
+            tokio_stream_from(takeovers)
+                .map(|(namespace, name)| ObjectRef::new(&name).within(&namespace)),
+        )
         .graceful_shutdown_on(cancelled(shutdown))
         .run(
             reconcile::reconcile::<K>,
@@ -358,9 +394,10 @@ fn managed<K: Managed>(
             tokio::join!(controller, census);
         },
         Box::new(KindDependents {
-            store: reader,
+            store: reader.clone(),
             queue,
         }),
+        reader,
     )
 }
 

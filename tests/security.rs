@@ -453,3 +453,123 @@ async fn cluster_credentials_are_never_read_for_a_reference() {
     assert!(sim.is_empty(), "nothing was sent to the vendor");
     env.stop().await;
 }
+
+/// Two teams name one HelloID record over a shared ClusterVendorConnection.
+fn claimant(name: &str) -> SsoAppCredential {
+    serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential", "metadata": {"name": name},
+        "spec": {
+            "connectionRef": {"kind": "ClusterVendorConnection", "name": "shared"},
+            "userGuid": support::TEST_USER_GUID,
+            // The same record in another casing.
+            "applicationGuid": if name == "second" { support::TEST_APP_GUID.to_uppercase() } else { support::TEST_APP_GUID.to_string() },
+            "credentials": [{"function": "Password", "valueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}],
+            "deletionPolicy": "Delete"
+        }
+    }))
+    .expect("credential")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_vendor_record_has_one_owner() {
+    let mut env = TestEnv::start().await;
+    let sim = HelloIdSim::new("k", "s");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    env.secret(
+        support::OPERATOR_NAMESPACE,
+        "shared-api",
+        &[("key", "k"), ("secret", "s")],
+    )
+    .await;
+    let shared: ClusterVendorConnection = serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "ClusterVendorConnection", "metadata": {"name": "shared"},
+        "spec": {
+            "helloId": {"url": server.url(), "apiKeySecretRef": {"name": "shared-api", "namespace": support::OPERATOR_NAMESPACE}},
+            "allowedNamespaces": {"namespaces": ["team-a", "team-b"]}
+        }
+    }))
+    .expect("cluster connection");
+    env.apply_in(
+        &Api::<ClusterVendorConnection>::all(env.client.clone()),
+        "shared",
+        &shared,
+    )
+    .await;
+    for (ns, value) in [("team-a", "from-a"), ("team-b", "from-b")] {
+        env.namespace(ns).await;
+        env.secret(ns, "pw", &[("password", value)]).await;
+    }
+    env.apply("team-a", &claimant("first")).await;
+    env.wait_for::<SsoAppCredential>("team-a", "first", WAIT, |o| {
+        ready_reason(o).as_deref() == Some("Synced")
+    })
+    .await;
+    env.apply("team-b", &claimant("second")).await;
+    let claimed = env
+        .wait_for::<SsoAppCredential>("team-b", "second", WAIT, |o| {
+            ready_reason(o).as_deref() == Some("RecordClaimed")
+        })
+        .await;
+    let status = claimed.status.clone().expect("status");
+    assert!(is_true(
+        &status.sync.conditions,
+        "Stalled",
+        claimed.metadata.generation
+    ));
+    let message = &condition(&status.sync.conditions, "Ready")
+        .expect("Ready")
+        .message;
+    assert!(
+        message.contains("team-a/first"),
+        "names the holder: {message}"
+    );
+    assert!(!message.contains("from-a"), "never its values: {message}");
+    assert!(
+        claimed.finalizers().is_empty(),
+        "a claimant that does not hold adds no finalizer"
+    );
+    let writes = || {
+        server
+            .journal
+            .matching(&Method::POST, "/api/v1/enduser/")
+            .iter()
+            .map(|r| r.text())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        writes()
+            .iter()
+            .all(|w| w.contains("from-a") && !w.contains("from-b"))
+    );
+
+    // A restart keeps the holder: the claims are rebuilt before any vendor call.
+    env.stop_operator().await;
+    env.secret("team-b", "pw", &[("password", "from-b-2")])
+        .await;
+    env.start_operator();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        writes().iter().all(|w| !w.contains("from-b")),
+        "{:?}",
+        writes()
+    );
+    env.wait_for::<SsoAppCredential>("team-b", "second", WAIT, |o| {
+        ready_reason(o).as_deref() == Some("RecordClaimed")
+    })
+    .await;
+
+    // The holder goes (deleting its record): the other takes over and writes.
+    env.delete::<SsoAppCredential>("team-a", "first").await;
+    env.wait_gone::<SsoAppCredential>("team-a", "first", WAIT)
+        .await;
+    env.wait_for::<SsoAppCredential>("team-b", "second", WAIT, |o| {
+        ready_reason(o).as_deref() == Some("Synced")
+    })
+    .await;
+    assert!(writes().last().is_some_and(|w| w.contains("from-b-2")));
+    assert!(
+        sim.get(support::TEST_USER_GUID, support::TEST_APP_GUID, "Default")
+            .is_some_and(|s| s.credentials[0].value == "from-b-2")
+    );
+    env.stop().await;
+}

@@ -129,7 +129,7 @@ async fn secret_values_never_leak() {
         })
         .await;
     assert!(
-        sim.get(USER, APP, "Default")
+        sim.get(USER, APP, "alice")
             .is_some_and(|s| s.credentials[1].value == sentinel)
     );
     let fingerprint = ready
@@ -239,6 +239,14 @@ async fn secret_values_never_leak() {
         .expect("connection");
         env.apply(ns, &conn).await;
     }
+    // The echoing error goes to crm-rest, applied (and rejected) before the others: any other
+    // order would hand the one fault to whichever request came first.
+    let crm_reason = |o: &credsync::api::CrmUserCredential| {
+        o.status
+            .as_ref()
+            .and_then(|s| condition(&s.sync.conditions, "Ready"))
+            .map(|c| c.reason.clone())
+    };
     so_server.faults.push(Fault::Echo(400), 1);
     for (name, block) in [
         (
@@ -262,13 +270,13 @@ async fn secret_values_never_leak() {
         }))
         .expect("crm");
         env.apply(ns, &crm).await;
+        if name == "crm-rest" {
+            env.wait_for::<credsync::api::CrmUserCredential>(ns, name, WAIT, |o| {
+                crm_reason(o).as_deref() == Some("VendorRejected")
+            })
+            .await;
+        }
     }
-    let crm_reason = |o: &credsync::api::CrmUserCredential| {
-        o.status
-            .as_ref()
-            .and_then(|s| condition(&s.sync.conditions, "Ready"))
-            .map(|c| c.reason.clone())
-    };
     env.wait_for::<credsync::api::CrmUserCredential>(ns, "crm-soap", WAIT, |o| {
         crm_reason(o).as_deref() == Some("Synced")
     })

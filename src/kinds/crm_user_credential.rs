@@ -22,6 +22,20 @@ impl Managed for CrmUserCredential {
         &self.spec.connection_ref
     }
 
+    fn record(&self) -> Option<String> {
+        match (&self.spec.super_office, &self.spec.oracle_crm_on_demand) {
+            (Some(so), _) => Some(format!(
+                "untrusted|{}|{}|{}",
+                so.associate_id
+                    .map_or_else(|| "self".to_string(), |a| a.to_string()),
+                so.credential_type.trim().to_lowercase(),
+                so.public_value
+            )),
+            (None, Some(oracle)) => Some(format!("user|{}", oracle.user_id.trim().to_uppercase())),
+            (None, None) => None,
+        }
+    }
+
     fn deletion_policy(&self) -> DeletionPolicy {
         self.spec.deletion_policy
     }

@@ -18,6 +18,16 @@ impl Managed for ErpIdentity {
         &self.spec.connection_ref
     }
 
+    fn record(&self) -> Option<String> {
+        // Identities are found by name within their type; compared case-insensitively, as a
+        // ServiceStack host over SQL Server usually does (a wider claim never lets two write).
+        Some(format!(
+            "identity|{}|{}",
+            self.spec.identity_type.trim().to_lowercase(),
+            self.spec.name.trim().to_lowercase()
+        ))
+    }
+
     fn deletion_policy(&self) -> DeletionPolicy {
         // The Apex API has no delete route; the CRD admits only Orphan.
         DeletionPolicy::Orphan

@@ -21,6 +21,17 @@ impl Managed for SsoAppCredential {
         &self.spec.connection_ref
     }
 
+    fn record(&self) -> Option<String> {
+        // GUIDs in any casing name one record; credential set names are taken as HelloID
+        // compares them (case-insensitively, to be safe: a wider claim never lets two write).
+        Some(format!(
+            "credentialset|{}|{}|{}",
+            self.spec.user_guid.trim().to_ascii_lowercase(),
+            self.spec.application_guid.trim().to_ascii_lowercase(),
+            self.spec.cred_set_name.trim().to_lowercase()
+        ))
+    }
+
     fn deletion_policy(&self) -> DeletionPolicy {
         self.spec.deletion_policy
     }

@@ -69,6 +69,21 @@ pub struct ConnectionStores {
 }
 
 impl ConnectionStores {
+    /// The endpoint of the connection `r` names from `namespace`, as cached, without checking
+    /// that the namespace may use it (for rebuilding record claims, see `reconcile::claims`).
+    pub fn cached_endpoint(&self, namespace: &str, r: &ConnectionRef) -> Option<VendorEndpoint> {
+        match r.kind {
+            ConnectionKind::VendorConnection => self
+                .namespaced
+                .get(&ObjectRef::new(&r.name).within(namespace))
+                .map(|c| c.spec.endpoint.clone()),
+            ConnectionKind::ClusterVendorConnection => self
+                .cluster
+                .get(&ObjectRef::new(&r.name))
+                .map(|c| c.spec.endpoint.clone()),
+        }
+    }
+
     /// The connection `r` names, if `namespace` may use it.
     pub async fn resolve(
         &self,

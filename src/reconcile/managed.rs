@@ -39,6 +39,9 @@ pub trait Managed:
     fn make_status(sync: SyncStatus, outputs: Outputs) -> Self::Status;
     /// The outputs the current status holds (e.g. an IdentityId to update rather than create).
     fn outputs(&self) -> Outputs;
+    /// The identity of the vendor record the resource manages, unique within one endpoint (see
+    /// [`super::claims`]); None when the spec names no record of any vendor.
+    fn record(&self) -> Option<String>;
     /// Every Secret key the spec references, all in the resource's own namespace.
     fn secret_refs(&self) -> Vec<&SecretKeyRef>;
     /// Bind the desired state to the connection's vendor client. Fails when the spec does not

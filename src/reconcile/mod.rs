@@ -7,6 +7,7 @@
 //! asks (`credsync.io/reconcile-requested-at`), or when a readable vendor's drift check is due.
 
 pub mod backoff;
+pub mod claims;
 pub mod conditions;
 pub mod connection;
 pub mod error;
@@ -66,6 +67,8 @@ pub struct Context {
     /// Requests a vendor refused for good, per object (uid → attempt, error): the same request
     /// on the same connection client is not sent again until something changes.
     pub refused: Mutex<HashMap<String, (String, VendorError)>>,
+    /// Which resource owns which vendor record.
+    pub claims: claims::ClaimTable,
 }
 
 impl Context {
@@ -104,7 +107,10 @@ impl Context {
             .insert(uid, (attempt, err));
     }
 
-    fn forget(&self, uid: &str) {
+    /// The object is gone: drop everything this process remembers of it, and hand its record
+    /// to the next claimant.
+    pub fn forget(&self, uid: &str) {
+        self.claims.release(uid);
         self.refused
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -125,6 +131,8 @@ pub async fn reconcile<K: Managed>(
     let kind = K::kind(&());
     let _in_flight = metrics::reconcile_started(&kind);
     let work = async {
+        // No vendor call before the record claims are rebuilt after a start.
+        ctx.claims.ready().await;
         if obj.meta().deletion_timestamp.is_some() {
             finalize(&*obj, &ctx).await
         } else {
@@ -329,7 +337,14 @@ async fn sync_vendor<K: Managed>(
     namespace: &str,
     old: &SyncStatus,
 ) -> Result<Synced, ReconcileError> {
-    let (conn, secrets, external, client) = bind(obj, ctx, namespace).await?;
+    let uid = obj.uid().unwrap_or_default();
+    let bound = bind(obj, ctx, namespace).await;
+    if let Err(ReconcileError::Connection { .. }) = &bound {
+        // It reaches no endpoint now, so it holds no record there.
+        ctx.claims.release(&uid);
+    }
+    let (conn, secrets, external, client) = bound?;
+    claim_record(obj, ctx, &conn)?;
     if obj.deletion_policy() == DeletionPolicy::Delete && !external.supports_delete() {
         return Err(ReconcileError::invalid(
             "DeletionPolicyUnsupported",
@@ -358,7 +373,6 @@ async fn sync_vendor<K: Managed>(
         &external.fingerprint_material(),
     );
     let requested = annotation(obj, RECONCILE_REQUESTED_ANNOTATION);
-    let uid = obj.uid().unwrap_or_default();
     let (last_fingerprint, last_handled) = ctx.remembered(&uid).unwrap_or_else(|| {
         (
             old.applied_fingerprint.clone().unwrap_or_default(),
@@ -457,6 +471,79 @@ fn vendor_failure(
     })
 }
 
+/// Claim the vendor record `obj` names on `conn`'s endpoint; another resource holding it
+/// stalls `obj` before any vendor call.
+fn claim_record<K: Managed>(
+    obj: &K,
+    ctx: &Context,
+    conn: &ResolvedConnection,
+) -> Result<(), ReconcileError> {
+    let uid = obj.uid().unwrap_or_default();
+    let (Some(record), Some(vendor), Some(url)) =
+        (obj.record(), conn.vendor(), conn.endpoint.url())
+    else {
+        ctx.claims.release(&uid);
+        return Ok(());
+    };
+    let key = claims::RecordKey::new(vendor, url, record);
+    match ctx.claims.claim(key, claimant(obj)) {
+        claims::Claim::Held => Ok(()),
+        claims::Claim::HeldBy(holder) => Err(ReconcileError::invalid(
+            "RecordClaimed",
+            format!(
+                "the vendor record this resource names is managed by {holder} (one record, one owner; same endpoint, same record); nothing is sent. Point this resource at another record, or delete {holder} and this one takes over"
+            ),
+        )),
+    }
+}
+
+/// `obj` as a claimant of its record.
+pub fn claimant<K: Managed>(obj: &K) -> claims::Claimant {
+    let kind = K::kind(&()).to_string();
+    let namespace = obj.namespace().unwrap_or_default();
+    claims::Claimant {
+        uid: obj.uid().unwrap_or_default(),
+        name: format!("{kind} {namespace}/{}", obj.name_any()),
+        kind,
+        namespace,
+        object: obj.name_any(),
+    }
+}
+
+/// The claims of every resource in a cache whose status shows it applied its record (the
+/// holders before a restart), for [`claims::ClaimTable::rebuild`]. The others claim as they
+/// reconcile.
+pub fn cached_claims<K: Managed>(
+    objects: &[Arc<K>],
+    connections: &ConnectionStores,
+) -> Vec<(claims::RecordKey, claims::Claimant, claims::Seniority)> {
+    objects
+        .iter()
+        .filter_map(|obj| {
+            let sync = obj.status().map(K::sync_status)?;
+            let claimed_elsewhere = conditions::find(&sync.conditions, conditions::READY)
+                .is_some_and(|c| c.reason == "RecordClaimed");
+            if sync.applied_fingerprint.is_none() || claimed_elsewhere {
+                return None;
+            }
+            let namespace = obj.namespace().unwrap_or_default();
+            let endpoint = connections.cached_endpoint(&namespace, obj.connection_ref())?;
+            let key = claims::RecordKey::new(endpoint.vendor()?, endpoint.url()?, obj.record()?);
+            let seniority = claims::Seniority {
+                not_applied: false,
+                created: obj
+                    .meta()
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default(),
+                uid: obj.uid().unwrap_or_default(),
+            };
+            Some((key, claimant(&**obj), seniority))
+        })
+        .collect()
+}
+
 /// Everything needed to talk to the vendor about `obj`.
 async fn bind<K: Managed>(
     obj: &K,
@@ -504,6 +591,12 @@ async fn finalize<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, Reconcil
             Ok(bound) => bound,
             Err(e) => return deletion_blocked(obj, ctx, e).await,
         };
+        // The record belongs to another resource: deleting it would take it from its owner.
+        if !ctx.claims.holds(&obj.uid().unwrap_or_default()) {
+            ensure_finalizer(obj, ctx, false).await?;
+            ctx.forget(&obj.uid().unwrap_or_default());
+            return Ok(Action::await_change());
+        }
         if let Err(e) = external.delete().await {
             let e = vendor_failure(&client, &secrets, e);
             return deletion_blocked(obj, ctx, ReconcileError::Vendor(e)).await;

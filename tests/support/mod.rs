@@ -326,7 +326,9 @@ pub const TEST_USER_GUID: &str = "0c5b6a8e-31f2-4d57-9d7e-1a2b3c4d5e6f";
 pub const TEST_APP_GUID: &str = "6c9e917d-e4b0-44e6-83aa-6f01c6ea314f";
 
 /// An SsoAppCredential (deletionPolicy Delete) with a plain UserName and a Password from
-/// `secret`/`key`, using the named connection of `connection_kind`.
+/// `secret`/`key`, using the named connection of `connection_kind`. Its credential set is named
+/// after the resource, so that resources of different names manage different vendor records
+/// (one record has one owner: see `reconcile::claims`).
 pub fn sso_credential(
     name: &str,
     connection_kind: &str,
@@ -338,7 +340,7 @@ pub fn sso_credential(
         "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential", "metadata": {"name": name},
         "spec": {
             "connectionRef": {"kind": connection_kind, "name": connection},
-            "userGuid": TEST_USER_GUID, "applicationGuid": TEST_APP_GUID,
+            "userGuid": TEST_USER_GUID, "applicationGuid": TEST_APP_GUID, "credSetName": name,
             "credentials": [
                 {"function": "UserName", "value": name},
                 {"function": "Password", "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
