@@ -573,3 +573,149 @@ async fn one_vendor_record_has_one_owner() {
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_policy_limits_what_tenants_target() {
+    use credsync::api::{CrmUserCredential, ErpIdentity};
+    use credsync::sim::apex::{ApexAuth, ApexSim};
+    use credsync::sim::oracle::OracleSim;
+    let env = TestEnv::start().await;
+    let helloid = HelloIdSim::new("k", "s");
+    let helloid_server = SimServer::start(helloid.router(), 0)
+        .await
+        .expect("helloid");
+    let apex = ApexSim::new(ApexAuth::Basic("u".into(), "p".into()));
+    let apex_server = SimServer::start(apex.router(), 0).await.expect("apex");
+    let oracle = OracleSim::new("integration@acme", "int-pw");
+    let oracle_server = SimServer::start(oracle.router(), 0).await.expect("oracle");
+    let op = support::OPERATOR_NAMESPACE;
+    env.secret(
+        op,
+        "vendor-logins",
+        &[
+            ("key", "k"),
+            ("secret", "s"),
+            ("username", "integration@acme"),
+            ("password", "int-pw"),
+        ],
+    )
+    .await;
+    env.secret(op, "apex-login", &[("username", "u"), ("password", "p")])
+        .await;
+    let clusters: Api<ClusterVendorConnection> = Api::all(env.client.clone());
+    for (name, spec) in [
+        (
+            "sso",
+            json!({"helloId": {"url": helloid_server.url(), "apiKeySecretRef": {"name": "vendor-logins", "namespace": op}},
+                   "tenancy": {"helloId": {"applicationGuids": [support::TEST_APP_GUID.to_uppercase()]}}}),
+        ),
+        (
+            "erp",
+            json!({"apexErp": {"url": apex_server.url(), "auth": {"basicSecretRef": {"name": "apex-login", "namespace": op}}},
+                   "tenancy": {"apexErp": {"names": ["team-a-*"]}}}),
+        ),
+        (
+            "crm",
+            json!({"oracleCrmOnDemand": {"url": oracle_server.url(), "credentialsSecretRef": {"name": "vendor-logins", "namespace": op}}}),
+        ),
+    ] {
+        let mut spec = spec;
+        spec["allowedNamespaces"] = json!({"namespaces": ["team-a"]});
+        let conn: ClusterVendorConnection = serde_json::from_value(json!({
+            "apiVersion": "credsync.io/v1alpha1", "kind": "ClusterVendorConnection", "metadata": {"name": name}, "spec": spec
+        }))
+        .expect("cluster connection");
+        env.apply_in(&clusters, name, &conn).await;
+    }
+    let ns = "team-a";
+    env.namespace(ns).await;
+    env.secret(ns, "pw", &[("password", "p4ss")]).await;
+    let sso = |name: &str, app: &str| -> SsoAppCredential {
+        serde_json::from_value(json!({
+            "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential", "metadata": {"name": name},
+            "spec": {"connectionRef": {"kind": "ClusterVendorConnection", "name": "sso"},
+                     "userGuid": support::TEST_USER_GUID, "applicationGuid": app,
+                     "credentials": [{"function": "Password", "valueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}]}
+        }))
+        .expect("sso")
+    };
+    let erp = |name: &str, sys_admin: bool| -> ErpIdentity {
+        serde_json::from_value(json!({
+            "apiVersion": "credsync.io/v1alpha1", "kind": "ErpIdentity", "metadata": {"name": name},
+            "spec": {"connectionRef": {"kind": "ClusterVendorConnection", "name": "erp"}, "identityType": "User",
+                     "name": name, "userInfo": {"userName": name, "isSysAdmin": sys_admin}}
+        }))
+        .expect("erp")
+    };
+    let crm: CrmUserCredential = serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "CrmUserCredential", "metadata": {"name": "integration-user"},
+        "spec": {"connectionRef": {"kind": "ClusterVendorConnection", "name": "crm"},
+                 "oracleCrmOnDemand": {"userId": "INTEGRATION@ACME", "passwordFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}}
+    }))
+    .expect("crm");
+    env.apply(
+        ns,
+        &sso("other-app", "11111111-2222-3333-4444-555555555555"),
+    )
+    .await;
+    env.apply(ns, &sso("allowed-app", support::TEST_APP_GUID))
+        .await;
+    env.apply(ns, &erp("team-b-intruder", false)).await;
+    env.apply(ns, &erp("team-a-admin", true)).await;
+    env.apply(ns, &erp("team-a-user", false)).await;
+    env.apply(ns, &crm).await;
+
+    let denied = |reason: Option<String>| reason.as_deref() == Some("PolicyDenied");
+    let erp_reason = |o: &ErpIdentity| {
+        o.status
+            .as_ref()
+            .and_then(|s| condition(&s.sync.conditions, "Ready"))
+            .map(|c| c.reason.clone())
+    };
+    let crm_reason = |o: &CrmUserCredential| {
+        o.status
+            .as_ref()
+            .and_then(|s| condition(&s.sync.conditions, "Ready"))
+            .map(|c| c.reason.clone())
+    };
+    env.wait_for::<SsoAppCredential>(ns, "other-app", WAIT, |o| denied(ready_reason(o)))
+        .await;
+    env.wait_for::<ErpIdentity>(ns, "team-b-intruder", WAIT, |o| denied(erp_reason(o)))
+        .await;
+    let admin = env
+        .wait_for::<ErpIdentity>(ns, "team-a-admin", WAIT, |o| denied(erp_reason(o)))
+        .await;
+    let message = condition(&admin.status.expect("status").sync.conditions, "Ready")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(message.contains("allowSysAdmin"), "{message}");
+    env.wait_for::<CrmUserCredential>(ns, "integration-user", WAIT, |o| denied(crm_reason(o)))
+        .await;
+    // What the policy allows goes through.
+    env.wait_for::<SsoAppCredential>(ns, "allowed-app", WAIT, |o| {
+        ready_reason(o).as_deref() == Some("Synced")
+    })
+    .await;
+    env.wait_for::<ErpIdentity>(ns, "team-a-user", WAIT, |o| {
+        erp_reason(o).as_deref() == Some("Synced")
+    })
+    .await;
+    assert_eq!(
+        helloid_server.journal.len(),
+        1,
+        "one write: the allowed one"
+    );
+    assert!(
+        apex_server
+            .journal
+            .all()
+            .iter()
+            .all(|r| !r.text().contains("team-b-intruder") && !r.text().contains("team-a-admin")),
+        "nothing of a denied resource reached the vendor"
+    );
+    assert!(
+        oracle_server.journal.is_empty(),
+        "the integration user's password is never set"
+    );
+    env.stop().await;
+}

@@ -201,6 +201,11 @@ pub struct VendorEndpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
     pub requests_per_second: Option<u32>,
+    /// What resources using this connection may target in the vendor (records, privileged
+    /// settings). Without it any record may be targeted, and privileged settings (Apex
+    /// `isSysAdmin`) are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenancy: Option<super::tenancy::TenancyPolicy>,
 }
 
 fn default_timeout_seconds() -> u32 {

@@ -9,12 +9,14 @@ pub mod connection;
 pub mod crm_user_credential;
 pub mod erp_identity;
 pub mod sso_app_credential;
+pub mod tenancy;
 
 pub use common::*;
 pub use connection::*;
 pub use crm_user_credential::*;
 pub use erp_identity::*;
 pub use sso_app_credential::*;
+pub use tenancy::TenancyPolicy;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
+use crate::api::tenancy::{self, TenancyPolicy};
 use crate::api::{
     ConnectionRef, CrmUserCredential, CrmUserCredentialStatus, DeletionPolicy, SecretKeyRef,
     SyncStatus,
@@ -34,6 +35,61 @@ impl Managed for CrmUserCredential {
             (None, Some(oracle)) => Some(format!("user|{}", oracle.user_id.trim().to_uppercase())),
             (None, None) => None,
         }
+    }
+
+    fn admitted(&self, policy: &TenancyPolicy, vendor: &VendorClient) -> Result<(), String> {
+        if let (Some(so), Some(rules)) = (&self.spec.super_office, &policy.super_office) {
+            if !tenancy::allowed(&rules.types, &so.credential_type) {
+                return Err(format!(
+                    "credential type {:?} is not allowed by the connection's tenancy.superOffice.types",
+                    so.credential_type
+                ));
+            }
+            if !rules.associate_ids.is_empty()
+                && !so
+                    .associate_id
+                    .is_some_and(|a| rules.associate_ids.contains(&a))
+            {
+                return Err(format!(
+                    "associate {} is not in the connection's tenancy.superOffice.associateIds",
+                    so.associate_id.map_or_else(
+                        || "(the connection's own user)".to_string(),
+                        |a| a.to_string()
+                    )
+                ));
+            }
+        }
+        if let Some(o) = &self.spec.oracle_crm_on_demand {
+            if let VendorClient::OracleCrmOnDemand(client) = vendor
+                && (client.is_login_user(&o.user_id)
+                    || o.email_addr
+                        .as_deref()
+                        .is_some_and(|e| client.is_login_user(e)))
+            {
+                return Err(
+                    "the user is the connection's own login (the integration user): its password is never set through the connection"
+                        .into(),
+                );
+            }
+            let rules = policy.oracle_crm_on_demand.clone().unwrap_or_default();
+            if rules
+                .protected_user_ids
+                .iter()
+                .any(|p| tenancy::glob(p, &o.user_id))
+            {
+                return Err(format!(
+                    "user {:?} is protected by the connection's tenancy.oracleCrmOnDemand.protectedUserIds",
+                    o.user_id
+                ));
+            }
+            if !tenancy::allowed(&rules.user_ids, &o.user_id) {
+                return Err(format!(
+                    "user {:?} is not allowed by the connection's tenancy.oracleCrmOnDemand.userIds",
+                    o.user_id
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn deletion_policy(&self) -> DeletionPolicy {

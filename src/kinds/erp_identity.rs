@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::api::tenancy::{self, TenancyPolicy};
 use crate::api::{
     ConnectionRef, DeletionPolicy, ErpIdentity, ErpIdentityStatus, SecretKeyRef, SyncStatus,
 };
@@ -26,6 +27,35 @@ impl Managed for ErpIdentity {
             self.spec.identity_type.trim().to_lowercase(),
             self.spec.name.trim().to_lowercase()
         ))
+    }
+
+    fn admitted(&self, policy: &TenancyPolicy, _vendor: &VendorClient) -> Result<(), String> {
+        let rules = policy.apex_erp.clone().unwrap_or_default();
+        if !tenancy::allowed(&rules.identity_types, &self.spec.identity_type) {
+            return Err(format!(
+                "identity type {:?} is not allowed by the connection's tenancy.apexErp.identityTypes",
+                self.spec.identity_type
+            ));
+        }
+        if !tenancy::allowed(&rules.names, &self.spec.name) {
+            return Err(format!(
+                "identity name {:?} is not allowed by the connection's tenancy.apexErp.names",
+                self.spec.name
+            ));
+        }
+        let sys_admin = self
+            .spec
+            .user_info
+            .as_ref()
+            .and_then(|u| u.is_sys_admin)
+            .unwrap_or(false);
+        if sys_admin && !rules.allow_sys_admin {
+            return Err(
+                "userInfo.isSysAdmin: true makes a system administrator, which the connection does not allow (its tenancy.apexErp.allowSysAdmin is false, the default)"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     fn deletion_policy(&self) -> DeletionPolicy {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
+use crate::api::tenancy::TenancyPolicy;
 use crate::api::{
     ConnectionRef, DeletionPolicy, SecretKeyRef, SsoAppCredential, SsoAppCredentialStatus,
     SyncStatus,
@@ -30,6 +31,31 @@ impl Managed for SsoAppCredential {
             self.spec.application_guid.trim().to_ascii_lowercase(),
             self.spec.cred_set_name.trim().to_lowercase()
         ))
+    }
+
+    fn admitted(&self, policy: &TenancyPolicy, _vendor: &VendorClient) -> Result<(), String> {
+        let Some(rules) = &policy.hello_id else {
+            return Ok(());
+        };
+        let listed = |list: &[String], value: &str| {
+            list.is_empty()
+                || list
+                    .iter()
+                    .any(|g| g.trim().eq_ignore_ascii_case(value.trim()))
+        };
+        if !listed(&rules.application_guids, &self.spec.application_guid) {
+            return Err(format!(
+                "application {} is not in the connection's tenancy.helloId.applicationGuids",
+                self.spec.application_guid
+            ));
+        }
+        if !listed(&rules.user_guids, &self.spec.user_guid) {
+            return Err(format!(
+                "user {} is not in the connection's tenancy.helloId.userGuids",
+                self.spec.user_guid
+            ));
+        }
+        Ok(())
     }
 
     fn deletion_policy(&self) -> DeletionPolicy {

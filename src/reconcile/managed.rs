@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ReconcileError;
-use crate::api::{ConnectionRef, DeletionPolicy, SecretKeyRef, SyncStatus};
+use crate::api::{ConnectionRef, DeletionPolicy, SecretKeyRef, SyncStatus, TenancyPolicy};
 use crate::secrets::ResolvedSecrets;
 use crate::vendors::{ExternalClient, Outputs, VendorClient};
 
@@ -42,6 +42,10 @@ pub trait Managed:
     /// The identity of the vendor record the resource manages, unique within one endpoint (see
     /// [`super::claims`]); None when the spec names no record of any vendor.
     fn record(&self) -> Option<String>;
+    /// Whether the connection's tenancy policy lets the resource target its record with its
+    /// settings; the reason when not. Also refuses what no connection may be used for (e.g. its
+    /// own login user).
+    fn admitted(&self, policy: &TenancyPolicy, vendor: &VendorClient) -> Result<(), String>;
     /// Every Secret key the spec references, all in the resource's own namespace.
     fn secret_refs(&self) -> Vec<&SecretKeyRef>;
     /// Bind the desired state to the connection's vendor client. Fails when the spec does not

@@ -344,6 +344,7 @@ async fn sync_vendor<K: Managed>(
         ctx.claims.release(&uid);
     }
     let (conn, secrets, external, client) = bound?;
+    admit(obj, &conn, &client)?;
     claim_record(obj, ctx, &conn)?;
     if obj.deletion_policy() == DeletionPolicy::Delete && !external.supports_delete() {
         return Err(ReconcileError::invalid(
@@ -471,6 +472,22 @@ fn vendor_failure(
     })
 }
 
+/// Whether the connection's tenancy policy admits `obj` (privileged settings are refused
+/// without one).
+fn admit<K: Managed>(
+    obj: &K,
+    conn: &ResolvedConnection,
+    client: &ConnectionClient,
+) -> Result<(), ReconcileError> {
+    let policy = conn.endpoint.tenancy.clone().unwrap_or_default();
+    obj.admitted(&policy, &client.vendor).map_err(|why| {
+        ReconcileError::invalid(
+            "PolicyDenied",
+            format!("{why}; nothing is sent (the connection's spec.tenancy is set by its owner)"),
+        )
+    })
+}
+
 /// Claim the vendor record `obj` names on `conn`'s endpoint; another resource holding it
 /// stalls `obj` before any vendor call.
 fn claim_record<K: Managed>(
@@ -587,10 +604,14 @@ async fn finalize<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, Reconcil
             .await;
         }
         let namespace = obj.namespace().unwrap_or_default();
-        let (_, secrets, external, client) = match bind(obj, ctx, &namespace).await {
+        let (conn, secrets, external, client) = match bind(obj, ctx, &namespace).await {
             Ok(bound) => bound,
             Err(e) => return deletion_blocked(obj, ctx, e).await,
         };
+        // The connection's policy no longer lets this resource touch its record.
+        if let Err(e) = admit(obj, &conn, &client) {
+            return deletion_blocked(obj, ctx, e).await;
+        }
         // The record belongs to another resource: deleting it would take it from its owner.
         if !ctx.claims.holds(&obj.uid().unwrap_or_default()) {
             ensure_finalizer(obj, ctx, false).await?;

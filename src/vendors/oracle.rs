@@ -44,6 +44,13 @@ impl std::fmt::Debug for OracleClient {
 }
 
 impl OracleClient {
+    /// Whether `user` names the connection's own login (the integration user): its password is
+    /// never set through the connection, whatever a resource asks.
+    pub fn is_login_user(&self, user: &str) -> bool {
+        user.trim()
+            .eq_ignore_ascii_case(self.username.expose_secret().trim())
+    }
+
     pub async fn connect(
         endpoint: &OracleCrmOnDemandEndpoint,
         http: Arc<VendorHttp>,
