@@ -133,7 +133,8 @@ impl RunArgs {
                 allow_private_addresses: self.allow_private_vendor_addresses,
                 max_response_bytes: self.max_response_bytes,
                 max_listing_bytes: self.max_listing_bytes,
-                max_vendor_wait: self.backoff_max,
+                // The controller sets it from backoff_max.
+                ..TransportPolicy::default()
             },
             backoff_base: self.backoff_base,
             backoff_max: self.backoff_max,

@@ -203,7 +203,11 @@ pub async fn run(
             cluster: cvc_reader.clone(),
         },
         clients: ClientCache::default(),
-        transport: settings.transport.clone(),
+        // A vendor's wait never outlasts the operator's own longest backoff.
+        transport: TransportPolicy {
+            max_vendor_wait: settings.backoff_max,
+            ..settings.transport.clone()
+        },
         drift_interval: settings.drift_interval,
         backoff: Backoff::new(settings.backoff_base, settings.backoff_max),
         applied: Default::default(),

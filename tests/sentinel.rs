@@ -1,6 +1,9 @@
 //! Sentinel: a run of the sync and every failure path with secret value `S3ntinel-<random>`;
-//! the value must appear in no log line, event, status, metric or error. Its own test binary,
-//! so its log capture is the process's only subscriber.
+//! the value must appear in no log line, event, status, metric or error. Then hostile vendors
+//! echo every request (headers, the Basic login, the body) in each error form and ask for
+//! absurd waits: the operator stays up, and neither the resource's value nor the connection's
+//! credentials (both with `& < > " \` and non-ASCII characters) appear anywhere. Its own test
+//! binary, so its log capture is the process's only subscriber.
 #![cfg(feature = "dev")]
 
 mod support;
@@ -45,6 +48,23 @@ impl Captured {
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
     }
+}
+
+/// The process's log capture, installed once for every test of this binary.
+fn logs() -> Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("debug,hyper=info,h2=info,rustls=info,tower=info")
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the test's own subscriber");
+        logs
+    })
+    .clone()
 }
 
 async fn assert_nowhere(
@@ -93,14 +113,7 @@ async fn assert_nowhere(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_values_never_leak() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("debug,hyper=info,h2=info,rustls=info,tower=info")
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).expect("the test's own subscriber");
+    let logs = logs();
 
     let env = TestEnv::start().await;
     let sentinel = format!("S3ntinel-{}", hex::encode(rand::random::<[u8; 8]>()));
@@ -307,5 +320,189 @@ async fn secret_values_never_leak() {
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_nowhere(&env, &logs, ns, &sentinel, "after every failure path").await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_vendors_cannot_crash_the_operator_or_extract_secrets() {
+    use credsync::api::CrmUserCredential;
+    use credsync::sim::EchoForm;
+    let logs = logs();
+    let env = TestEnv::start().await;
+    // The random part is the marker looked for: it survives JSON, XML and URL escaping.
+    let own_marker = hex::encode(rand::random::<[u8; 8]>());
+    let conn_marker = hex::encode(rand::random::<[u8; 8]>());
+    let own = format!("S3nt&<>\"\\é-{own_marker}");
+    let login = format!("C0nn&<>\"\\ü-{conn_marker}");
+    let ns = "hostile";
+    env.namespace(ns).await;
+    env.secret(ns, "api", &[("key", "key"), ("secret", &login)])
+        .await;
+    env.secret(
+        ns,
+        "crm",
+        &[
+            ("ticket", &login),
+            ("username", "int"),
+            ("password", &login),
+        ],
+    )
+    .await;
+    env.secret(ns, "pw", &[("password", &own)]).await;
+    let helloid = HelloIdSim::new("key", &login);
+    let helloid_server = SimServer::start(helloid.router(), 0)
+        .await
+        .expect("helloid");
+    let so = credsync::sim::superoffice::SuperOfficeSim::new(&login, None);
+    let so_server = SimServer::start(so.router(), 0).await.expect("superoffice");
+    let oracle = credsync::sim::oracle::OracleSim::new("int", &login);
+    let oracle_server = SimServer::start(oracle.router(), 0).await.expect("oracle");
+    env.apply(
+        ns,
+        &helloid_connection("helloid", &helloid_server.url(), json!({"name": "api"})),
+    )
+    .await;
+    let ticket = json!({"ticketSecretRef": {"name": "crm", "key": "ticket"}});
+    for (name, spec) in [
+        (
+            "so-soap",
+            json!({"superOffice": {"url": so_server.url(), "api": "Soap", "auth": ticket}}),
+        ),
+        (
+            "so-rest",
+            json!({"superOffice": {"url": so_server.url(), "api": "Rest", "auth": ticket}}),
+        ),
+        (
+            "oracle",
+            json!({"oracleCrmOnDemand": {"url": oracle_server.url(), "credentialsSecretRef": {"name": "crm"}}}),
+        ),
+    ] {
+        let conn: credsync::api::VendorConnection = serde_json::from_value(json!({
+            "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name}, "spec": spec
+        }))
+        .expect("connection");
+        env.apply(ns, &conn).await;
+    }
+
+    // Every echo form, one resource each, applied one after the other so each gets its fault.
+    for (i, (status, form, reason)) in [
+        (400, EchoForm::Json, "VendorRejected"),
+        (400, EchoForm::SoapFault, "VendorRejected"),
+        (400, EchoForm::Xml, "VendorRejected"),
+        (401, EchoForm::PlainText, "VendorUnauthorized"),
+        (403, EchoForm::PlainText, "VendorForbidden"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("echo-{i}");
+        helloid_server.faults.push(Fault::EchoAll(status, form), 1);
+        env.apply(
+            ns,
+            &sso_credential(&name, "VendorConnection", "helloid", "pw", "password"),
+        )
+        .await;
+        env.wait_for::<SsoAppCredential>(ns, &name, WAIT, |o| {
+            ready_reason(o).as_deref() == Some(reason)
+        })
+        .await;
+    }
+    // A transient echo, then an absurd Retry-After: retried, capped, and synced in the end.
+    helloid_server
+        .faults
+        .push(Fault::EchoAll(500, EchoForm::Json), 1);
+    helloid_server.faults.push(
+        Fault::RateLimited {
+            retry_after_secs: u64::MAX,
+        },
+        1,
+    );
+    env.apply(
+        ns,
+        &sso_credential("patient", "VendorConnection", "helloid", "pw", "password"),
+    )
+    .await;
+    env.wait_for::<SsoAppCredential>(ns, "patient", Duration::from_secs(60), |o| {
+        ready_reason(o).as_deref() == Some("Synced")
+    })
+    .await;
+
+    // SuperOffice (SOAP fault, ExceptionInfo, REST JSON) and Oracle (faults, absurd waits).
+    let crm = |name: &str, conn: &str, block: serde_json::Value| -> CrmUserCredential {
+        let mut spec = block;
+        spec["connectionRef"] = json!({"name": conn});
+        serde_json::from_value(json!({
+            "apiVersion": "credsync.io/v1alpha1", "kind": "CrmUserCredential", "metadata": {"name": name}, "spec": spec
+        }))
+        .expect("crm")
+    };
+    let so_block = |public: &str| {
+        json!({"superOffice": {"type": "imap", "publicValue": public,
+            "secretValueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}})
+    };
+    let crm_reason = |o: &CrmUserCredential| {
+        o.status
+            .as_ref()
+            .and_then(|s| condition(&s.sync.conditions, "Ready"))
+            .map(|c| c.reason.clone())
+    };
+    for (i, (conn, fault)) in [
+        ("so-soap", Fault::EchoAll(500, EchoForm::SoapFault)),
+        ("so-soap", Fault::EchoAll(200, EchoForm::ExceptionInfo)),
+        ("so-rest", Fault::EchoAll(400, EchoForm::Json)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("so-{i}");
+        so_server.faults.push(fault, 1);
+        env.apply(ns, &crm(&name, conn, so_block(&name))).await;
+        env.wait_for::<CrmUserCredential>(ns, &name, WAIT, |o| {
+            crm_reason(o)
+                .as_deref()
+                .is_some_and(|r| r.starts_with("Vendor") || r == "Synced")
+        })
+        .await;
+    }
+    oracle_server
+        .faults
+        .push(Fault::TryAgainIn("18446744073709551615"), 1);
+    oracle_server
+        .faults
+        .push(Fault::TryAgainIn("99999999999999999999999999"), 1);
+    env.apply(
+        ns,
+        &crm(
+            "oracle-user",
+            "oracle",
+            json!({"oracleCrmOnDemand": {"userId": "U-7", "passwordFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}}),
+        ),
+    )
+    .await;
+    env.wait_for::<CrmUserCredential>(ns, "oracle-user", Duration::from_secs(60), |o| {
+        crm_reason(o).as_deref() == Some("Synced")
+    })
+    .await;
+    oracle_server
+        .faults
+        .push(Fault::EchoAll(500, EchoForm::SoapFault), 1);
+    env.apply(
+        ns,
+        &crm(
+            "oracle-echo",
+            "oracle",
+            json!({"oracleCrmOnDemand": {"userId": "U-8", "passwordFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}}),
+        ),
+    )
+    .await;
+    env.wait_for::<CrmUserCredential>(ns, "oracle-echo", WAIT, |o| {
+        crm_reason(o).as_deref() == Some("VendorFault")
+    })
+    .await;
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for marker in [&own_marker, &conn_marker] {
+        assert_nowhere(&env, &logs, ns, marker, "after hostile vendors").await;
+    }
     env.stop().await;
 }

@@ -61,6 +61,79 @@ pub enum Fault {
     /// Answer with this status and an error body that echoes the whole request back, as a
     /// careless vendor might: credsync must never let it reach status, events or logs.
     Echo(u16),
+    /// A hostile vendor: this status, and every request header and the body echoed back in
+    /// one of the error forms the vendors use.
+    EchoAll(u16, EchoForm),
+    /// Oracle's SBL-ODU-01005 "try again in N ms" with an absurd N (as text: it may not even
+    /// fit in 64 bits).
+    TryAgainIn(&'static str),
+}
+
+/// The error forms a hostile vendor echoes a request in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EchoForm {
+    /// A JSON object with the echo in every field a client might read.
+    Json,
+    /// A SOAP 1.1 fault with the echo in faultstring and detail.
+    SoapFault,
+    /// A SuperOffice SOAP answer with `Succeeded=false` and an `ExceptionInfo` header.
+    ExceptionInfo,
+    /// Plain text.
+    PlainText,
+    /// An XML error document (ServiceStack's ResponseStatus).
+    Xml,
+}
+
+/// The request as a hostile vendor would echo it: every header, then the body.
+fn echo_of(headers: &HeaderMap, body: &[u8]) -> String {
+    let mut echo = String::new();
+    for (name, value) in headers {
+        echo.push_str(name.as_str());
+        echo.push_str(": ");
+        echo.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        echo.push('\n');
+    }
+    echo.push_str(&String::from_utf8_lossy(body));
+    echo
+}
+
+fn echo_response(status: u16, form: EchoForm, echo: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let xml = |text: &str| quick_xml::escape::escape(text).into_owned();
+    match form {
+        EchoForm::Json => {
+            let body = serde_json::json!({
+                "message": echo, "Message": echo, "MessageDetail": echo, "Error": echo,
+                "ErrorType": echo, "ErrorMessage": echo, "error": echo, "faultstring": echo,
+                "ResponseStatus": {"ErrorCode": echo, "Message": echo, "Errors": [{"ErrorCode": echo, "FieldName": echo, "Message": echo}]}
+            });
+            (status, axum::Json(body)).into_response()
+        }
+        EchoForm::SoapFault => {
+            let e = xml(echo);
+            let body = format!(
+                "<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><soap:Fault><faultcode>soap:Client</faultcode><faultstring>{e}</faultstring><detail><Message>{e}</Message></detail></soap:Fault></soap:Body></soap:Envelope>"
+            );
+            (status, [("Content-Type", "text/xml")], body).into_response()
+        }
+        EchoForm::ExceptionInfo => {
+            let e = xml(echo);
+            let body = format!(
+                "<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Header><ExceptionInfo xmlns=\"http://www.superoffice.net/ws/crm/NetServer/Services84\"><Message>{e}</Message><StackTrace>{e}</StackTrace><Source>{e}</Source></ExceptionInfo><Succeeded xmlns=\"http://www.superoffice.net/ws/crm/NetServer/Services84\">false</Succeeded></soap:Header><soap:Body/></soap:Envelope>"
+            );
+            (status, [("Content-Type", "text/xml")], body).into_response()
+        }
+        EchoForm::PlainText => {
+            (status, [("Content-Type", "text/plain")], echo.to_string()).into_response()
+        }
+        EchoForm::Xml => {
+            let e = xml(echo);
+            let body = format!(
+                "<ErrorResponse xmlns=\"http://schemas.datacontract.org/2004/07/Apex.Services\"><ResponseStatus><ErrorCode>{e}</ErrorCode><Message>{e}</Message></ResponseStatus></ErrorResponse>"
+            );
+            (status, [("Content-Type", "application/xml")], body).into_response()
+        }
+    }
 }
 
 /// Faults to inject: a queue of one-shot faults, a steady latency, and a random failure ratio.
@@ -209,6 +282,20 @@ async fn faults_and_journal(
         }
         Some(Fault::Redirect) => {
             (StatusCode::FOUND, [("Location", "/followed")], "moved").into_response()
+        }
+        Some(Fault::EchoAll(status, form)) => {
+            echo_response(status, form, &echo_of(&parts.headers, &bytes))
+        }
+        Some(Fault::TryAgainIn(wait)) => {
+            let body = format!(
+                "<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><soap:Fault><faultcode>soap:Server</faultcode><faultstring>SBL-ODU-01005: The server is busy, try again in {wait} ms.</faultstring></soap:Fault></soap:Body></soap:Envelope>"
+            );
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [("Content-Type", "text/xml")],
+                body,
+            )
+                .into_response()
         }
         Some(Fault::Echo(status)) => {
             let echoed = String::from_utf8_lossy(&bytes).into_owned();

@@ -43,7 +43,8 @@ pub struct TransportPolicy {
     pub max_response_bytes: usize,
     /// Response size cap of listings (see [`VendorHttp::send_listing`]).
     pub max_listing_bytes: usize,
-    /// The longest wait a vendor's Retry-After or "try again in" may impose (`--backoff-max`).
+    /// The longest wait a vendor's Retry-After or "try again in" may impose; the controller
+    /// sets it to `--backoff-max`.
     pub max_vendor_wait: Duration,
 }
 
