@@ -811,16 +811,14 @@ mod tests {
             .and_then(|p| p.self_signed(&key))
             .expect("cert");
         assert!(tls_config(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).is_ok());
-        let err = tls_config(b"not a certificate", key.serialize_pem().as_bytes())
-            .err()
-            .expect("refused");
+        let err =
+            tls_config(b"not a certificate", key.serialize_pem().as_bytes()).expect_err("refused");
         assert!(err.to_string().contains("tls.crt"), "{err}");
         let err = tls_config(
             cert.pem().as_bytes(),
             b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
         )
-        .err()
-        .expect("refused");
+        .expect_err("refused");
         assert!(!err.to_string().contains("AAAA"), "{err}");
     }
 }
