@@ -50,14 +50,17 @@ async fn run(args: RunArgs) -> ExitCode {
         ))
     };
     // The webhook serves on every replica, leader or not: admission does not wait for a Lease.
+    // It stops after the controllers, so that the API server, still sending to a terminating
+    // pod until its endpoint is gone, gets answers for a little longer.
+    let webhook_stop = CancellationToken::new();
     let webhook = match args.webhook_addr {
         None => None,
         Some(addr) => {
             match webhook::Server::bind(addr, &args.webhook_cert_dir, client.clone()).await {
                 Ok(server) => {
-                    let shutdown = shutdown.clone();
+                    let stop = webhook_stop.clone();
                     Some(tokio::spawn(
-                        server.run(async move { shutdown.cancelled().await }),
+                        server.run(async move { stop.cancelled().await }),
                     ))
                 }
                 Err(e) => {
@@ -87,6 +90,7 @@ async fn run(args: RunArgs) -> ExitCode {
     };
     shutdown.cancel();
     let _ = server.await;
+    webhook_stop.cancel();
     if let Some(webhook) = webhook {
         let _ = webhook.await;
     }
