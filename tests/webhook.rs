@@ -89,6 +89,34 @@ where
     }
 }
 
+/// Register the webhook at `https://127.0.0.1:{port}/validate` as the chart does (same rules,
+/// failurePolicy Fail), trusting `ca_pem`.
+async fn register_webhook(admin: &Client, port: u16, ca_pem: &str) {
+    use base64::Engine;
+    Api::<ValidatingWebhookConfiguration>::all(admin.clone())
+        .create(&PostParams::default(), &typed(json!({
+            "metadata": {"name": "credsync"},
+            "webhooks": [{
+                "name": WEBHOOK_NAME,
+                "clientConfig": {
+                    "url": format!("https://127.0.0.1:{port}{}", webhook::PATH),
+                    "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem),
+                },
+                "rules": [{
+                    "apiGroups": ["credsync.io"], "apiVersions": ["v1alpha1"], "operations": ["CREATE", "UPDATE"],
+                    "resources": ["vendorconnections", "clustervendorconnections", "crmusercredentials", "ssoappcredentials"],
+                    "scope": "*"
+                }],
+                "failurePolicy": "Fail",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "timeoutSeconds": 10
+            }]
+        })))
+        .await
+        .expect("ValidatingWebhookConfiguration");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_refuses_references_to_secrets_the_user_cannot_read() {
     let env = TestEnv::start_bare().await;
@@ -209,29 +237,7 @@ async fn webhook_refuses_references_to_secrets_the_user_cannot_read() {
         let stop = stop.clone();
         tokio::spawn(server.run(async move { stop.cancelled().await }))
     };
-    use base64::Engine;
-    Api::<ValidatingWebhookConfiguration>::all(admin.clone())
-        .create(&PostParams::default(), &typed(json!({
-            "metadata": {"name": "credsync"},
-            "webhooks": [{
-                "name": WEBHOOK_NAME,
-                "clientConfig": {
-                    "url": format!("https://127.0.0.1:{port}{}", webhook::PATH),
-                    "caBundle": base64::engine::general_purpose::STANDARD.encode(&ca_pem),
-                },
-                "rules": [{
-                    "apiGroups": ["credsync.io"], "apiVersions": ["v1alpha1"], "operations": ["CREATE", "UPDATE"],
-                    "resources": ["vendorconnections", "clustervendorconnections", "crmusercredentials", "ssoappcredentials"],
-                    "scope": "*"
-                }],
-                "failurePolicy": "Fail",
-                "sideEffects": "None",
-                "admissionReviewVersions": ["v1"],
-                "timeoutSeconds": 10
-            }]
-        })))
-        .await
-        .expect("ValidatingWebhookConfiguration");
+    register_webhook(&admin, port, &ca_pem).await;
     let first = eventually_refused(
         "the webhook configuration taking effect",
         || async { refusal(alice_creds.create(&dry_run, &forbidden_cred).await) },
@@ -405,5 +411,113 @@ async fn webhook_refuses_references_to_secrets_the_user_cannot_read() {
         down.contains("failed calling webhook") && down.contains(WEBHOOK_NAME),
         "{down}"
     );
+    env.stop().await;
+}
+
+/// The `credsync` binary serves the webhook with `--webhook-addr` and `--webhook-cert-dir`, next to
+/// its controllers; a certificate it cannot read stops it at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_binary_serves_the_webhook() {
+    let env = TestEnv::start_bare().await;
+    env.namespace(NS).await;
+    env.secret(NS, "forbidden", &[("password", "p")]).await;
+    let admin = env.client.clone();
+    Api::<Role>::namespaced(admin.clone(), NS)
+        .create(&PostParams::default(), &typed(json!({
+            "metadata": {"name": "alice"},
+            "rules": [{"apiGroups": ["credsync.io"], "resources": ["ssoappcredentials"], "verbs": ["create"]}]
+        })))
+        .await
+        .expect("role");
+    Api::<RoleBinding>::namespaced(admin.clone(), NS)
+        .create(&PostParams::default(), &typed(json!({
+            "metadata": {"name": "alice"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "alice"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]
+        })))
+        .await
+        .expect("role binding");
+
+    let operator = |cert_dir: &std::path::Path, port: u16| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_credsync"));
+        cmd.args([
+            "run",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "pretty",
+        ])
+        .arg("--webhook-addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--webhook-cert-dir")
+        .arg(cert_dir)
+        .env("KUBECONFIG", env.cp.kubeconfig_path())
+        .env("POD_NAMESPACE", OPERATOR_NAMESPACE)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+        cmd
+    };
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port")
+    };
+
+    // No certificate: the operator refuses to start, saying which file.
+    let empty = tempfile::tempdir().expect("temp dir");
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        operator(empty.path(), free_port()).output(),
+    )
+    .await
+    .expect("exits promptly")
+    .expect("runs");
+    assert!(!out.status.success());
+    // Logs go to stdout.
+    let logs = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        logs.contains("cannot serve the admission webhook") && logs.contains("tls.crt"),
+        "{logs}"
+    );
+
+    let (cert_dir, ca_pem) = serving_certificate();
+    let port = free_port();
+    let mut child = operator(cert_dir.path(), port)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("credsync run");
+    register_webhook(&admin, port, &ca_pem).await;
+    let alice = impersonating(&env, "alice", &["system:authenticated"]);
+    let alice_creds: Api<SsoAppCredential> = Api::namespaced(alice, NS);
+    let message = eventually_refused(
+        "the operator's webhook",
+        || async {
+            refusal(
+                alice_creds
+                    .create(
+                        &PostParams::default(),
+                        &sso_credential(
+                            "bad",
+                            "VendorConnection",
+                            "helloid",
+                            "forbidden",
+                            "password",
+                        ),
+                    )
+                    .await,
+            )
+        },
+        denied_by_webhook,
+    )
+    .await;
+    assert!(message.contains("team/forbidden"), "{message}");
+    assert!(
+        child.try_wait().expect("status").is_none(),
+        "the operator keeps running"
+    );
+    let _ = child.start_kill();
+    let _ = child.wait().await;
     env.stop().await;
 }
