@@ -490,6 +490,21 @@ async fn chart_webhook_refuses_unreadable_secret_references() {
             ])
             .args(values))
     };
+    for values in [
+        "webhook.enabled=true",
+        "webhook.enabled=true,webhook.certManager.enabled=true,watchNamespace=team",
+    ] {
+        run(Command::new(&helm)
+            .args([
+                "lint",
+                "--strict",
+                "--kube-version",
+                "1.36.3",
+                CHART,
+                "--set",
+            ])
+            .arg(values));
+    }
     let off = template(&[]);
     assert!(
         !off.contains("ValidatingWebhookConfiguration") && !off.contains("--webhook-addr"),
@@ -502,8 +517,15 @@ async fn chart_webhook_refuses_unreadable_secret_references() {
         "webhook.enabled=true",
         "--set",
         "webhook.certManager.enabled=true",
+        "--set",
+        "watchNamespace=team",
     ]));
     let vwc = find(&cm, "ValidatingWebhookConfiguration", "credsync");
+    assert_eq!(
+        vwc["webhooks"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "team",
+        "with watchNamespace, only that namespace's resources are sent"
+    );
     assert_eq!(
         vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
         "credsync-system/credsync-webhook"
