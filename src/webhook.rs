@@ -277,10 +277,16 @@ pub async fn review(
         } else {
             "Secrets"
         };
-        return deny(format!(
+        let mut response = deny(format!(
             "{what} references {noun} {}, which {user} may not get. {DENIED_MARKER}.",
             refused.join(", ")
         ));
+        // The audit log records which Secrets were asked for (the API server prefixes the key
+        // with the webhook's name).
+        response
+            .audit_annotations
+            .insert("refused-secrets".into(), refused.join(","));
+        return response;
     }
     allow
 }
@@ -603,6 +609,13 @@ mod tests {
         .await;
         assert!(!refused.allowed);
         assert_eq!(refused.result.code, 403);
+        assert_eq!(
+            refused
+                .audit_annotations
+                .get("refused-secrets")
+                .map(String::as_str),
+            Some("team/other,team/third")
+        );
         let message = &refused.result.message;
         assert!(
             message.contains("team/other")

@@ -389,6 +389,15 @@ async fn webhook_refuses_references_to_secrets_the_user_cannot_read() {
         "{refused}"
     );
 
+    // The audit log records the refused references.
+    let audit = std::fs::read_to_string(env.cp.audit_log_path()).expect("audit log");
+    assert!(
+        audit.contains(&format!(
+            "\"{WEBHOOK_NAME}/refused-secrets\":\"other/readable\""
+        )),
+        "the refusal is in the audit log"
+    );
+
     // Fail closed: without permission to ask, the webhook refuses even the readable Secret.
     webhook_binding
         .delete("credsync-webhook", &DeleteParams::default())
