@@ -1,6 +1,7 @@
 //! Command line of the `credsync` binary.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -104,6 +105,19 @@ pub struct RunArgs {
     /// seconds' worth; beyond it they are dropped and counted. Warnings are not limited. 0: none.
     #[arg(long, env = "CREDSYNC_NORMAL_EVENTS_PER_SECOND", default_value_t = 10)]
     pub normal_events_per_second: u32,
+
+    // The admission webhook (docs/multi-tenancy-webhook.md); off unless --webhook-addr is set.
+    /// Serve the admission webhook (https, POST /validate) on this address; off when unset.
+    #[arg(long, env = "CREDSYNC_WEBHOOK_ADDR")]
+    pub webhook_addr: Option<SocketAddr>,
+    /// Folder holding the webhook's serving certificate and key as tls.crt and tls.key (a
+    /// mounted kubernetes.io/tls Secret). Read once at start.
+    #[arg(
+        long,
+        env = "CREDSYNC_WEBHOOK_CERT_DIR",
+        default_value = "/etc/credsync/webhook-tls"
+    )]
+    pub webhook_cert_dir: PathBuf,
 }
 
 impl RunArgs {

@@ -4,7 +4,8 @@
 //! Layout: [`api`] holds the CRD types; [`reconcile`] the one generic reconciler every kind runs
 //! on; [`vendors`] one wire client per vendor behind [`vendors::ExternalClient`]; [`secrets`]
 //! reads referenced Secrets; [`telemetry`] and [`metrics`] logging and Prometheus; [`controller`]
-//! wires kinds, watches and the HTTP endpoints together.
+//! wires kinds, watches and the HTTP endpoints together; [`webhook`] is the optional admission
+//! webhook that refuses references to Secrets the requesting user cannot read.
 
 pub mod api;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod secrets;
 pub mod server;
 pub mod telemetry;
 pub mod vendors;
+pub mod webhook;
 
 /// Local development pieces: the control-plane harness and the vendor simulators.
 #[cfg(feature = "dev")]

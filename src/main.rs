@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use credsync::cli::{Cli, Command, RunArgs};
 use credsync::server::{self, Readiness};
-use credsync::{api, controller, leader, telemetry};
+use credsync::{api, controller, leader, telemetry, webhook};
 use tokio_util::sync::CancellationToken;
 
 // The operator allocates many small, short-lived buffers (watch events, JSON, HTTP); glibc's
@@ -50,6 +50,29 @@ async fn run(args: RunArgs) -> ExitCode {
             async move { shutdown.cancelled().await },
         ))
     };
+    // The webhook serves on every replica, leader or not: admission does not wait for a Lease.
+    // It stops after the controllers, so that the API server, still sending to a terminating
+    // pod until its endpoint is gone, gets answers for a little longer.
+    let webhook_stop = CancellationToken::new();
+    let webhook = match args.webhook_addr {
+        None => None,
+        Some(addr) => {
+            match webhook::Server::bind(addr, &args.webhook_cert_dir, client.clone()).await {
+                Ok(server) => {
+                    let stop = webhook_stop.clone();
+                    Some(tokio::spawn(
+                        server.run(async move { stop.cancelled().await }),
+                    ))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot serve the admission webhook");
+                    shutdown.cancel();
+                    let _ = server.await;
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
     let result = match args.leader_election() {
         None => controller::run(client, args.settings(), readiness, shutdown.clone())
             .await
@@ -68,6 +91,10 @@ async fn run(args: RunArgs) -> ExitCode {
     };
     shutdown.cancel();
     let _ = server.await;
+    webhook_stop.cancel();
+    if let Some(webhook) = webhook {
+        let _ = webhook.await;
+    }
     match result {
         Ok(()) => {
             tracing::info!("stopped");

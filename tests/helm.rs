@@ -339,6 +339,11 @@ fn chart_schema_dashboard_and_image() {
         "driftInterval=hourly",
         "metrics.port=70000",
         "unknownValue=1",
+        "webhook.enabled=yes",
+        "webhook.port=0",
+        "webhook.timeoutSeconds=31",
+        "webhook.certManager.issuerRef.kind=Secret",
+        "webhook.unknown=1",
     ] {
         let out = template(&["--set", bad]);
         assert!(
@@ -443,5 +448,358 @@ fn chart_schema_dashboard_and_image() {
     assert!(
         !dockerfile.contains("--features") && !dockerfile.contains("--all-features"),
         "the image is built without the dev feature"
+    );
+}
+
+fn rendered_docs(text: &str) -> Vec<serde_json::Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+        .filter(|d: &serde_json::Value| d.is_object())
+        .collect()
+}
+
+fn find<'a>(docs: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("the chart renders {kind} {name}"))
+}
+
+/// The chart with webhook.enabled: its certificate loads in the operator, cert-manager is wired
+/// when asked for, every object is accepted by the API server, and its ValidatingWebhookConfiguration
+/// and RBAC, pointed at the webhook served in-process as the chart's ServiceAccount, refuse a
+/// reference to a Secret the user cannot read, never hold up the operator's own writes or
+/// metadata-only changes, and refuse (failurePolicy Fail) while the webhook is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_webhook_refuses_unreadable_secret_references() {
+    use base64::Engine;
+    use credsync::webhook;
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    use kube::api::{Patch, PatchParams, PostParams};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let helm = helm();
+    let template = |values: &[&str]| {
+        run(Command::new(&helm)
+            .args([
+                "template",
+                "credsync",
+                CHART,
+                "-n",
+                OPERATOR_NAMESPACE,
+                "--kube-version",
+                "1.36.3",
+            ])
+            .args(values))
+    };
+    for values in [
+        "webhook.enabled=true",
+        "webhook.enabled=true,webhook.certManager.enabled=true,watchNamespace=team",
+    ] {
+        run(Command::new(&helm)
+            .args([
+                "lint",
+                "--strict",
+                "--kube-version",
+                "1.36.3",
+                CHART,
+                "--set",
+            ])
+            .arg(values));
+    }
+    let off = template(&[]);
+    assert!(
+        !off.contains("ValidatingWebhookConfiguration") && !off.contains("--webhook-addr"),
+        "the webhook is off by default"
+    );
+
+    // cert-manager: a Certificate from a self-signed Issuer (or the one named), CA injected.
+    let cm = rendered_docs(&template(&[
+        "--set",
+        "webhook.enabled=true",
+        "--set",
+        "webhook.certManager.enabled=true",
+        "--set",
+        "watchNamespace=team",
+    ]));
+    let vwc = find(&cm, "ValidatingWebhookConfiguration", "credsync");
+    assert_eq!(
+        vwc["webhooks"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "team",
+        "with watchNamespace, only that namespace's resources are sent"
+    );
+    assert_eq!(
+        vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        "credsync-system/credsync-webhook"
+    );
+    assert!(vwc["webhooks"][0]["clientConfig"]["caBundle"].is_null());
+    let cert = find(&cm, "Certificate", "credsync-webhook");
+    assert_eq!(cert["spec"]["secretName"], "credsync-webhook-tls");
+    assert_eq!(
+        cert["spec"]["dnsNames"][0],
+        "credsync-webhook.credsync-system.svc"
+    );
+    find(&cm, "Issuer", "credsync-webhook");
+    assert!(!cm.iter().any(|d| d["kind"] == "Secret"));
+    let named = rendered_docs(&template(&[
+        "--set",
+        "webhook.enabled=true",
+        "--set",
+        "webhook.certManager.enabled=true",
+        "--set",
+        "webhook.certManager.issuerRef.name=corp-ca",
+        "--set",
+        "webhook.certManager.issuerRef.kind=ClusterIssuer",
+    ]));
+    assert!(!named.iter().any(|d| d["kind"] == "Issuer"));
+    assert_eq!(
+        find(&named, "Certificate", "credsync-webhook")["spec"]["issuerRef"]["kind"],
+        "ClusterIssuer"
+    );
+
+    // Helm's own certificate: the operator loads it, and the caBundle is its CA.
+    let rendered = template(&[
+        "--set",
+        "webhook.enabled=true",
+        "--set",
+        "networkPolicy.enabled=true",
+    ]);
+    let docs = rendered_docs(&rendered);
+    let secret = find(&docs, "Secret", "credsync-webhook-tls");
+    let field = |k: &str| {
+        b64.decode(secret["data"][k].as_str().expect("base64 field"))
+            .expect("base64")
+    };
+    webhook::tls_config(&field("tls.crt"), &field("tls.key"))
+        .expect("the operator loads the chart's certificate");
+    let vwc = find(&docs, "ValidatingWebhookConfiguration", "credsync");
+    let hook = &vwc["webhooks"][0];
+    assert_eq!(hook["name"], webhook::WEBHOOK_NAME);
+    assert_eq!(hook["failurePolicy"], "Fail");
+    assert_eq!(hook["sideEffects"], "None");
+    assert_eq!(hook["admissionReviewVersions"], json!(["v1"]));
+    assert_eq!(hook["clientConfig"]["caBundle"], secret["data"]["ca.crt"]);
+    assert_eq!(hook["clientConfig"]["service"]["path"], webhook::PATH);
+    let deployment = find(&docs, "Deployment", "credsync");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(args.contains(&"--webhook-addr=0.0.0.0:9443"), "{args:?}");
+    assert!(
+        args.contains(&"--webhook-cert-dir=/etc/credsync/webhook-tls"),
+        "{args:?}"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"],
+        "credsync-webhook-tls"
+    );
+    let policy = find(&docs, "NetworkPolicy", "credsync");
+    assert_eq!(policy["spec"]["ingress"][1]["ports"][0]["port"], "webhook");
+    // The flags the chart passes are the operator's.
+    let cli = <credsync::cli::Cli as clap::Parser>::try_parse_from(
+        std::iter::once("credsync").chain(args.iter().copied()),
+    )
+    .expect("the chart's arguments parse");
+    let credsync::cli::Command::Run(run_args) = cli.command else {
+        panic!("run")
+    };
+    assert_eq!(run_args.webhook_addr.map(|a| a.port()), Some(9443));
+
+    let env = TestEnv::start_bare().await;
+    let dry = tempfile::NamedTempFile::new().expect("temp");
+    std::fs::write(dry.path(), &rendered).expect("write");
+    run(env
+        .cp
+        .kubectl()
+        .args(["apply", "--dry-run=server", "-n", OPERATOR_NAMESPACE, "-f"])
+        .arg(dry.path()));
+    // The chart's RBAC, for real: the webhook's SubjectAccessReviews and the operator's writes.
+    let rbac: Vec<&serde_json::Value> = docs
+        .iter()
+        .filter(|d| {
+            matches!(
+                d["kind"].as_str(),
+                Some("ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding")
+            )
+        })
+        .collect();
+    let rbac_file = tempfile::NamedTempFile::new().expect("temp");
+    std::fs::write(
+        rbac_file.path(),
+        serde_json::to_string(&json!({"apiVersion": "v1", "kind": "List", "items": rbac}))
+            .expect("json"),
+    )
+    .expect("write");
+    run(env
+        .cp
+        .kubectl()
+        .args(["apply", "-n", OPERATOR_NAMESPACE, "-f"])
+        .arg(rbac_file.path()));
+
+    let impersonating = |user: &str, groups: &[&str]| {
+        let mut config = env.cp.config().clone();
+        config.auth_info.impersonate = Some(user.into());
+        config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
+        Client::try_from(config).expect("impersonating client")
+    };
+    let as_operator = impersonating(
+        SERVICE_ACCOUNT,
+        &["system:serviceaccounts", "system:authenticated"],
+    );
+
+    // The webhook in-process on loopback (its own certificate for 127.0.0.1), as the chart's
+    // ServiceAccount; the chart's configuration, pointed at it.
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let serving = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .and_then(|p| p.signed_by(&key, &ca))
+        .expect("certificate");
+    let tls =
+        webhook::tls_config(serving.pem().as_bytes(), key.serialize_pem().as_bytes()).expect("tls");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let server = webhook::Server::new(
+        listener,
+        tls,
+        std::sync::Arc::new(webhook::SubjectAccessReviews::new(as_operator.clone())),
+    );
+    let port = server.local_addr().expect("address").port();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let serving_task = {
+        let stop = stop.clone();
+        tokio::spawn(server.run(async move { stop.cancelled().await }))
+    };
+    let mut vwc = vwc.clone();
+    vwc["webhooks"][0]["clientConfig"] = json!({
+        "url": format!("https://127.0.0.1:{port}{}", webhook::PATH),
+        "caBundle": b64.encode(ca.pem()),
+    });
+    Api::<ValidatingWebhookConfiguration>::all(env.client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(vwc).expect("configuration"),
+        )
+        .await
+        .expect("the chart's ValidatingWebhookConfiguration");
+
+    env.namespace("team").await;
+    for name in ["readable", "forbidden"] {
+        env.secret("team", name, &[("password", "p")]).await;
+    }
+    run(env.cp.kubectl().args([
+        "create",
+        "role",
+        "alice",
+        "-n",
+        "team",
+        "--verb=get,create,update,patch",
+        "--resource=ssoappcredentials.credsync.io",
+    ]));
+    run(env.cp.kubectl().args([
+        "create",
+        "role",
+        "alice-secret",
+        "-n",
+        "team",
+        "--verb=get",
+        "--resource=secrets",
+        "--resource-name=readable",
+    ]));
+    for role in ["alice", "alice-secret"] {
+        run(env.cp.kubectl().args([
+            "create",
+            "rolebinding",
+            role,
+            "-n",
+            "team",
+            &format!("--role={role}"),
+            "--user=alice",
+        ]));
+    }
+    let alice = impersonating("alice", &["system:authenticated"]);
+    let alice_creds: Api<SsoAppCredential> = Api::namespaced(alice, "team");
+    let cred = |name: &str, secret: &str| -> SsoAppCredential {
+        support::sso_credential(name, "VendorConnection", "helloid", secret, "password")
+    };
+    let refused = |r: Result<SsoAppCredential, kube::Error>| match r {
+        Ok(_) => None,
+        Err(kube::Error::Api(s)) => Some(s.message),
+        Err(e) => Some(e.to_string()),
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let message = loop {
+        let dry = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        if let Some(m) = refused(alice_creds.create(&dry, &cred("probe", "forbidden")).await)
+            && m.contains(webhook::DENIED_MARKER)
+        {
+            break m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the chart's webhook configuration never refused alice"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(message.contains("team/forbidden"), "{message}");
+    alice_creds
+        .create(&PostParams::default(), &cred("mine", "readable"))
+        .await
+        .expect("a reference to a readable Secret is admitted");
+    let theirs: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), "team");
+    theirs
+        .create(&PostParams::default(), &cred("theirs", "forbidden"))
+        .await
+        .expect("an admin's resource");
+
+    // Webhook down: failurePolicy Fail refuses alice's create, while the matchConditions keep
+    // the operator's writes and metadata-only changes away from the webhook.
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), serving_task).await;
+    let down = refused(
+        alice_creds
+            .create(&PostParams::default(), &cred("later", "readable"))
+            .await,
+    )
+    .expect("refused while the webhook is down");
+    assert!(down.contains("failed calling webhook"), "{down}");
+    alice_creds
+        .patch(
+            "theirs",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"seen": "yes"}}})),
+        )
+        .await
+        .expect("a metadata-only change never calls the webhook");
+    Api::<SsoAppCredential>::namespaced(as_operator, "team")
+        .patch(
+            "theirs",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["credsync.io/cleanup"]},
+                                 "spec": {"credSetName": "by-operator"}})),
+        )
+        .await
+        .expect("the operator's own writes never wait for its webhook");
+    let spec_change = refused(
+        alice_creds
+            .patch(
+                "theirs",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"credSetName": "moved"}})),
+            )
+            .await,
+    )
+    .expect("a spec change goes to the webhook, which is down");
+    assert!(
+        spec_change.contains("failed calling webhook"),
+        "{spec_change}"
     );
 }
