@@ -126,6 +126,8 @@ fn readme_links_the_docs() {
         "docs/resources/erp-identity.md",
         "docs/resources/sso-app-credential.md",
         "docs/troubleshooting.md",
+        "docs/multi-tenancy.md",
+        "docs/multi-tenancy-webhook.md",
         "docs/architecture.md",
         "docs/gitops.md",
         "docs/metrics.md",
