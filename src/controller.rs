@@ -2,6 +2,7 @@
 //! connections, and one metadata-only Secret watch that pushes Secret changes to the resources
 //! (directly or through their connection) that use them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ use crate::reconcile::managed::Managed;
 use crate::reconcile::{self, Context};
 use crate::secrets::{ConnectionScope, SecretReader, UNWATCHED_SECRET_TYPES};
 use crate::server::Readiness;
+use crate::vendors::capabilities::{Capabilities, Capability};
 use crate::vendors::http::TransportPolicy;
 
 /// How the operator runs.
@@ -274,6 +276,8 @@ pub async fn run(
         namespaced: vc_queue,
         cluster: cvc_queue,
     };
+    let capabilities =
+        follow_capabilities(ctx.clone(), connection_queues.clone(), shutdown.clone());
     let secret_watch = watch_secrets(
         secrets_api,
         ctx.clone(),
@@ -292,7 +296,15 @@ pub async fn run(
             let _ = cvc_reader.wait_until_ready().await;
             readiness.set(true);
             tracing::info!("connection caches synced; reconciling");
-            tokio::join!(crm, erp, sso, secret_watch, deletions, claims_rebuilt);
+            tokio::join!(
+                crm,
+                erp,
+                sso,
+                secret_watch,
+                deletions,
+                claims_rebuilt,
+                capabilities
+            );
         }
     };
     tokio::join!(vc_controller, cvc_controller, managed);
@@ -439,6 +451,36 @@ async fn census<K: Managed>(store: Store<K>, shutdown: CancellationToken) {
     }
 }
 
+/// How often connections' learned capabilities are compared with their status.
+const CAPABILITIES_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A resource's vendor call may teach a connection's client what its vendor serves (a missing
+/// route, the path it serves); the connection's status shows it, so re-check a connection
+/// whose record changed.
+async fn follow_capabilities(
+    ctx: Arc<Context>,
+    queues: ConnectionQueues,
+    shutdown: CancellationToken,
+) {
+    let mut seen: HashMap<ConnectionKey, u64> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(CAPABILITIES_INTERVAL) => {}
+        }
+        let now: HashMap<ConnectionKey, u64> =
+            ctx.clients.capability_versions().into_iter().collect();
+        for (key, version) in &now {
+            if seen.get(key).is_some_and(|v| v != version)
+                || (!seen.contains_key(key) && *version > 0)
+            {
+                queues.request(key);
+            }
+        }
+        seen = now;
+    }
+}
+
 fn tokio_stream_from<T: Send + 'static>(
     mut rx: mpsc::UnboundedReceiver<T>,
 ) -> impl Stream<Item = T> + Send + 'static {
@@ -460,6 +502,7 @@ async fn log_result<K, E: std::fmt::Display, Q: std::fmt::Display>(
 }
 
 /// Where connection reconciles are requested.
+#[derive(Clone)]
 struct ConnectionQueues {
     namespaced: mpsc::UnboundedSender<ObjectRef<VendorConnection>>,
     cluster: mpsc::UnboundedSender<ObjectRef<ClusterVendorConnection>>,
@@ -674,9 +717,12 @@ async fn check_connection<C: ConnectionResource>(
         .await;
     let client_changed = checked.as_ref().ok().map(|c| c.identity) != before;
     let health = match &checked {
-        Ok(_) => Health::Ready {
+        Ok(client) => Health::Ready {
             reason: "Valid",
-            message: "settings and Secrets are valid; whether the vendor answers shows on the resources using this connection".into(),
+            message: capability_note(
+                "settings and Secrets are valid; whether the vendor answers shows on the resources using this connection",
+                client.vendor.capabilities(),
+            ),
         },
         Err(e) if e.is_transient() => Health::Progressing {
             reason: e.reason(),
@@ -696,6 +742,10 @@ async fn check_connection<C: ConnectionResource>(
     );
     status.sync.observed_generation = conn.meta().generation;
     status.vendor = conn.endpoint().vendor();
+    status.capabilities = checked
+        .as_ref()
+        .map(|client| capability_statuses(client.vendor.capabilities()))
+        .unwrap_or_default();
     let status_changed = conn.current_status() != Some(&status);
     // The resources using the connection hear of it only when its client or its health changed
     // (a connection they could not find before included), not on every re-check.
@@ -715,6 +765,48 @@ async fn check_connection<C: ConnectionResource>(
     match checked {
         Err(e) if e.is_transient() => Err(e),
         _ => Ok(Action::await_change()),
+    }
+}
+
+/// The connection's status view of what its vendor serves.
+fn capability_statuses(found: &Capabilities) -> Vec<crate::api::CapabilityStatus> {
+    found
+        .snapshot()
+        .into_iter()
+        .map(|(operation, capability)| match capability {
+            Capability::Supported { variant } => crate::api::CapabilityStatus {
+                operation: operation.to_string(),
+                supported: true,
+                variant: variant.map(str::to_string),
+                message: None,
+            },
+            Capability::Unsupported { why } => crate::api::CapabilityStatus {
+                operation: operation.to_string(),
+                supported: false,
+                variant: None,
+                message: Some(why),
+            },
+        })
+        .collect()
+}
+
+/// `message`, with what the vendor does not serve (and what credsync does instead).
+fn capability_note(message: &str, found: &Capabilities) -> String {
+    let missing: Vec<String> = found
+        .snapshot()
+        .into_iter()
+        .filter_map(|(operation, capability)| match capability {
+            Capability::Unsupported { why } => Some(format!("{operation}: {why}")),
+            Capability::Supported { .. } => None,
+        })
+        .collect();
+    if missing.is_empty() {
+        message.to_string()
+    } else {
+        format!(
+            "{message}; the vendor does not serve every operation credsync assumed (see status.capabilities): {}",
+            missing.join("; ")
+        )
     }
 }
 

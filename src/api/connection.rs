@@ -262,6 +262,26 @@ pub struct ConnectionStatus {
     /// The vendor this connection reaches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor: Option<Vendor>,
+    /// What the vendor turned out to serve of the operations its documents leave open, as
+    /// learned from its answers (see docs/vendors/). Empty until first learned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<CapabilityStatus>,
+}
+
+/// One vendor operation as this connection's vendor serves it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CapabilityStatus {
+    /// The operation, as named in the vendor request metrics (e.g. ListIdentities).
+    pub operation: String,
+    /// Whether the vendor serves it; when not, credsync falls back (see message).
+    pub supported: bool,
+    /// The form of the operation the vendor serves, where there are several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// What the vendor answered and what credsync does instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// How to reach one vendor endpoint, for resources in this namespace.

@@ -332,6 +332,14 @@ impl ClientCache {
         Ok(client)
     }
 
+    /// Every connection's client with the version of what its vendor was found to serve.
+    pub fn capability_versions(&self) -> Vec<(ConnectionKey, u64)> {
+        self.lock()
+            .iter()
+            .map(|(key, cached)| (key.clone(), cached.client.vendor.capabilities().version()))
+            .collect()
+    }
+
     /// The identity of the connection's client, if it has one.
     pub fn identity(&self, key: &ConnectionKey) -> Option<u64> {
         self.lock().get(key).map(|c| c.client.identity)

@@ -178,13 +178,21 @@ impl VendorClient {
     /// The vendor asked to wait (`err` carries its Retry-After or "try again in"): no request
     /// of this connection goes out before then.
     pub fn hold_off(&self, err: &VendorError) {
-        let http = match self {
+        self.http().hold_off(err);
+    }
+
+    /// What the connection's vendor turned out to serve.
+    pub fn capabilities(&self) -> &capabilities::Capabilities {
+        self.http().capabilities()
+    }
+
+    fn http(&self) -> &http::VendorHttp {
+        match self {
             VendorClient::SuperOffice(c) => &c.http,
             VendorClient::OracleCrmOnDemand(c) => &c.http,
             VendorClient::ApexErp(c) => &c.http,
             VendorClient::HelloId(c) => &c.http,
-        };
-        http.hold_off(err);
+        }
     }
 
     pub fn vendor(&self) -> Vendor {
