@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use credsync::api::{ErpIdentity, VendorConnection};
 use credsync::sim::SimServer;
-use credsync::sim::apex::{ApexAuth, ApexSim};
-use credsync::vendors::apex::{Identity, UserInfo};
+use credsync::sim::apex::{ApexAuth, ApexSim, Identity, UserInfo};
 use credsync::vendors::http::DEFAULT_MAX_RESPONSE_BYTES;
 use serde_json::json;
 use support::{TestEnv, condition};

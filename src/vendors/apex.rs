@@ -1376,3 +1376,207 @@ mod tests {
         }
     }
 }
+
+/// The client against the simulator in every dialect a host may speak, without a cluster.
+#[cfg(all(test, feature = "dev"))]
+mod against_the_simulator {
+    use super::*;
+    use crate::api::Vendor;
+    use crate::sim::SimServer;
+    use crate::sim::apex::{ApexAuth, ApexSim, DateStyle, Dialect, JsonCasing, ListShape};
+    use crate::vendors::capabilities::Capability;
+    use crate::vendors::http::{EndpointSettings, TransportPolicy};
+
+    async fn client(format: ApexFormat, dialect: Dialect) -> (ApexSim, SimServer, Arc<ApexClient>) {
+        let sim = ApexSim::new(ApexAuth::Bearer("t".into()));
+        sim.set_dialect(dialect);
+        let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+        let settings = EndpointSettings {
+            vendor: Vendor::ApexErp,
+            base_url: server.url(),
+            timeout: Duration::from_secs(5),
+            max_concurrent_requests: 4,
+            requests_per_second: 1000,
+            ca_pem: None,
+        };
+        let policy = TransportPolicy {
+            allow_http: true,
+            ..TransportPolicy::default()
+        };
+        let http = VendorHttp::new(&settings, &policy).expect("transport");
+        let client = ApexClient::with_auth(http, format, Auth::Bearer("t".into()));
+        (sim, server, Arc::new(client))
+    }
+
+    fn record(client: &Arc<ApexClient>, email: &str, known_id: Option<i64>) -> ErpIdentityRecord {
+        ErpIdentityRecord {
+            client: Arc::clone(client),
+            request: SaveRequest {
+                identity_type: "User".into(),
+                identity: Identity {
+                    name: "jdoe".into(),
+                    is_granted: Some(true),
+                    user_info: Some(UserInfo {
+                        email: Some(email.into()),
+                        birth_date: Some("1990-05-01".into()),
+                        ..UserInfo::default()
+                    }),
+                    ..Identity::default()
+                },
+            },
+            known_id,
+        }
+    }
+
+    async fn applied(record: &ErpIdentityRecord) -> i64 {
+        record
+            .apply()
+            .await
+            .expect("apply")
+            .identity_id
+            .expect("IdentityId")
+    }
+
+    fn dialects() -> Vec<(ApexFormat, Dialect)> {
+        let d = Dialect::default();
+        vec![
+            (ApexFormat::Json, d),
+            (ApexFormat::Json, d.casing(JsonCasing::Camel)),
+            (ApexFormat::Json, d.list_shape(ListShape::ResultDto)),
+            (
+                ApexFormat::Json,
+                d.list_shape(ListShape::ResultsDto)
+                    .casing(JsonCasing::Camel)
+                    .dates(DateStyle::Wcf),
+            ),
+            (ApexFormat::Json, d.dates(DateStyle::Wcf)),
+            (ApexFormat::Xml, d),
+            (ApexFormat::Xml, d.list_shape(ListShape::ResultDto)),
+            (ApexFormat::Xml, d.list_shape(ListShape::ResultsDto)),
+        ]
+    }
+
+    #[tokio::test]
+    async fn every_dialect_creates_once_reads_back_and_keeps_server_fields() {
+        for (format, dialect) in dialects() {
+            let what = format!("{format:?} {dialect:?}");
+            let (sim, _server, client) = client(format, dialect).await;
+            let id = applied(&record(&client, "a@example.com", None)).await;
+            assert_eq!(
+                (sim.creates(), sim.identities("User").len()),
+                (1, 1),
+                "{what}"
+            );
+            assert_eq!(
+                client.http.capabilities().get(LIST_OPERATION),
+                Some(Capability::Supported { variant: None }),
+                "{what}"
+            );
+            // Read back: no drift, the birth date in any form included.
+            let known = record(&client, "a@example.com", Some(id));
+            assert!(known.readable(), "{what}");
+            assert!(
+                matches!(known.observe().await, Ok(Observation::UpToDate(_))),
+                "{what}"
+            );
+            // An update keeps what the vendor manages and what the spec leaves alone.
+            sim.tamper("User", id, |i| {
+                if let Some(u) = i.user_info.as_mut() {
+                    u.phone_number = Some("+1 555".into());
+                }
+            });
+            let before = sim.identities("User")[0].user_info.clone().expect("user");
+            // Past the shared listing's age, and a second later (ModifiedDate moves).
+            client.forget_listing("User").await;
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            let changed = record(&client, "b@example.com", Some(id));
+            assert_eq!(applied(&changed).await, id, "{what}");
+            let after = sim.identities("User")[0].user_info.clone().expect("user");
+            assert_eq!(after.email.as_deref(), Some("b@example.com"), "{what}");
+            assert_eq!(
+                (
+                    after.user_id,
+                    after.created_date,
+                    after.phone_number.as_deref()
+                ),
+                (before.user_id, before.created_date, Some("+1 555")),
+                "{what}"
+            );
+            assert_eq!(after.birth_date, before.birth_date, "{what}");
+            assert_eq!(sim.creates(), 1, "{what}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stale_identity_id_is_adopted_by_name_or_recreated() {
+        for (format, dialect) in [
+            (ApexFormat::Json, Dialect::default()),
+            (ApexFormat::Xml, Dialect::default()),
+            (ApexFormat::Json, Dialect::default().without_listing_route()),
+        ] {
+            let what = format!("{format:?} {dialect:?}");
+            let (sim, _server, client) = client(format, dialect).await;
+            let first = applied(&record(&client, "a@example.com", None)).await;
+            // Deleted outside credsync: created again.
+            sim.remove("User", first);
+            client.forget_listing("User").await;
+            let stale = record(&client, "a@example.com", Some(first));
+            let second = applied(&stale).await;
+            assert_ne!(second, first, "{what}");
+            assert_eq!(
+                (sim.creates(), sim.identities("User").len()),
+                (2, 1),
+                "{what}"
+            );
+            if dialect.no_listing_route {
+                continue;
+            }
+            // Observed before the apply: Missing (by Id), or the one of the name.
+            assert!(
+                matches!(stale.observe().await, Ok(Observation::UpToDate(o)) if o.identity_id == Some(second)),
+                "{what}"
+            );
+            // A stale Id while the name exists under another Id: adopted, not duplicated.
+            let third = applied(&record(&client, "c@example.com", Some(first))).await;
+            assert_eq!(third, second, "{what}");
+            assert_eq!(sim.creates(), 2, "{what}");
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_listing_route_the_connection_becomes_write_only() {
+        for format in [ApexFormat::Json, ApexFormat::Xml] {
+            let (sim, server, client) =
+                client(format, Dialect::default().without_listing_route()).await;
+            let new = record(&client, "a@example.com", None);
+            let id = applied(&new).await;
+            assert_eq!(sim.creates(), 1);
+            let recorded = client.http.capabilities().get(LIST_OPERATION);
+            assert!(
+                matches!(&recorded, Some(Capability::Unsupported { why })
+                    if why.contains("HTTP 404") && why.contains("status.identityId is the only key")),
+                "{recorded:?}"
+            );
+            let known = record(&client, "b@example.com", Some(id));
+            assert!(!known.readable());
+            assert_eq!(known.observe().await, Ok(Observation::Unknown));
+            let gets = || {
+                server
+                    .journal
+                    .matching(&axum::http::Method::GET, "/Core/")
+                    .len()
+            };
+            let listed = gets();
+            assert_eq!(applied(&known).await, id, "updated by Id");
+            assert_eq!(gets(), listed, "no listing is asked for again");
+            assert_eq!(sim.creates(), 1);
+            assert_eq!(
+                sim.identities("User")[0]
+                    .user_info
+                    .as_ref()
+                    .and_then(|u| u.email.as_deref()),
+                Some("b@example.com")
+            );
+        }
+    }
+}
