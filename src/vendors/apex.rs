@@ -104,6 +104,9 @@ impl SharedListings {
 struct Listed {
     identity: Identity,
     managed: ServerManaged,
+    /// Known from this client's own save, not from the vendor's listing: the server-managed
+    /// members the vendor filled in are unknown.
+    from_own_save: bool,
 }
 
 /// ERPUserInfo members the server manages, as the listing returned them (dates in whatever
@@ -570,6 +573,7 @@ impl Listed {
                 spend: lenient::boolean(entry, "Spend"),
             },
             managed: user.map(ServerManaged::from_json).unwrap_or_default(),
+            from_own_save: false,
         })
     }
 
@@ -588,6 +592,7 @@ impl Listed {
         Some(Listed {
             identity: Identity { id, ..identity },
             managed: user.map(ServerManaged::from_xml).unwrap_or_default(),
+            from_own_save: false,
         })
     }
 }
@@ -923,6 +928,7 @@ impl ErpIdentityRecord {
         let listed = Listed {
             identity: request.identity,
             managed,
+            from_own_save: true,
         };
         client.saved(identity_type, listed).await;
         Ok(Saved::Done(identity_id))
@@ -964,7 +970,13 @@ impl ExternalClient for ErpIdentityRecord {
     async fn apply(&self) -> Result<Outputs, VendorError> {
         // Update the identity the listing shows (by IdentityId, else by name) over what it
         // holds; create only when there is none. Without a listing, status.identityId decides.
-        let saved = match self.lookup(false, self.known_id).await? {
+        let mut found = self.lookup(false, self.known_id).await?;
+        if matches!(&found, Lookup::Found(held) if held.from_own_save) {
+            // Saved moments ago by this client: what the vendor filled in (UserId, dates)
+            // must be read before it is sent back.
+            found = self.lookup(true, self.known_id).await?;
+        }
+        let saved = match found {
             Lookup::Found(held) => self.save(held.identity.id, Some(&held)).await?,
             Lookup::Missing => self.save(0, None).await?,
             Lookup::Unsupported => self.save(self.known_id.unwrap_or(0), None).await?,
@@ -1472,37 +1484,47 @@ mod against_the_simulator {
                 Some(Capability::Supported { variant: None }),
                 "{what}"
             );
-            // Read back: no drift, the birth date in any form included.
-            let known = record(&client, "a@example.com", Some(id));
-            assert!(known.readable(), "{what}");
-            assert!(
-                matches!(known.observe().await, Ok(Observation::UpToDate(_))),
+            // An update right after the create (the shared listing knows the identity only
+            // from this client's save) keeps what the vendor filled in.
+            let created = sim.identities("User")[0].user_info.clone().expect("user");
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            assert_eq!(
+                applied(&record(&client, "b@example.com", Some(id))).await,
+                id,
                 "{what}"
             );
-            // An update keeps what the vendor manages and what the spec leaves alone.
+            let updated = sim.identities("User")[0].user_info.clone().expect("user");
+            assert_eq!(updated.email.as_deref(), Some("b@example.com"), "{what}");
+            assert_eq!(
+                (updated.user_id, updated.created_date, updated.birth_date),
+                (created.user_id, created.created_date, created.birth_date),
+                "{what}"
+            );
+            // Read back: no drift, the birth date in any form included; a member the spec
+            // leaves alone survives the next update.
             sim.tamper("User", id, |i| {
                 if let Some(u) = i.user_info.as_mut() {
                     u.phone_number = Some("+1 555".into());
                 }
             });
-            let before = sim.identities("User")[0].user_info.clone().expect("user");
-            // Past the shared listing's age, and a second later (ModifiedDate moves).
-            client.forget_listing("User").await;
-            tokio::time::sleep(Duration::from_millis(1100)).await;
-            let changed = record(&client, "b@example.com", Some(id));
-            assert_eq!(applied(&changed).await, id, "{what}");
-            let after = sim.identities("User")[0].user_info.clone().expect("user");
-            assert_eq!(after.email.as_deref(), Some("b@example.com"), "{what}");
-            assert_eq!(
-                (
-                    after.user_id,
-                    after.created_date,
-                    after.phone_number.as_deref()
-                ),
-                (before.user_id, before.created_date, Some("+1 555")),
+            let known = record(&client, "b@example.com", Some(id));
+            assert!(known.readable(), "{what}");
+            assert!(
+                matches!(known.observe().await, Ok(Observation::UpToDate(_))),
                 "{what}"
             );
-            assert_eq!(after.birth_date, before.birth_date, "{what}");
+            assert_eq!(
+                applied(&record(&client, "c@example.com", Some(id))).await,
+                id,
+                "{what}"
+            );
+            let after = sim.identities("User")[0].user_info.clone().expect("user");
+            assert_eq!(
+                (after.email.as_deref(), after.phone_number.as_deref()),
+                (Some("c@example.com"), Some("+1 555")),
+                "{what}"
+            );
+            assert_eq!(after.user_id, created.user_id, "{what}");
             assert_eq!(sim.creates(), 1, "{what}");
         }
     }
