@@ -427,13 +427,15 @@ async fn erp_identity_in_every_vendor_dialect() {
             "Json",
             d.list_shape(ListShape::ResultDto).dates(DateStyle::Wcf),
         ),
+        ("camel", "Json", d.casing(JsonCasing::Camel)),
         (
-            "camel",
+            "camel-results",
             "Json",
             d.casing(JsonCasing::Camel)
                 .list_shape(ListShape::ResultsDto)
                 .dates(DateStyle::Wcf),
         ),
+        ("wcf-dates", "Json", d.dates(DateStyle::Wcf)),
         ("xml-wrapped", "Xml", d.list_shape(ListShape::ResultDto)),
         ("no-get", "Json", d.without_listing_route()),
         ("no-get-xml", "Xml", d.without_listing_route()),
