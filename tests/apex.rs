@@ -1,4 +1,7 @@
-//! Apex ERP end to end: ErpIdentity against the ServiceStack simulator, JSON and XML.
+//! Apex ERP end to end: ErpIdentity against the ServiceStack simulator, JSON and XML, and
+//! against each way a host may answer where the vendor's document is silent (casing, list
+//! DTOs, date forms, no listing route, identities deleted outside credsync): credsync must
+//! neither fail, duplicate, reset server-managed fields nor re-save forever.
 #![cfg(feature = "dev")]
 
 mod support;
