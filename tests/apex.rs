@@ -1,4 +1,7 @@
-//! Apex ERP end to end: ErpIdentity against the ServiceStack simulator, JSON and XML.
+//! Apex ERP end to end: ErpIdentity against the ServiceStack simulator, JSON and XML, and
+//! against each way a host may answer where the vendor's document is silent (casing, list
+//! DTOs, date forms, no listing route, identities deleted outside credsync): credsync must
+//! neither fail, duplicate, reset server-managed fields nor re-save forever.
 #![cfg(feature = "dev")]
 
 mod support;
@@ -7,8 +10,9 @@ use std::time::Duration;
 
 use credsync::api::{ErpIdentity, VendorConnection};
 use credsync::sim::SimServer;
-use credsync::sim::apex::{ApexAuth, ApexSim};
-use credsync::vendors::apex::{Identity, UserInfo};
+use credsync::sim::apex::{
+    ApexAuth, ApexSim, DateStyle, Dialect, Identity, JsonCasing, ListShape, UserInfo,
+};
 use credsync::vendors::http::DEFAULT_MAX_RESPONSE_BYTES;
 use serde_json::json;
 use support::{TestEnv, condition};
@@ -361,5 +365,249 @@ async fn lookups_read_a_large_tenant() {
     assert_eq!(sim.creates(), 1, "only the newcomer is created");
     assert_eq!(sim.identities("User").len(), 8_001);
     assert!(created.status.and_then(|s| s.identity_id).is_some());
+    env.stop().await;
+}
+
+/// A simulator answering in `dialect` and a VendorConnection `conn` (Bearer) to it in `ns`.
+async fn dialect_connection(
+    env: &TestEnv,
+    ns: &str,
+    conn: &str,
+    format: &str,
+    dialect: Dialect,
+) -> (ApexSim, SimServer) {
+    let sim = ApexSim::new(ApexAuth::Bearer("t0ken".into()));
+    sim.set_dialect(dialect);
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    env.secret(ns, "apex-token", &[("token", "t0ken")]).await;
+    env.apply(
+        ns,
+        &connection(
+            conn,
+            &server.url(),
+            format,
+            json!({"bearerSecretRef": {"name": "apex-token", "key": "token"}}),
+        ),
+    )
+    .await;
+    (sim, server)
+}
+
+/// An ErpIdentity with a birth date (compared as a date, whatever form the vendor writes).
+fn identity_born(name: &str, connection: &str, email: &str) -> ErpIdentity {
+    let mut identity = identity(name, connection, email);
+    if let Some(user) = identity.spec.user_info.as_mut() {
+        user.birth_date = Some("1990-05-01".into());
+    }
+    identity
+}
+
+/// Wait until `name`'s Ready condition is Synced for `generation`.
+async fn synced_at(env: &TestEnv, ns: &str, name: &str, generation: Option<i64>) -> ErpIdentity {
+    env.wait_for::<ErpIdentity>(ns, name, WAIT, |o| {
+        o.metadata.generation == generation && reason(o).is_some_and(|r| r.0 == "Synced")
+    })
+    .await
+}
+
+fn requests(server: &SimServer, method: &axum::http::Method) -> usize {
+    server.journal.matching(method, "/Core/").len()
+}
+
+/// Hosts answer where the seed is silent in several ways; in each, an ErpIdentity is created
+/// once, updated by its IdentityId, and not saved again by drift checks (birth dates written
+/// as `/Date(ms)/` or `…T00:00:00` are the same date). A host without the GET route makes the
+/// connection write-only: created, then updated by status.identityId, never listed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erp_identity_in_every_vendor_dialect() {
+    let env = TestEnv::start_with(|s| s.drift_interval = Duration::from_secs(2)).await;
+    let ns = "erp-dialects";
+    env.namespace(ns).await;
+    let d = Dialect::default();
+    let variants = [
+        (
+            "dto",
+            "Json",
+            d.list_shape(ListShape::ResultDto).dates(DateStyle::Wcf),
+        ),
+        ("camel", "Json", d.casing(JsonCasing::Camel)),
+        (
+            "camel-results",
+            "Json",
+            d.casing(JsonCasing::Camel)
+                .list_shape(ListShape::ResultsDto)
+                .dates(DateStyle::Wcf),
+        ),
+        ("wcf-dates", "Json", d.dates(DateStyle::Wcf)),
+        ("xml-wrapped", "Xml", d.list_shape(ListShape::ResultDto)),
+        ("no-get", "Json", d.without_listing_route()),
+        ("no-get-xml", "Xml", d.without_listing_route()),
+    ];
+    let mut sims = Vec::new();
+    for (variant, format, dialect) in variants {
+        let conn = format!("apex-{variant}");
+        let (sim, server) = dialect_connection(&env, ns, &conn, format, dialect).await;
+        env.apply(ns, &identity_born(variant, &conn, "a@example.com"))
+            .await;
+        sims.push((variant, dialect, sim, server));
+    }
+    for (variant, _, sim, _) in &sims {
+        let created = env
+            .wait_for::<ErpIdentity>(ns, variant, WAIT, |o| {
+                reason(o).is_some_and(|r| r.0 == "Synced")
+            })
+            .await;
+        let stored = sim.identities("User");
+        assert_eq!(stored.len(), 1, "{variant}: exactly one identity");
+        assert_eq!(
+            created.status.and_then(|s| s.identity_id),
+            Some(stored[0].id),
+            "{variant}: status.identityId"
+        );
+    }
+    // A spec change updates the same identity by its IdentityId.
+    for (variant, _, _, _) in &sims {
+        let conn = format!("apex-{variant}");
+        env.apply(ns, &identity_born(variant, &conn, "b@example.com"))
+            .await;
+    }
+    let mut user_ids = Vec::new();
+    for (variant, _, sim, _) in &sims {
+        synced_at(&env, ns, variant, Some(2)).await;
+        let stored = sim.identities("User");
+        assert_eq!(
+            (sim.creates(), sim.saves(), stored.len()),
+            (1, 2, 1),
+            "{variant}: one create, one update, no duplicate"
+        );
+        let user = stored[0].user_info.clone().expect("UserInfo");
+        assert_eq!(user.email.as_deref(), Some("b@example.com"), "{variant}");
+        user_ids.push(user.user_id);
+    }
+    // Drift checks over several intervals: listed (readable) hosts are read, nothing is saved
+    // again; write-only hosts are not called at all.
+    let before: Vec<(usize, usize)> = sims
+        .iter()
+        .map(|(_, _, _, s)| {
+            (
+                requests(s, &axum::http::Method::GET),
+                requests(s, &axum::http::Method::POST),
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    for ((variant, dialect, sim, server), (gets, posts)) in sims.iter().zip(before) {
+        let (gets_now, posts_now) = (
+            requests(server, &axum::http::Method::GET),
+            requests(server, &axum::http::Method::POST),
+        );
+        assert_eq!(posts_now, posts, "{variant}: saved again by a drift check");
+        if dialect.no_listing_route {
+            assert_eq!(
+                gets_now, 1,
+                "{variant}: the missing listing is asked for once"
+            );
+        } else {
+            assert!(
+                gets_now >= gets + 2,
+                "{variant}: drift was checked ({gets} → {gets_now})"
+            );
+        }
+        assert_eq!(sim.identities("User").len(), 1, "{variant}");
+    }
+    env.stop().await;
+}
+
+/// status.identityId that no longer exists in the vendor (deleted outside credsync) is
+/// recreated, or adopted when the name exists under another IdentityId; an update keeps the
+/// UserId and CreatedDate the vendor holds (a ServiceStack save would reset what is left out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_identity_ids_and_server_managed_fields() {
+    let env = TestEnv::start_with(|s| s.drift_interval = Duration::from_secs(2)).await;
+    let ns = "erp-stale";
+    env.namespace(ns).await;
+    let (sim, _server) = dialect_connection(
+        &env,
+        ns,
+        "apex",
+        "Json",
+        Dialect::default().dates(DateStyle::Wcf),
+    )
+    .await;
+    let id_of = |o: &ErpIdentity| o.status.as_ref().and_then(|s| s.identity_id);
+
+    env.apply(ns, &identity_born("keeper", "apex", "a@example.com"))
+        .await;
+    let first = id_of(&synced_at(&env, ns, "keeper", Some(1)).await).expect("identityId");
+    let created = sim.identities("User")[0].user_info.clone().expect("user");
+    assert_ne!(created.user_id, 0);
+
+    // Update: UserId and CreatedDate as the vendor holds them.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    env.apply(ns, &identity_born("keeper", "apex", "b@example.com"))
+        .await;
+    synced_at(&env, ns, "keeper", Some(2)).await;
+    let updated = sim.identities("User")[0].user_info.clone().expect("user");
+    assert_eq!(updated.email.as_deref(), Some("b@example.com"));
+    assert_eq!(
+        (updated.user_id, updated.created_date),
+        (created.user_id, created.created_date),
+        "the update kept the vendor's UserId and CreatedDate"
+    );
+
+    // Deleted outside credsync: the next drift check creates it again.
+    sim.remove("User", first);
+    let recreated = env
+        .wait_for::<ErpIdentity>(ns, "keeper", WAIT, |o| {
+            id_of(o).is_some_and(|id| id != first) && reason(o).is_some_and(|r| r.0 == "Synced")
+        })
+        .await;
+    let second = id_of(&recreated).expect("identityId");
+    assert_eq!(sim.creates(), 2);
+    assert_eq!(sim.identities("User").len(), 1);
+    assert_eq!(sim.identities("User")[0].id, second);
+
+    // Deleted, and the name exists under another IdentityId: adopted, not duplicated.
+    let mut restored = sim.remove("User", second).expect("stored");
+    restored.description = Some("restored from a backup".into());
+    sim.preload("User", [restored]);
+    let third = sim.identities("User")[0].id;
+    let adopted = env
+        .wait_for::<ErpIdentity>(ns, "keeper", WAIT, |o| {
+            id_of(o) == Some(third) && reason(o).is_some_and(|r| r.0 == "Synced")
+        })
+        .await;
+    assert_eq!(id_of(&adopted), Some(third));
+    assert_eq!(sim.creates(), 2, "adopted by name, not created");
+    assert_eq!(sim.identities("User").len(), 1);
+    // ... and brought back to the spec (the drift check saw the description differ).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sim.identities("User")[0].description.as_deref() != Some("Zoë <&> 'q' \"d\"") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not restored to the spec"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Write-only host: a stale IdentityId is answered 404 by the save; created again.
+    let (wo_sim, _wo_server) = dialect_connection(
+        &env,
+        ns,
+        "apex-wo",
+        "Json",
+        Dialect::default().without_listing_route(),
+    )
+    .await;
+    env.apply(ns, &identity_born("writer", "apex-wo", "a@example.com"))
+        .await;
+    let wo_first = id_of(&synced_at(&env, ns, "writer", Some(1)).await).expect("identityId");
+    wo_sim.remove("User", wo_first);
+    env.apply(ns, &identity_born("writer", "apex-wo", "b@example.com"))
+        .await;
+    let wo_again = synced_at(&env, ns, "writer", Some(2)).await;
+    assert_ne!(id_of(&wo_again), Some(wo_first));
+    assert_eq!(id_of(&wo_again), Some(wo_sim.identities("User")[0].id));
+    assert_eq!((wo_sim.creates(), wo_sim.identities("User").len()), (2, 1));
     env.stop().await;
 }
