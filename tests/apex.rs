@@ -515,6 +515,29 @@ async fn erp_identity_in_every_vendor_dialect() {
         }
         assert_eq!(sim.identities("User").len(), 1, "{variant}");
     }
+    // The connection says what its vendor does not serve, and what credsync does instead.
+    for (variant, dialect, _, _) in &sims {
+        let conn = format!("apex-{variant}");
+        let listed = !dialect.no_listing_route;
+        let shown = env
+            .wait_for::<VendorConnection>(ns, &conn, WAIT, |c| {
+                c.status.as_ref().is_some_and(|s| {
+                    s.capabilities
+                        .iter()
+                        .any(|cap| cap.operation == "ListIdentities" && cap.supported == listed)
+                })
+            })
+            .await;
+        let status = shown.status.expect("status");
+        let ready = condition(&status.sync.conditions, "Ready").expect("Ready");
+        assert_eq!(ready.reason, "Valid", "{variant}");
+        assert_eq!(
+            ready.message.contains("ListIdentities"),
+            !listed,
+            "{variant}: {}",
+            ready.message
+        );
+    }
     env.stop().await;
 }
 
