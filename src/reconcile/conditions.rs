@@ -31,6 +31,12 @@ pub enum Health {
         reason: &'static str,
         message: String,
     },
+    /// Not in sync, and on purpose: nothing is under way and nothing is wrong (a paused object
+    /// whose spec or Secret changed). Ready=False without Reconciling or Stalled.
+    Suspended {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 impl Health {
@@ -38,14 +44,16 @@ impl Health {
         match self {
             Health::Ready { reason, .. }
             | Health::Progressing { reason, .. }
-            | Health::Stalled { reason, .. } => reason,
+            | Health::Stalled { reason, .. }
+            | Health::Suspended { reason, .. } => reason,
         }
     }
     pub fn message(&self) -> &str {
         match self {
             Health::Ready { message, .. }
             | Health::Progressing { message, .. }
-            | Health::Stalled { message, .. } => message,
+            | Health::Stalled { message, .. }
+            | Health::Suspended { message, .. } => message,
         }
     }
 }

@@ -27,6 +27,10 @@ pub enum ReconcileError {
     /// The vendor said no, or could not be reached.
     #[error(transparent)]
     Vendor(#[from] VendorError),
+    /// A write failed in a way that leaves the vendor's state unknown (it may have applied
+    /// it): the applied fingerprint no longer vouches for what the vendor holds.
+    #[error(transparent)]
+    OutcomeUnknown(VendorError),
     /// A bug in credsync: the reconcile panicked and was isolated (see `reconcile::isolate`).
     #[error(
         "internal error in credsync while reconciling this object (a bug; the operator logged where); the rest of the operator is unaffected"
@@ -66,6 +70,15 @@ impl From<ConnectError> for ReconcileError {
 }
 
 impl ReconcileError {
+    /// A write failed with `err`: its outcome may be unknown.
+    pub fn write_failed(err: VendorError) -> Self {
+        if err.outcome_unknown() {
+            ReconcileError::OutcomeUnknown(err)
+        } else {
+            ReconcileError::Vendor(err)
+        }
+    }
+
     pub fn invalid(reason: &'static str, message: impl Into<String>) -> Self {
         ReconcileError::InvalidSpec {
             reason,
@@ -86,7 +99,7 @@ impl ReconcileError {
             ReconcileError::Secret(e) => e.reason(),
             ReconcileError::Connection { reason, .. }
             | ReconcileError::InvalidSpec { reason, .. } => reason,
-            ReconcileError::Vendor(e) => e.reason(),
+            ReconcileError::Vendor(e) | ReconcileError::OutcomeUnknown(e) => e.reason(),
             ReconcileError::Kube(_) => "KubernetesApiError",
             ReconcileError::Internal => "InternalError",
         }
@@ -97,7 +110,7 @@ impl ReconcileError {
         match self {
             ReconcileError::Secret(e) => e.is_transient(),
             ReconcileError::Connection { .. } | ReconcileError::InvalidSpec { .. } => false,
-            ReconcileError::Vendor(e) => e.is_transient(),
+            ReconcileError::Vendor(e) | ReconcileError::OutcomeUnknown(e) => e.is_transient(),
             ReconcileError::Kube(_) | ReconcileError::Internal => true,
         }
     }
@@ -105,7 +118,7 @@ impl ReconcileError {
     /// The wait the vendor asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            ReconcileError::Vendor(e) => e.retry_after(),
+            ReconcileError::Vendor(e) | ReconcileError::OutcomeUnknown(e) => e.retry_after(),
             _ => None,
         }
     }

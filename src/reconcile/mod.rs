@@ -91,6 +91,14 @@ impl Context {
             .insert(uid, (fingerprint, handled));
     }
 
+    /// What this process last applied no longer vouches for the vendor's state.
+    fn forget_applied(&self, uid: &str) {
+        self.applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
+    }
+
     fn refused(&self, uid: &str, attempt: &str) -> Option<VendorError> {
         self.refused
             .lock()
@@ -229,28 +237,27 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
 
     if annotation(obj, PAUSED_ANNOTATION) == Some("true") {
         let mut sync = old_sync.clone();
-        let now = conditions::now();
-        let ready = conditions::find(&sync.conditions, conditions::READY)
-            .is_some_and(|c| c.status == "True");
+        let message =
+            format!("{PAUSED_ANNOTATION} is \"true\": no vendor calls until it is removed");
+        // Ready only while what the vendor got is still what the spec and its Secrets say.
+        let health = if paused_in_sync(obj, ctx, &namespace, &old_sync).await {
+            Health::Ready {
+                reason: "Paused",
+                message,
+            }
+        } else {
+            Health::Suspended {
+                reason: "Paused",
+                message: format!(
+                    "{message}; the spec or a Secret changed since the last sync (or it never synced), and nothing is sent while paused"
+                ),
+            }
+        };
         conditions::apply(
             &mut sync.conditions,
-            &if ready {
-                Health::Ready {
-                    reason: "Paused",
-                    message: format!(
-                        "{PAUSED_ANNOTATION} is \"true\": no vendor calls until it is removed"
-                    ),
-                }
-            } else {
-                Health::Stalled {
-                    reason: "Paused",
-                    message: format!(
-                        "{PAUSED_ANNOTATION} is \"true\": no vendor calls until it is removed"
-                    ),
-                }
-            },
+            &health,
             obj.meta().generation,
-            &now,
+            &conditions::now(),
         );
         sync.observed_generation = obj.meta().generation;
         write_status(obj, ctx, K::make_status(sync, obj.outputs())).await?;
@@ -287,6 +294,11 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
             (health, done.requeue, None)
         }
         Err(err) => {
+            if let ReconcileError::OutcomeUnknown(_) = &err {
+                // The vendor may hold what was sent, or what it held before: the next desired
+                // state is sent whatever it is, even the one applied last.
+                sync.applied_fingerprint = None;
+            }
             let message = err.to_string();
             let health = if err.is_transient() {
                 Health::Progressing {
@@ -374,12 +386,7 @@ async fn sync_vendor<K: Managed>(
         &external.fingerprint_material(),
     );
     let requested = annotation(obj, RECONCILE_REQUESTED_ANNOTATION);
-    let (last_fingerprint, last_handled) = ctx.remembered(&uid).unwrap_or_else(|| {
-        (
-            old.applied_fingerprint.clone().unwrap_or_default(),
-            old.last_handled_reconcile_at.clone(),
-        )
-    });
+    let (last_fingerprint, last_handled) = last_applied(ctx, &uid, old);
     let changed = last_fingerprint != fingerprint || requested != last_handled.as_deref();
     let mut done = Synced {
         fingerprint,
@@ -408,8 +415,10 @@ async fn sync_vendor<K: Managed>(
                 let err = vendor_failed(e);
                 if !err.is_transient() {
                     ctx.refuse(uid, attempt, err.clone());
+                } else if err.outcome_unknown() {
+                    ctx.forget_applied(&uid);
                 }
-                return Err(ReconcileError::Vendor(err));
+                return Err(ReconcileError::write_failed(err));
             }
         };
         ctx.remember(uid, done.fingerprint.clone(), requested.map(str::to_string));
@@ -434,7 +443,16 @@ async fn sync_vendor<K: Managed>(
             done.confirmed = true;
         }
         Observation::Missing | Observation::Drifted(_) => {
-            done.outputs = external.apply().await.map_err(vendor_failed)?;
+            done.outputs = match external.apply().await {
+                Ok(outputs) => outputs,
+                Err(e) => {
+                    let err = vendor_failed(e);
+                    if err.outcome_unknown() {
+                        ctx.forget_applied(&uid);
+                    }
+                    return Err(ReconcileError::write_failed(err));
+                }
+            };
             done.confirmed = true;
             done.event = Some((
                 "DriftCorrected",
@@ -448,6 +466,40 @@ async fn sync_vendor<K: Managed>(
     }
     done.requeue = drift_check;
     Ok(done)
+}
+
+/// What was last applied (fingerprint, handled sync request): this process's memory, else
+/// the status.
+fn last_applied(ctx: &Context, uid: &str, old: &SyncStatus) -> (String, Option<String>) {
+    ctx.remembered(uid).unwrap_or_else(|| {
+        (
+            old.applied_fingerprint.clone().unwrap_or_default(),
+            old.last_handled_reconcile_at.clone(),
+        )
+    })
+}
+
+/// Whether a paused object is still in sync: Ready for its current generation, and its spec
+/// and Secrets make the request last applied. Reads Secrets, calls no vendor.
+async fn paused_in_sync<K: Managed>(
+    obj: &K,
+    ctx: &Context,
+    namespace: &str,
+    old: &SyncStatus,
+) -> bool {
+    let ready_now = conditions::find(&old.conditions, conditions::READY)
+        .is_some_and(|c| c.status == "True" && c.observed_generation == obj.meta().generation);
+    if !ready_now {
+        return false;
+    }
+    let Ok((conn, _, external, _)) = bind(obj, ctx, namespace).await else {
+        return false;
+    };
+    let desired = ctx.fingerprint_key.fingerprint(
+        &conn.fingerprint_material(),
+        &external.fingerprint_material(),
+    );
+    last_applied(ctx, &obj.uid().unwrap_or_default(), old).0 == desired
 }
 
 /// How long until the next drift check, or None when it is due now.
@@ -731,7 +783,20 @@ async fn write_status<K: Managed>(
         return Ok(());
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let patch = json!({ "status": status });
+    // A merge patch keeps what it does not name: a field the new status drops (an applied
+    // fingerprint that no longer vouches for the vendor) is named with null.
+    let mut new = serde_json::to_value(&status).unwrap_or_default();
+    if let (Some(old), Some(fields)) = (
+        obj.status()
+            .and_then(|s| serde_json::to_value(s).ok())
+            .and_then(|v| v.as_object().cloned()),
+        new.as_object_mut(),
+    ) {
+        for key in old.keys() {
+            fields.entry(key.clone()).or_insert(serde_json::Value::Null);
+        }
+    }
+    let patch = json!({ "status": new });
     match api
         .patch_status(
             &obj.name_any(),

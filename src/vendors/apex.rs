@@ -1413,6 +1413,7 @@ mod against_the_simulator {
         };
         let policy = TransportPolicy {
             allow_http: true,
+            allow_private_addresses: true,
             ..TransportPolicy::default()
         };
         let http = VendorHttp::new(&settings, &policy).expect("transport");

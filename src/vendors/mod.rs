@@ -71,6 +71,17 @@ impl VendorError {
     pub fn is_transient(&self) -> bool {
         matches!(self, VendorError::Transient { .. })
     }
+    /// Whether a write that failed so may still have been applied by the vendor: the request
+    /// may have reached it (a timeout, a dropped connection, a 5xx, an answer we could not
+    /// read). Refusals, and waits asked for before anything was done, leave it as it was.
+    pub fn outcome_unknown(&self) -> bool {
+        self.is_transient()
+            && !matches!(
+                self.reason(),
+                "VendorRateLimited" | "VendorThrottled" | "ShuttingDown"
+            )
+    }
+
     /// How long the vendor asked us to wait, when it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
