@@ -324,6 +324,40 @@ async fn superoffice_answers_where_the_seeds_are_silent() {
         "no re-save for a date written without an offset"
     );
 
+    // No Get operation: asked once, recorded, then the credential is write-only (no drift
+    // reads, no re-saves) and stays Ready.
+    let no_get_sim = SuperOfficeSim::new("7T:ticket==", Some("app-1"))
+        .with_basic("so-user", "so-pass")
+        .without_get();
+    let no_get = SimServer::start(no_get_sim.router(), 0)
+        .await
+        .expect("simulator");
+    env.apply(
+        NS,
+        &connection(
+            "rest-noget",
+            &no_get.url(),
+            "Rest",
+            "1.1",
+            json!({"basicSecretRef": {"name": "so"}}),
+        ),
+    )
+    .await;
+    env.apply(
+        NS,
+        &credential("d-noget", "rest-noget", None, "c", "password"),
+    )
+    .await;
+    synced(&env, "d-noget").await;
+    tokio::time::sleep(DRIFT * 4).await;
+    let no_get_reads = no_get
+        .journal
+        .matching(&Method::POST, "/api/v1/Agents/User/GetUntrustedCredentials")
+        .len();
+    assert_eq!(no_get_reads, 1, "a missing Get is asked once");
+    assert_eq!(no_get_sim.saves(), 1, "and the credential is not re-saved");
+    synced(&env, "d-noget").await;
+
     // No Remove operation (SOAP: ActionNotSupported; REST: ASP.NET's routing 404): deletion
     // is blocked with the way out, the finalizer stays, the credentials stay in SuperOffice.
     for name in ["d-soap11", "d-rest"] {

@@ -62,6 +62,8 @@ struct Variant {
     camel_case: bool,
     /// The Remove operations exist.
     remove: bool,
+    /// The Get operations exist.
+    get: bool,
 }
 
 /// The simulator's state.
@@ -87,6 +89,7 @@ impl SuperOfficeSim {
                 dates_without_offset: false,
                 camel_case: false,
                 remove: true,
+                get: true,
             },
         }
     }
@@ -100,6 +103,12 @@ impl SuperOfficeSim {
     /// Answer REST reads with camelCase keys.
     pub fn camel_case(mut self) -> Self {
         self.variant.camel_case = true;
+        self
+    }
+
+    /// Have no Get operations (answered like a missing Remove, see [`Self::without_remove`]).
+    pub fn without_get(mut self) -> Self {
+        self.variant.get = false;
         self
     }
 
@@ -347,8 +356,17 @@ fn exception_info(w: &mut XmlWriter, message: &str) {
         .end("User:ExceptionInfo");
 }
 
-fn is_remove(operation: &str) -> bool {
-    operation.starts_with("RemoveUntrustedCredentials")
+impl Variant {
+    /// Whether the installation has this operation.
+    fn serves(&self, operation: &str) -> bool {
+        if operation.starts_with("RemoveUntrustedCredentials") {
+            self.remove
+        } else if operation.starts_with("GetUntrustedCredentials") {
+            self.get
+        } else {
+            true
+        }
+    }
 }
 
 fn stored_from_xml(c: &Element) -> Stored {
@@ -414,7 +432,7 @@ async fn soap(State(sim): State<SuperOfficeSim>, headers: HeaderMap, body: Bytes
     else {
         return soap_fault(version_ns, true, "no Services84 operation in the Body");
     };
-    if is_remove(&op.name) && !sim.variant.remove {
+    if !sim.variant.serves(&op.name) {
         let action = format!("{SERVICES84_NS}/User/{}", op.name);
         return soap_fault_with(
             version_ns,
@@ -546,7 +564,7 @@ async fn rest(
         )
             .into_response()
     };
-    if is_remove(&operation) && !sim.variant.remove {
+    if !sim.variant.serves(&operation) {
         // ASP.NET's routing 404: the shape of an application error, the words of the router.
         return (
             StatusCode::NOT_FOUND,
