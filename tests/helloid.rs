@@ -579,6 +579,46 @@ async fn either_documented_path_and_an_undocumented_delete() {
     );
     assert_eq!(tried(&singular, many), 0);
 
+    // A base URL under which neither documented path exists: both are tried once, then the
+    // resource stalls naming them, and nothing more is sent.
+    let wrong_base = format!("{}/helloid", singular.url());
+    env.apply(
+        NS,
+        &support::helloid_connection("wrong-base", &wrong_base, json!({"name": "helloid-api"})),
+    )
+    .await;
+    let mut lost = support::sso_credential(
+        "lost",
+        "VendorConnection",
+        "wrong-base",
+        "mike-password",
+        "password",
+    );
+    lost.spec.deletion_policy = serde_json::from_value(json!("Orphan")).expect("policy");
+    env.apply(NS, &lost).await;
+    let lost = env
+        .wait_for::<SsoAppCredential>(NS, "lost", WAIT, |o| {
+            ready_reason(o).as_deref() == Some("VendorRouteNotFound")
+        })
+        .await;
+    let message = lost
+        .status
+        .as_ref()
+        .and_then(|s| condition(&s.sync.conditions, "Ready"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("/api/v1/enduser/{userGuid}/credential")
+            && message.contains("/api/v1/endusers/{userGuid}/credentials"),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        tried(&singular, "/helloid/api/v1/"),
+        2,
+        "each path once, no retries"
+    );
+
     // No DELETE route: the deletion is blocked, saying why and what to do; nothing was deleted.
     env.delete::<SsoAppCredential>(NS, "plural").await;
     let blocked = env

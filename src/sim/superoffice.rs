@@ -7,7 +7,8 @@
 //! SOAPActions and element names are spelled here as the seeds spell them, so a wrong guess in
 //! the client fails the tests. Where the seeds are silent it answers in each way an
 //! installation might ([`SuperOfficeSim::dates_without_offset`], [`SuperOfficeSim::camel_case`],
-//! [`SuperOfficeSim::without_remove`], [`SuperOfficeSim::fail_next_with_fault`]).
+//! [`SuperOfficeSim::without_get`], [`SuperOfficeSim::without_remove`],
+//! [`SuperOfficeSim::fail_next_with_fault`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
