@@ -9,7 +9,7 @@ use axum::http::Method;
 use base64::Engine;
 use credsync::api::{SsoAppCredential, VendorConnection};
 use credsync::sim::SimServer;
-use credsync::sim::helloid::HelloIdSim;
+use credsync::sim::helloid::{CredentialRoutes, HelloIdSim};
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, ResourceExt};
@@ -500,5 +500,181 @@ async fn a_connection_that_appears_later_is_followed() {
     env.wait_for::<SsoAppCredential>(NS, "mike-github", WAIT, reason_is("Synced"))
         .await;
     assert!(sim.get(USER, APP, "Default").is_some());
+    env.stop().await;
+}
+
+/// The seed's URI table and cURL sample disagree (`enduser/{guid}/credential` vs
+/// `endusers/{guid}/credentials`), and its DELETE route is not documented at all. A tenant
+/// serving either path reaches Ready, and once the plural one is found the connection goes
+/// there straight away. A DELETE that meets no route blocks the deletion (the credential stays
+/// live, so the finalizer stays); a "not found" in HelloID's own words lets the resource go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn either_documented_path_and_an_undocumented_delete() {
+    let env = TestEnv::start().await;
+    env.namespace(NS).await;
+    env.secret(NS, "helloid-api", &[("key", "k"), ("secret", "s")])
+        .await;
+    env.secret(NS, "mike-password", &[("password", "pw-1")])
+        .await;
+    let singular_sim = HelloIdSim::new("k", "s").serving(CredentialRoutes::Singular);
+    let plural_sim = HelloIdSim::new("k", "s")
+        .serving(CredentialRoutes::Plural)
+        .without_delete_route();
+    let singular = SimServer::start(singular_sim.router(), 0)
+        .await
+        .expect("simulator");
+    let plural = SimServer::start(plural_sim.router(), 0)
+        .await
+        .expect("simulator");
+    for (name, server) in [("singular", &singular), ("plural", &plural)] {
+        env.apply(
+            NS,
+            &support::helloid_connection(name, &server.url(), json!({"name": "helloid-api"})),
+        )
+        .await;
+        env.apply(
+            NS,
+            &support::sso_credential(name, "VendorConnection", name, "mike-password", "password"),
+        )
+        .await;
+    }
+    let synced = |o: &SsoAppCredential| {
+        o.status.as_ref().is_some_and(|s| {
+            is_true(&s.sync.conditions, "Ready", o.metadata.generation)
+                && s.credential_set_guid.is_some()
+        })
+    };
+    for name in ["singular", "plural"] {
+        env.wait_for::<SsoAppCredential>(NS, name, WAIT, synced)
+            .await;
+    }
+    let tried =
+        |server: &SimServer, prefix: &str| server.journal.matching(&Method::POST, prefix).len();
+    let (one, many) = ("/api/v1/enduser/", "/api/v1/endusers/");
+    assert_eq!(
+        (tried(&singular, one), tried(&singular, many)),
+        (1, 0),
+        "the documented path first, and only"
+    );
+    assert_eq!(
+        (tried(&plural, one), tried(&plural, many)),
+        (1, 1),
+        "the plural path after the singular one's routing 404"
+    );
+    assert!(
+        singular_sim.get(USER, APP, "Default").is_some()
+            && plural_sim.get(USER, APP, "Default").is_some()
+    );
+
+    // A rotation writes again: the plural tenant is asked on its own path straight away.
+    env.secret(NS, "mike-password", &[("password", "pw-2")])
+        .await;
+    wait_count("plural POSTs", 2, WAIT, || tried(&plural, many)).await;
+    wait_count("singular POSTs", 2, WAIT, || tried(&singular, one)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        tried(&plural, one),
+        1,
+        "the singular path is not tried again on this connection"
+    );
+    assert_eq!(tried(&singular, many), 0);
+
+    // A base URL under which neither documented path exists: both are tried once, then the
+    // resource stalls naming them, and nothing more is sent.
+    let wrong_base = format!("{}/helloid", singular.url());
+    env.apply(
+        NS,
+        &support::helloid_connection("wrong-base", &wrong_base, json!({"name": "helloid-api"})),
+    )
+    .await;
+    let mut lost = support::sso_credential(
+        "lost",
+        "VendorConnection",
+        "wrong-base",
+        "mike-password",
+        "password",
+    );
+    lost.spec.deletion_policy = serde_json::from_value(json!("Orphan")).expect("policy");
+    env.apply(NS, &lost).await;
+    let lost = env
+        .wait_for::<SsoAppCredential>(NS, "lost", WAIT, |o| {
+            ready_reason(o).as_deref() == Some("VendorRouteNotFound")
+        })
+        .await;
+    let message = lost
+        .status
+        .as_ref()
+        .and_then(|s| condition(&s.sync.conditions, "Ready"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("/api/v1/enduser/{userGuid}/credential")
+            && message.contains("/api/v1/endusers/{userGuid}/credentials"),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        tried(&singular, "/helloid/api/v1/"),
+        2,
+        "each path once, no retries"
+    );
+
+    // No DELETE route: the deletion is blocked, saying why and what to do; nothing was deleted.
+    env.delete::<SsoAppCredential>(NS, "plural").await;
+    let blocked = env
+        .wait_for::<SsoAppCredential>(NS, "plural", WAIT, |o| {
+            ready_reason(o).as_deref() == Some("DeletionBlocked")
+        })
+        .await;
+    let message = blocked
+        .status
+        .as_ref()
+        .and_then(|s| condition(&s.sync.conditions, "Ready"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("no such delete route") && message.contains("deletionPolicy: Orphan"),
+        "{message}"
+    );
+    assert!(
+        blocked
+            .finalizers()
+            .iter()
+            .any(|f| f == "credsync.io/cleanup"),
+        "the finalizer stays"
+    );
+    assert!(
+        plural_sim.get(USER, APP, "Default").is_some(),
+        "still live in HelloID"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.wait_for::<SsoAppCredential>(NS, "plural", Duration::from_secs(1), |o| {
+        ready_reason(o).as_deref() == Some("DeletionBlocked")
+    })
+    .await;
+    // The way out the message names.
+    let mut orphan = support::sso_credential(
+        "plural",
+        "VendorConnection",
+        "plural",
+        "mike-password",
+        "password",
+    );
+    orphan.spec.deletion_policy = serde_json::from_value(json!("Orphan")).expect("policy");
+    env.apply(NS, &orphan).await;
+    env.wait_gone::<SsoAppCredential>(NS, "plural", WAIT).await;
+
+    // HelloID itself says the set is not there (removed behind credsync's back): gone is gone.
+    singular_sim.sets.lock().expect("sets").clear();
+    env.delete::<SsoAppCredential>(NS, "singular").await;
+    env.wait_gone::<SsoAppCredential>(NS, "singular", WAIT)
+        .await;
+    assert_eq!(
+        singular
+            .journal
+            .matching(&Method::DELETE, "/api/v1/credentialset/")
+            .len(),
+        1
+    );
     env.stop().await;
 }

@@ -143,5 +143,35 @@ async fn oracle_passwords_end_to_end() {
     );
     assert!(sim.password_of("DEL-1").is_none());
     assert!(refused.metadata.finalizers.unwrap_or_default().is_empty());
+
+    // The endpoint path is not in the seed: a tenant serving it elsewhere answers the web
+    // server's HTML 404. That stalls as a missing route naming the assumed path, not as a
+    // vendor "not found", and is not retried.
+    let elsewhere_sim = OracleSim::new("integration", "int-pw");
+    let elsewhere = SimServer::start(elsewhere_sim.router_at("/OnDemand/Services/Integration"), 0)
+        .await
+        .expect("simulator");
+    let conn: VendorConnection = serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": "oracle-elsewhere"},
+        "spec": {"oracleCrmOnDemand": {"url": elsewhere.url(), "credentialsSecretRef": {"name": "oracle-creds"}}}
+    }))
+    .expect("connection");
+    env.apply(NS, &conn).await;
+    let mut lost = credential("lost", "LOST-1", "Orphan");
+    lost.spec.connection_ref.name = "oracle-elsewhere".into();
+    env.apply(NS, &lost).await;
+    let lost = env
+        .wait_for::<CrmUserCredential>(NS, "lost", WAIT, |o| {
+            reason(o).as_deref() == Some("VendorRouteNotFound")
+        })
+        .await;
+    let status = lost.status.expect("status");
+    let message = &condition(&status.sync.conditions, "Ready")
+        .expect("Ready")
+        .message;
+    assert!(message.contains("/Services/Integration"), "{message}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(elsewhere.journal.len(), 1, "a missing route is not retried");
+    assert!(elsewhere_sim.password_of("LOST-1").is_none());
     env.stop().await;
 }

@@ -241,3 +241,183 @@ async fn superoffice_soap_and_rest_end_to_end() {
     assert!(sim.get(0, "imap", "mail.example.com/a11").is_some());
     env.stop().await;
 }
+
+/// Where the seeds are silent the installation may answer differently from credsync's first
+/// guess: dates without an offset and camelCase REST keys must not read as drift (no re-save
+/// every drift interval); an installation without Remove blocks the deletion instead of
+/// dropping the finalizer; a Fault's ExceptionInfo gives SuperOffice's own words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn superoffice_answers_where_the_seeds_are_silent() {
+    const DRIFT: Duration = Duration::from_secs(2);
+    let env = TestEnv::start_with(|s| s.drift_interval = DRIFT).await;
+    let sim = SuperOfficeSim::new("7T:ticket==", Some("app-1"))
+        .with_basic("so-user", "so-pass")
+        .dates_without_offset()
+        .camel_case()
+        .without_remove();
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    env.namespace(NS).await;
+    env.secret(
+        NS,
+        "so",
+        &[
+            ("appToken", "app-1"),
+            ("ticket", "7T:ticket=="),
+            ("username", "so-user"),
+            ("password", "so-pass"),
+        ],
+    )
+    .await;
+    env.secret(NS, "pw", &[("password", "pw-1")]).await;
+    let ticket = json!({"ticketSecretRef": {"name": "so", "key": "ticket"}});
+    for (name, api, version, auth) in [
+        ("soap11", "Soap", "1.1", ticket.clone()),
+        ("soap12", "Soap", "1.2", ticket.clone()),
+        (
+            "rest",
+            "Rest",
+            "1.1",
+            json!({"basicSecretRef": {"name": "so"}}),
+        ),
+    ] {
+        env.apply(NS, &connection(name, &server.url(), api, version, auth))
+            .await;
+        env.apply(
+            NS,
+            &credential(&format!("d-{name}"), name, None, "c", "password"),
+        )
+        .await;
+    }
+    for name in ["d-soap11", "d-soap12", "d-rest"] {
+        synced(&env, name).await;
+    }
+
+    // Several drift intervals: every credential is read back, none is saved again.
+    let saves = sim.saves();
+    let gets = || {
+        server
+            .journal
+            .all()
+            .iter()
+            .filter(|r| {
+                r.path.contains("GetUntrustedCredentials")
+                    || r.text().contains("GetUntrustedCredentials")
+            })
+            .count()
+    };
+    let gets_before = gets();
+    tokio::time::sleep(DRIFT * 4).await;
+    eprintln!(
+        "offset-less dates: {} drift reads, {} saves over {:?}",
+        gets() - gets_before,
+        sim.saves() - saves,
+        DRIFT * 4
+    );
+    assert!(
+        gets() >= gets_before + 6,
+        "drift was checked ({} reads)",
+        gets() - gets_before
+    );
+    assert_eq!(
+        sim.saves(),
+        saves,
+        "no re-save for a date written without an offset"
+    );
+
+    // No Get operation: asked once, recorded, then the credential is write-only (no drift
+    // reads, no re-saves) and stays Ready.
+    let no_get_sim = SuperOfficeSim::new("7T:ticket==", Some("app-1"))
+        .with_basic("so-user", "so-pass")
+        .without_get();
+    let no_get = SimServer::start(no_get_sim.router(), 0)
+        .await
+        .expect("simulator");
+    env.apply(
+        NS,
+        &connection(
+            "rest-noget",
+            &no_get.url(),
+            "Rest",
+            "1.1",
+            json!({"basicSecretRef": {"name": "so"}}),
+        ),
+    )
+    .await;
+    env.apply(
+        NS,
+        &credential("d-noget", "rest-noget", None, "c", "password"),
+    )
+    .await;
+    synced(&env, "d-noget").await;
+    tokio::time::sleep(DRIFT * 4).await;
+    let no_get_reads = no_get
+        .journal
+        .matching(&Method::POST, "/api/v1/Agents/User/GetUntrustedCredentials")
+        .len();
+    assert_eq!(no_get_reads, 1, "a missing Get is asked once");
+    assert_eq!(no_get_sim.saves(), 1, "and the credential is not re-saved");
+    synced(&env, "d-noget").await;
+
+    // No Remove operation (SOAP: ActionNotSupported; REST: ASP.NET's routing 404): deletion
+    // is blocked with the way out, the finalizer stays, the credentials stay in SuperOffice.
+    for name in ["d-soap11", "d-rest"] {
+        env.delete::<CrmUserCredential>(NS, name).await;
+        let blocked = env
+            .wait_for::<CrmUserCredential>(NS, name, WAIT, |o| {
+                reason(o).as_deref() == Some("DeletionBlocked")
+            })
+            .await;
+        let message = blocked
+            .status
+            .as_ref()
+            .and_then(|s| condition(&s.sync.conditions, "Ready"))
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        assert!(
+            message.contains("no such delete operation")
+                && message.contains("deletionPolicy: Orphan"),
+            "{name}: {message}"
+        );
+        assert!(
+            blocked
+                .metadata
+                .finalizers
+                .unwrap_or_default()
+                .iter()
+                .any(|f| f == "credsync.io/cleanup")
+        );
+        let public = format!("mail.example.com/{name}");
+        assert!(
+            sim.get(0, "imap", &public).is_some(),
+            "{name} still in SuperOffice"
+        );
+    }
+
+    // A Fault whose faultstring says nothing: the ExceptionInfo beside it is what is shown.
+    let faulty_sim = SuperOfficeSim::new("7T:ticket==", Some("app-1"));
+    let faulty = SimServer::start(faulty_sim.router(), 0)
+        .await
+        .expect("simulator");
+    faulty_sim.fail_next_with_fault(1, "Credential type 'imap' is not enabled");
+    env.apply(
+        NS,
+        &connection("faulty", &faulty.url(), "Soap", "1.2", ticket),
+    )
+    .await;
+    let mut refused = credential("refused", "faulty", None, "c", "password");
+    refused.spec.deletion_policy = serde_json::from_value(json!("Orphan")).expect("policy");
+    env.apply(NS, &refused).await;
+    let refused = env
+        .wait_for::<CrmUserCredential>(NS, "refused", WAIT, |o| {
+            reason(o).as_deref() == Some("VendorRejected")
+        })
+        .await;
+    let message = refused
+        .status
+        .as_ref()
+        .and_then(|s| condition(&s.sync.conditions, "Ready"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(message.contains("not enabled"), "{message}");
+    env.stop().await;
+}

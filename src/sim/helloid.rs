@@ -1,5 +1,12 @@
 //! HelloID simulator: POST /api/v1/enduser/{userGuid}/credential and
 //! DELETE /api/v1/credentialset/{userGuid}/{applicationGuid}, HTTP Basic key:secret.
+//!
+//! Written from the seed (004), not from credsync's client, so a wrong guess on one side shows:
+//! the request body is read with the simulator's own types in the seed's casing. Where the seed
+//! is silent it can answer every way a tenant might: the credential route in the URI table's
+//! singular form, the cURL sample's plural form, or both ([`CredentialRoutes`]); with or
+//! without the undocumented DELETE route. Unknown routes get ASP.NET's routing 404, whose
+//! `{"Message": ...}` shape looks like an application error but is not HelloID speaking.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{basic_auth_ok, unauthorized};
@@ -31,6 +39,17 @@ pub struct StoredSet {
 /// (userGuid, applicationGuid, credSetName) → set.
 pub type SetKey = (String, String, String);
 
+/// Which form of the credential route the simulated tenant serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialRoutes {
+    /// Only the seed's URI table form, `/api/v1/enduser/{guid}/credential`.
+    Singular,
+    /// Only the seed's cURL sample form, `/api/v1/endusers/{guid}/credentials`.
+    Plural,
+    /// Both.
+    Both,
+}
+
 /// The simulator's state.
 #[derive(Clone)]
 pub struct HelloIdSim {
@@ -39,23 +58,70 @@ pub struct HelloIdSim {
     pub sets: Arc<Mutex<BTreeMap<SetKey, StoredSet>>>,
     /// Saves that succeeded, per set.
     pub writes: Arc<Mutex<BTreeMap<SetKey, usize>>>,
+    routes: CredentialRoutes,
+    delete_route: bool,
+}
+
+/// The request body of UpdateEndUserCredentialConfigurationForApplication, in the seed's
+/// casing. Fields are optional here so a missing one earns HelloID's 400, not a parse error.
+#[derive(Deserialize)]
+struct UpdateCredentialConfiguration {
+    #[serde(rename = "ApplicationGUID")]
+    application_guid: Option<String>,
+    #[serde(rename = "CredSetName")]
+    cred_set_name: Option<String>,
+    #[serde(rename = "Credentials")]
+    credentials: Option<Vec<CredentialAttribute>>,
+}
+
+/// One entry of `Credentials`.
+#[derive(Deserialize)]
+struct CredentialAttribute {
+    #[serde(rename = "Function")]
+    function: Option<String>,
+    #[serde(rename = "Value")]
+    value: Option<String>,
+    #[serde(rename = "UserEditAllowed")]
+    user_edit_allowed: Option<bool>,
 }
 
 impl HelloIdSim {
+    /// A tenant serving both credential route forms and the DELETE route.
     pub fn new(api_key: &str, api_secret: &str) -> Self {
         HelloIdSim {
             api_key: api_key.into(),
             api_secret: api_secret.into(),
             sets: Arc::default(),
             writes: Arc::default(),
+            routes: CredentialRoutes::Both,
+            delete_route: true,
         }
     }
 
+    /// Serve only these forms of the credential route.
+    pub fn serving(mut self, routes: CredentialRoutes) -> Self {
+        self.routes = routes;
+        self
+    }
+
+    /// Have no DELETE route (it is not in the seed): a DELETE gets the routing 404.
+    pub fn without_delete_route(mut self) -> Self {
+        self.delete_route = false;
+        self
+    }
+
     pub fn router(&self) -> Router {
-        Router::new()
-            .route("/api/v1/enduser/{user}/credential", post(save))
-            .route("/api/v1/credentialset/{user}/{app}", delete(remove))
-            .with_state(self.clone())
+        let mut router = Router::new();
+        if self.routes != CredentialRoutes::Plural {
+            router = router.route("/api/v1/enduser/{user}/credential", post(save));
+        }
+        if self.routes != CredentialRoutes::Singular {
+            router = router.route("/api/v1/endusers/{user}/credentials", post(save));
+        }
+        if self.delete_route {
+            router = router.route("/api/v1/credentialset/{user}/{app}", delete(remove));
+        }
+        router.fallback(no_route).with_state(self.clone())
     }
 
     /// The stored set, if any.
@@ -141,45 +207,30 @@ async fn save(
     if !is_guid(&user) {
         return bad_request("invalid user GUID");
     }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("request body is not valid JSON");
+    let Ok(body) = serde_json::from_slice::<UpdateCredentialConfiguration>(&body) else {
+        return bad_request("request body is malformed");
     };
-    let Some(app) = body
-        .get("ApplicationGUID")
-        .and_then(Value::as_str)
-        .filter(|g| is_guid(g))
-    else {
+    let Some(app) = body.application_guid.as_deref().filter(|g| is_guid(g)) else {
         return bad_request("ApplicationGUID is required and must be a GUID");
     };
-    let Some(set_name) = body
-        .get("CredSetName")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    else {
+    let Some(set_name) = body.cred_set_name.as_deref().filter(|s| !s.is_empty()) else {
         return bad_request("CredSetName is required");
     };
-    let Some(items) = body
-        .get("Credentials")
-        .and_then(Value::as_array)
-        .filter(|c| !c.is_empty())
-    else {
+    let Some(items) = body.credentials.as_deref().filter(|c| !c.is_empty()) else {
         return bad_request("Credentials is required");
     };
     let mut credentials = Vec::new();
     for item in items {
-        let (Some(function), Some(value)) = (
-            item.get("Function").and_then(Value::as_str),
-            item.get("Value").and_then(Value::as_str),
-        ) else {
+        let (Some(function), Some(value)) = (&item.function, &item.value) else {
             return bad_request("each credential needs Function and Value");
         };
-        if item.get("UserEditAllowed").and_then(Value::as_bool) != Some(true) {
+        if item.user_edit_allowed != Some(true) {
             return bad_request("UserEditAllowed must be true");
         }
         credentials.push(StoredCredential {
             guid: uuid_like(),
-            function: function.into(),
-            value: value.into(),
+            function: function.clone(),
+            value: value.clone(),
         });
     }
     let key = (
@@ -253,6 +304,18 @@ async fn remove(
             .into_response();
     }
     StatusCode::OK.into_response()
+}
+
+/// What IIS/ASP.NET answers for a request no route matches: a 404 whose body has the shape of
+/// an application error but speaks of the route.
+async fn no_route(uri: axum::http::Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({
+            "Message": format!("No HTTP resource was found that matches the request URI '{}'.", uri.path())
+        })),
+    )
+        .into_response()
 }
 
 /// A random GUID-shaped string.

@@ -1,5 +1,10 @@
 //! Oracle CRM On Demand simulator: PasswordWS SetPassword at `POST /Services/Integration`,
 //! SOAP 1.1 with SOAPAction, a WS-Security UsernameToken, SBL-coded faults and throttling.
+//!
+//! Written from the seed (002), never from credsync's client: the namespaces and element names
+//! are spelled here as the seed spells them. The endpoint path and SOAPAction are not in the
+//! seed; they are Oracle's usual ones, and [`OracleSim::router_at`] serves another path so a
+//! test can see what credsync does when the assumed one is wrong.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -12,9 +17,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::in_order;
-use crate::vendors::oracle::{PASSWORD_NS, PASSWORD_TEXT, SET_PASSWORD_ACTION, WSSE_NS};
-use crate::vendors::soap::SOAP11_ENV;
 use crate::vendors::xml::{self, XmlWriter};
+
+/// The seed's `soap:` namespace (SOAP 1.1).
+const SOAP11_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+/// The seed's body namespace.
+const PASSWORD_NS: &str = "urn:crmondemand/ws/password/";
+/// The seed's `wsse:` namespace.
+const WSSE_NS: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
+/// The seed's password Type.
+const PASSWORD_TEXT: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText";
+/// Oracle's SOAPAction pattern (`document/<namespace>:<Operation>`); not in the seed.
+const SET_PASSWORD_ACTION: &str = "document/urn:crmondemand/ws/password/:SetPassword";
 
 #[derive(Default, Debug)]
 struct Records {
@@ -41,8 +56,21 @@ impl OracleSim {
     }
 
     pub fn router(&self) -> Router {
+        self.router_at("/Services/Integration")
+    }
+
+    /// Serve the web services endpoint at `path` instead; any other path gets the web
+    /// server's HTML 404, not a SOAP fault.
+    pub fn router_at(&self, path: &str) -> Router {
         Router::new()
-            .route("/Services/Integration", post(set_password))
+            .route(path, post(set_password))
+            .fallback(|| async {
+                (
+                    StatusCode::NOT_FOUND,
+                    [("Content-Type", "text/html")],
+                    "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>",
+                )
+            })
             .with_state(self.clone())
     }
 

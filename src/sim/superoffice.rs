@@ -2,6 +2,13 @@
 //! (`POST /Remote/Services84/User.svc`, SOAP 1.1 with SOAPAction or SOAP 1.2) and the WebAPI
 //! REST agent (`POST /api/v1/Agents/User/{operation}`), with ticket, application token and
 //! REST auth checks, Succeeded=false/ExceptionInfo failures and SOAP faults.
+//!
+//! Written from the seeds (000 SOAP, 001 REST), never from credsync's client: namespaces,
+//! SOAPActions and element names are spelled here as the seeds spell them, so a wrong guess in
+//! the client fails the tests. Where the seeds are silent it answers in each way an
+//! installation might ([`SuperOfficeSim::dates_without_offset`], [`SuperOfficeSim::camel_case`],
+//! [`SuperOfficeSim::without_get`], [`SuperOfficeSim::without_remove`],
+//! [`SuperOfficeSim::fail_next_with_fault`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -15,9 +22,16 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::{basic_auth_ok, in_order};
-use crate::vendors::soap::{SOAP11_ENV, SOAP12_ENV};
-use crate::vendors::superoffice::SERVICES84_NS;
 use crate::vendors::xml::{self, Element, XmlWriter};
+
+/// SOAP 1.1's envelope namespace (the WSDL's binding).
+const SOAP11_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+/// SOAP 1.2's envelope namespace, as in seed 000.
+const SOAP12_ENV: &str = "http://www.w3.org/2003/05/soap-envelope";
+/// The `User:` namespace of seed 000.
+const SERVICES84_NS: &str = "http://www.superoffice.net/ws/crm/NetServer/Services84";
+/// WCF's namespace for the ActionNotSupported fault code.
+const WCF_ADDRESSING_NONE: &str = "http://schemas.microsoft.com/ws/2005/05/addressing/none";
 
 /// One stored credential.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -32,11 +46,25 @@ pub struct Stored {
 /// (associate id, 0 for the calling user; type; public value).
 pub type Key = (i32, String, String);
 
+/// A queued failure: the message, and whether SOAP carries it in a Fault (else Succeeded=false).
 #[derive(Default)]
 struct Records {
     credentials: BTreeMap<Key, Stored>,
     saves: usize,
-    exceptions: Vec<String>,
+    exceptions: Vec<(String, bool)>,
+}
+
+/// How the simulated installation answers where the seeds are silent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Variant {
+    /// Dates read back as .NET writes them by default, without an offset (UTC wall-clock).
+    dates_without_offset: bool,
+    /// REST answers with camelCase keys.
+    camel_case: bool,
+    /// The Remove operations exist.
+    remove: bool,
+    /// The Get operations exist.
+    get: bool,
 }
 
 /// The simulator's state.
@@ -46,6 +74,7 @@ pub struct SuperOfficeSim {
     app_token: Option<String>,
     basic: Option<(String, String)>,
     records: Arc<Mutex<Records>>,
+    variant: Variant,
 }
 
 impl SuperOfficeSim {
@@ -57,7 +86,38 @@ impl SuperOfficeSim {
             app_token: app_token.map(str::to_string),
             basic: None,
             records: Arc::default(),
+            variant: Variant {
+                dates_without_offset: false,
+                camel_case: false,
+                remove: true,
+                get: true,
+            },
         }
+    }
+
+    /// Read dates back without an offset (`2023-03-31T13:20:37`, the UTC wall-clock time).
+    pub fn dates_without_offset(mut self) -> Self {
+        self.variant.dates_without_offset = true;
+        self
+    }
+
+    /// Answer REST reads with camelCase keys.
+    pub fn camel_case(mut self) -> Self {
+        self.variant.camel_case = true;
+        self
+    }
+
+    /// Have no Get operations (answered like a missing Remove, see [`Self::without_remove`]).
+    pub fn without_get(mut self) -> Self {
+        self.variant.get = false;
+        self
+    }
+
+    /// Have no Remove operations: SOAP answers WCF's ActionNotSupported fault, REST the
+    /// ASP.NET routing 404.
+    pub fn without_remove(mut self) -> Self {
+        self.variant.remove = false;
+        self
     }
 
     /// Also accept HTTP Basic with these credentials on REST.
@@ -111,8 +171,31 @@ impl SuperOfficeSim {
     pub fn fail_next_with_exception(&self, n: usize, message: &str) {
         let mut records = self.lock();
         for _ in 0..n {
-            records.exceptions.push(message.into());
+            records.exceptions.push((message.into(), false));
         }
+    }
+
+    /// Answer the next `n` calls with a SOAP Fault whose faultstring says only "An error
+    /// occurred" while the Header's ExceptionInfo carries `message` (REST: a 400 as above).
+    pub fn fail_next_with_fault(&self, n: usize, message: &str) {
+        let mut records = self.lock();
+        for _ in 0..n {
+            records.exceptions.push((message.into(), true));
+        }
+    }
+
+    /// A date as read back: as stored, or as UTC wall-clock time without an offset.
+    fn date_out(&self, stored: &Option<String>) -> Option<String> {
+        let stored = stored.as_ref()?;
+        if !self.variant.dates_without_offset {
+            return Some(stored.clone());
+        }
+        Some(
+            stored
+                .parse::<k8s_openapi::jiff::Timestamp>()
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+                .unwrap_or_else(|_| stored.clone()),
+        )
     }
 
     /// Perform an operation; Err is a message for the caller's error shape.
@@ -123,26 +206,27 @@ impl SuperOfficeSim {
         credential_type: &str,
         public_value: Option<&str>,
         save: Option<Stored>,
-    ) -> Result<Vec<(String, Stored)>, String> {
+    ) -> Result<Vec<(String, Stored)>, (String, bool)> {
         let mut records = self.lock();
         if !records.exceptions.is_empty() {
             return Err(records.exceptions.remove(0));
         }
+        let refuse = |m: &str| Err((m.to_string(), false));
         let who = associate.unwrap_or(0);
         let base = operation.trim_end_matches("ForAssociate");
         if operation.ends_with("ForAssociate") != associate.is_some() {
-            return Err("AssociateId belongs to the ...ForAssociate operations".into());
+            return refuse("AssociateId belongs to the ...ForAssociate operations");
         }
         match base {
             "SaveUntrustedCredentials" => {
                 let (Some(public), Some(stored)) = (public_value, save) else {
-                    return Err("Credentials are required".into());
+                    return refuse("Credentials are required");
                 };
                 if stored.secret_value.chars().count() > 70
                     || public.chars().count() > 238
                     || stored.comment.chars().count() > 255
                 {
-                    return Err("Value too long".into());
+                    return refuse("Value too long");
                 }
                 records
                     .credentials
@@ -157,13 +241,15 @@ impl SuperOfficeSim {
                 .map(|((_, _, p), c)| (p.clone(), c.clone()))
                 .collect()),
             "RemoveUntrustedCredentials" => {
-                let public = public_value.ok_or("PublicValue is required")?;
+                let Some(public) = public_value else {
+                    return refuse("PublicValue is required");
+                };
                 records
                     .credentials
                     .remove(&(who, credential_type.into(), public.into()));
                 Ok(Vec::new())
             }
-            other => Err(format!("unknown operation {other}")),
+            other => refuse(&format!("unknown operation {other}")),
         }
     }
 }
@@ -195,43 +281,93 @@ fn soap_reply(
     (status, [("Content-Type", content_type)], w.finish()).into_response()
 }
 
+/// Who a fault blames, and WCF's answer to an operation the service does not have.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FaultCode {
+    Sender,
+    Receiver,
+    ActionNotSupported,
+}
+
 fn soap_fault(version_ns: &str, sender: bool, text: &str) -> Response {
-    soap_reply(
-        version_ns,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        |_| {},
-        |w| {
-            w.start("SOAP-ENV:Fault", &[]);
-            if version_ns == SOAP11_ENV {
-                w.text_element(
+    let code = if sender {
+        FaultCode::Sender
+    } else {
+        FaultCode::Receiver
+    };
+    soap_fault_with(version_ns, code, text, |_| {})
+}
+
+/// A fault with `header` written into the envelope's Header (NetServer's ExceptionInfo).
+fn soap_fault_with(
+    version_ns: &str,
+    code: FaultCode,
+    text: &str,
+    header: impl FnOnce(&mut XmlWriter),
+) -> Response {
+    soap_reply(version_ns, StatusCode::INTERNAL_SERVER_ERROR, header, |w| {
+        w.start("SOAP-ENV:Fault", &[]);
+        if version_ns == SOAP11_ENV {
+            match code {
+                FaultCode::Sender => w.text_element("faultcode", &[], "SOAP-ENV:Client"),
+                FaultCode::Receiver => w.text_element("faultcode", &[], "SOAP-ENV:Server"),
+                FaultCode::ActionNotSupported => w.text_element(
                     "faultcode",
-                    &[],
-                    if sender {
-                        "SOAP-ENV:Client"
-                    } else {
-                        "SOAP-ENV:Server"
-                    },
-                );
-                w.text_element("faultstring", &[], text);
+                    &[("xmlns:a", WCF_ADDRESSING_NONE)],
+                    "a:ActionNotSupported",
+                ),
+            };
+            w.text_element("faultstring", &[], text);
+        } else {
+            let value = if code == FaultCode::Receiver {
+                "SOAP-ENV:Receiver"
             } else {
-                w.start("SOAP-ENV:Code", &[])
+                "SOAP-ENV:Sender"
+            };
+            w.start("SOAP-ENV:Code", &[])
+                .text_element("SOAP-ENV:Value", &[], value);
+            if code == FaultCode::ActionNotSupported {
+                w.start("SOAP-ENV:Subcode", &[])
                     .text_element(
                         "SOAP-ENV:Value",
-                        &[],
-                        if sender {
-                            "SOAP-ENV:Sender"
-                        } else {
-                            "SOAP-ENV:Receiver"
-                        },
+                        &[("xmlns:a", WCF_ADDRESSING_NONE)],
+                        "a:ActionNotSupported",
                     )
-                    .end("SOAP-ENV:Code");
-                w.start("SOAP-ENV:Reason", &[])
-                    .text_element("SOAP-ENV:Text", &[("xml:lang", "en")], text)
-                    .end("SOAP-ENV:Reason");
+                    .end("SOAP-ENV:Subcode");
             }
-            w.end("SOAP-ENV:Fault");
-        },
-    )
+            w.end("SOAP-ENV:Code");
+            w.start("SOAP-ENV:Reason", &[])
+                .text_element("SOAP-ENV:Text", &[("xml:lang", "en")], text)
+                .end("SOAP-ENV:Reason");
+        }
+        w.end("SOAP-ENV:Fault");
+    })
+}
+
+/// NetServer's out-of-band failure report.
+fn exception_info(w: &mut XmlWriter, message: &str) {
+    w.text_element("User:Succeeded", &[], "false");
+    w.start("User:ExceptionInfo", &[])
+        .text_element("User:Message", &[], message)
+        .text_element(
+            "User:StackTrace",
+            &[],
+            "at SuperOffice.CRM.Services.Implementation.UserAgent",
+        )
+        .end("User:ExceptionInfo");
+}
+
+impl Variant {
+    /// Whether the installation has this operation.
+    fn serves(&self, operation: &str) -> bool {
+        if operation.starts_with("RemoveUntrustedCredentials") {
+            self.remove
+        } else if operation.starts_with("GetUntrustedCredentials") {
+            self.get
+        } else {
+            true
+        }
+    }
 }
 
 fn stored_from_xml(c: &Element) -> Stored {
@@ -297,6 +433,17 @@ async fn soap(State(sim): State<SuperOfficeSim>, headers: HeaderMap, body: Bytes
     else {
         return soap_fault(version_ns, true, "no Services84 operation in the Body");
     };
+    if !sim.variant.serves(&op.name) {
+        let action = format!("{SERVICES84_NS}/User/{}", op.name);
+        return soap_fault_with(
+            version_ns,
+            FaultCode::ActionNotSupported,
+            &format!(
+                "The message with Action '{action}' cannot be processed at the receiver, due to a ContractFilter mismatch at the EndpointDispatcher."
+            ),
+            |_| {},
+        );
+    }
     if version_ns == SOAP11_ENV
         && header("soapaction").trim_matches('"') != format!("{SERVICES84_NS}/User/{}", op.name)
     {
@@ -345,15 +492,15 @@ async fn soap(State(sim): State<SuperOfficeSim>, headers: HeaderMap, body: Bytes
     );
     let response = format!("User:{}Response", op.name);
     match result {
-        Err(message) => soap_reply(
+        Err((message, true)) => {
+            soap_fault_with(version_ns, FaultCode::Sender, "An error occurred", |w| {
+                exception_info(w, &message)
+            })
+        }
+        Err((message, false)) => soap_reply(
             version_ns,
             StatusCode::OK,
-            |w| {
-                w.text_element("User:Succeeded", &[], "false");
-                w.start("User:ExceptionInfo", &[])
-                    .text_element("User:Message", &[], &message)
-                    .end("User:ExceptionInfo");
-            },
+            |w| exception_info(w, &message),
             |w| {
                 w.empty(&response, &[]);
             },
@@ -370,8 +517,8 @@ async fn soap(State(sim): State<SuperOfficeSim>, headers: HeaderMap, body: Bytes
                     w.start("User:Response", &[]);
                     for (public, c) in &items {
                         w.start("User:UntrustedCredentials", &[]);
-                        w.optional("User:ValidFrom", c.valid_from.as_deref());
-                        w.optional("User:ValidTo", c.valid_to.as_deref());
+                        w.optional("User:ValidFrom", sim.date_out(&c.valid_from).as_deref());
+                        w.optional("User:ValidTo", sim.date_out(&c.valid_to).as_deref());
                         w.text_element("User:Comment", &[], &c.comment);
                         w.text_element("User:PublicValue", &[], public);
                         w.text_element(
@@ -418,6 +565,17 @@ async fn rest(
         )
             .into_response()
     };
+    if !sim.variant.serves(&operation) {
+        // ASP.NET's routing 404: the shape of an application error, the words of the router.
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({
+                "Message": format!("No HTTP resource was found that matches the request URI '/api/v1/Agents/User/{operation}'."),
+                "MessageDetail": "No action was found on the controller 'User' that matches the request."
+            })),
+        )
+            .into_response();
+    }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return bad("the body is not JSON");
     };
@@ -439,11 +597,18 @@ async fn rest(
         valid_to: s(c, "ValidTo"),
     });
     match sim.perform(&operation, associate, &credential_type, public.as_deref(), stored) {
-        Err(message) => bad(&message),
+        Err((message, _)) => bad(&message),
         Ok(items) if operation.starts_with("Get") => axum::Json(
             items
                 .into_iter()
-                .map(|(p, c)| json!({"ValidFrom": c.valid_from, "ValidTo": c.valid_to, "Comment": c.comment, "SecretValue": "", "PublicValue": p, "IsActive": c.is_active}))
+                .map(|(p, c)| {
+                    let (from, to) = (sim.date_out(&c.valid_from), sim.date_out(&c.valid_to));
+                    if sim.variant.camel_case {
+                        json!({"validFrom": from, "validTo": to, "comment": c.comment, "secretValue": "", "publicValue": p, "isActive": c.is_active})
+                    } else {
+                        json!({"ValidFrom": from, "ValidTo": to, "Comment": c.comment, "SecretValue": "", "PublicValue": p, "IsActive": c.is_active})
+                    }
+                })
                 .collect::<Vec<_>>(),
         )
         .into_response(),

@@ -77,6 +77,34 @@ impl Capabilities {
     }
 }
 
+/// Whether a 404/405 means "no such route" rather than "no such record". `vendor_message` is
+/// the error text the caller found in the vendor's own error format (None when the body was
+/// empty, an HTML or plain-text page, or not the vendor's shape). A 405 always names the route;
+/// a 404 names the record only when the vendor itself said so, and ASP.NET's routing texts
+/// ("No HTTP resource was found that matches the request URI ...") come in the very
+/// `{Message, MessageDetail}` shape that .NET vendors use for their own errors, so they count
+/// as the route's, not the vendor's.
+pub fn says_no_route(status: http::StatusCode, vendor_message: Option<&str>) -> bool {
+    match status.as_u16() {
+        405 => true,
+        404 => vendor_message.is_none_or(is_routing_message),
+        _ => false,
+    }
+}
+
+/// ASP.NET (Web API, MVC, WCF REST) texts for a request that matched no route or action.
+pub fn is_routing_message(text: &str) -> bool {
+    const ROUTING: [&str; 5] = [
+        "no http resource was found",
+        "no action was found",
+        "no type was found that matches the controller",
+        "does not support http method",
+        "the resource cannot be found",
+    ];
+    let text = text.to_ascii_lowercase();
+    text.trim().is_empty() || ROUTING.iter().any(|r| text.contains(r))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +124,30 @@ mod tests {
             c.snapshot().iter().map(|(k, _)| *k).collect::<Vec<_>>(),
             ["ListIdentities", "SaveCredential"]
         );
+    }
+
+    #[test]
+    fn a_404_names_the_route_unless_the_vendor_spoke() {
+        use http::StatusCode;
+        let no_route = "No HTTP resource was found that matches the request URI 'https://x/api'.";
+        for (status, message, route) in [
+            (StatusCode::NOT_FOUND, None, true),
+            (StatusCode::NOT_FOUND, Some(""), true),
+            (StatusCode::NOT_FOUND, Some(no_route), true),
+            (
+                StatusCode::NOT_FOUND,
+                Some("credential set not found"),
+                false,
+            ),
+            (StatusCode::METHOD_NOT_ALLOWED, Some("not allowed"), true),
+            (StatusCode::BAD_REQUEST, None, false),
+            (StatusCode::OK, None, false),
+        ] {
+            assert_eq!(
+                says_no_route(status, message),
+                route,
+                "{status} {message:?}"
+            );
+        }
     }
 }

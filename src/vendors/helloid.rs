@@ -1,6 +1,13 @@
 //! HelloID: POST /api/v1/enduser/{userGuid}/credential sets an end user's credential set for
 //! one application; DELETE /api/v1/credentialset/{userGuid}/{applicationGuid} removes it.
 //! HTTP Basic with the API key and secret. The API is write-only for our purpose.
+//!
+//! The seed is not one voice: its URI table says `/api/v1/enduser/{guid}/credential`, its cURL
+//! sample `/api/v1/endusers/{guid}/credentials`. The singular form is tried first; on a
+//! route-level 404 the plural one once, and the connection remembers which one its tenant
+//! serves. The DELETE route is not in the seed at all, so its 404 counts as "already gone" only
+//! when HelloID said so in its own error format (a JSON object with a `message`/`error` text);
+//! an empty, HTML or ASP.NET routing 404 blocks the deletion instead (docs/vendors/helloid.md).
 
 use std::sync::Arc;
 
@@ -8,7 +15,9 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use serde::Serialize;
 
+use super::capabilities::{Capability, says_no_route};
 use super::http::{HttpResponse, VendorHttp, classify_status};
+use super::lenient;
 use super::{
     ConnectError, ExternalClient, Observation, Outputs, VendorError, expose_secret,
     fingerprint_json,
@@ -88,6 +97,84 @@ pub struct CredentialSet {
     pub request: CredentialSetRequest,
 }
 
+/// Capability name of the credential write (the same as its request metric's operation).
+const SET_CREDENTIALS: &str = "SetCredentials";
+/// Capability name of the credential set delete.
+const DELETE_CREDENTIAL_SET: &str = "DeleteCredentialSet";
+
+/// The two forms of the credential write route the seed shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CredentialPath {
+    /// The seed's URI table: `/api/v1/enduser/{guid}/credential`.
+    Singular,
+    /// The seed's cURL sample: `/api/v1/endusers/{guid}/credentials`.
+    Plural,
+}
+
+impl CredentialPath {
+    fn variant(self) -> &'static str {
+        match self {
+            CredentialPath::Singular => "singular",
+            CredentialPath::Plural => "plural",
+        }
+    }
+
+    fn template(self) -> &'static str {
+        match self {
+            CredentialPath::Singular => "/api/v1/enduser/{userGuid}/credential",
+            CredentialPath::Plural => "/api/v1/endusers/{userGuid}/credentials",
+        }
+    }
+
+    fn segments(self, user_guid: &str) -> [&str; 5] {
+        match self {
+            CredentialPath::Singular => ["api", "v1", "enduser", user_guid, "credential"],
+            CredentialPath::Plural => ["api", "v1", "endusers", user_guid, "credentials"],
+        }
+    }
+
+    fn other(self) -> Self {
+        match self {
+            CredentialPath::Singular => CredentialPath::Plural,
+            CredentialPath::Plural => CredentialPath::Singular,
+        }
+    }
+
+    /// The form this connection's tenant was last seen serving; the documented one before that.
+    fn remembered(http: &VendorHttp) -> Self {
+        match http.capabilities().get(SET_CREDENTIALS) {
+            Some(Capability::Supported {
+                variant: Some("plural"),
+            }) => CredentialPath::Plural,
+            _ => CredentialPath::Singular,
+        }
+    }
+}
+
+/// What a DELETE's answer means for the credential set.
+#[derive(Debug, PartialEq, Eq)]
+enum DeleteOutcome {
+    /// Deleted now, or HelloID said in its own error format that there is no such set.
+    Gone,
+    /// The tenant has no such route: nothing was deleted.
+    NoRoute,
+    /// Any other failure.
+    Failed,
+}
+
+fn delete_outcome(response: &HttpResponse) -> DeleteOutcome {
+    let status = response.status;
+    if status.is_success() {
+        DeleteOutcome::Gone
+    } else if says_no_route(status, vendor_message(response).as_deref()) {
+        DeleteOutcome::NoRoute
+    } else if status == http::StatusCode::NOT_FOUND {
+        DeleteOutcome::Gone
+    } else {
+        DeleteOutcome::Failed
+    }
+}
+
 #[async_trait]
 impl ExternalClient for CredentialSet {
     fn readable(&self) -> bool {
@@ -104,23 +191,47 @@ impl ExternalClient for CredentialSet {
 
     async fn apply(&self) -> Result<Outputs, VendorError> {
         let http = &self.client.http;
-        let url = http.url(&["api", "v1", "enduser", &self.user_guid, "credential"]);
-        let request = self
-            .client
-            .authorized(http.client().post(url))
-            .json(&self.request);
-        let response = http.send("SetCredentials", request).await?;
-        if !response.status.is_success() {
-            return Err(error(&response));
+        let first = CredentialPath::remembered(http);
+        let mut missed = Vec::new();
+        for path in [first, first.other()] {
+            let url = http.url(&path.segments(&self.user_guid));
+            let request = self
+                .client
+                .authorized(http.client().post(url))
+                .json(&self.request);
+            let response = http.send(SET_CREDENTIALS, request).await?;
+            if response.status.is_success() {
+                http.capabilities()
+                    .supported(SET_CREDENTIALS, Some(path.variant()));
+                return Ok(Outputs {
+                    credential_set_guid: credential_set_guid(
+                        &response.body,
+                        &self.request.application_guid,
+                        &self.request.cred_set_name,
+                    ),
+                    ..Outputs::default()
+                });
+            }
+            if !says_no_route(response.status, vendor_message(&response).as_deref()) {
+                return Err(error(&response));
+            }
+            missed.push(format!(
+                "POST {} answered HTTP {} without a HelloID error",
+                path.template(),
+                response.status.as_u16()
+            ));
         }
-        Ok(Outputs {
-            credential_set_guid: credential_set_guid(
-                &response,
-                &self.request.application_guid,
-                &self.request.cred_set_name,
+        let missed = missed.join("; ");
+        http.capabilities().unsupported(
+            SET_CREDENTIALS,
+            format!("{missed}; credsync cannot set credentials through this connection"),
+        );
+        Err(VendorError::permanent(
+            "VendorRouteNotFound",
+            format!(
+                "HelloID serves neither documented credential route ({missed}); check the connection's url (https://{{company-name}}.helloid.com)"
             ),
-            ..Outputs::default()
-        })
+        ))
     }
 
     async fn delete(&self) -> Result<(), VendorError> {
@@ -134,50 +245,70 @@ impl ExternalClient for CredentialSet {
         ]);
         let response = http
             .send(
-                "DeleteCredentialSet",
+                DELETE_CREDENTIAL_SET,
                 self.client.authorized(http.client().delete(url)),
             )
             .await?;
-        match response.status.as_u16() {
-            200..=299 | 404 => Ok(()),
-            _ => Err(error(&response)),
+        match delete_outcome(&response) {
+            DeleteOutcome::Gone => {
+                http.capabilities().supported(DELETE_CREDENTIAL_SET, None);
+                Ok(())
+            }
+            DeleteOutcome::NoRoute => {
+                let answered = format!(
+                    "DELETE /api/v1/credentialset/{{userGuid}}/{{applicationGuid}} answered HTTP {} without a HelloID error",
+                    response.status.as_u16()
+                );
+                http.capabilities().unsupported(
+                    DELETE_CREDENTIAL_SET,
+                    format!("{answered}; deletions are blocked until deletionPolicy is Orphan"),
+                );
+                Err(VendorError::permanent(
+                    "VendorRouteNotFound",
+                    format!(
+                        "HelloID has no such delete route ({answered}), so the credential set is still live in HelloID; remove it there and set deletionPolicy: Orphan"
+                    ),
+                ))
+            }
+            DeleteOutcome::Failed => Err(error(&response)),
         }
     }
 }
 
-/// The error text HelloID gives, from the known message fields only: bodies can echo the
-/// request, so they are never copied whole.
-fn error(response: &HttpResponse) -> VendorError {
-    let detail = serde_json::from_slice::<serde_json::Value>(&response.body)
-        .ok()
-        .and_then(|v| {
-            ["message", "Message", "error", "Error"]
-                .iter()
-                .find_map(|k| v.get(*k).and_then(|m| m.as_str()).map(str::to_string))
-        });
-    classify_status(response, detail)
+/// HelloID's own error text: a JSON object with a `message` or `error` string (any casing).
+/// The seed shows no error body, so anything else (empty, HTML, plain text) is not HelloID
+/// speaking. Bodies can echo the request, so only these fields are ever read.
+fn vendor_message(response: &HttpResponse) -> Option<String> {
+    let body = serde_json::from_slice::<serde_json::Value>(&response.body).ok()?;
+    ["message", "error", "errorMessage"]
+        .iter()
+        .find_map(|k| lenient::string(&body, k))
+        .filter(|m| !m.trim().is_empty())
 }
 
-/// The credentialSetGUID of our set in HelloID's answer (the user's credential configuration).
-fn credential_set_guid(
-    response: &HttpResponse,
-    application_guid: &str,
-    set_name: &str,
-) -> Option<String> {
-    let apps: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
-    let apps = apps.as_array()?;
-    let app = apps.iter().find(|a| {
-        a.get("applicationGUID")
-            .and_then(|g| g.as_str())
+fn error(response: &HttpResponse) -> VendorError {
+    classify_status(response, vendor_message(response))
+}
+
+/// The credentialSetGUID of our set in HelloID's answer (the user's credential configuration:
+/// a list of applications, each with its credential sets). Keys in either casing, the list bare
+/// or wrapped; entries lacking the keys that identify them are skipped, never matched.
+fn credential_set_guid(body: &[u8], application_guid: &str, set_name: &str) -> Option<String> {
+    let answer: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let apps: Vec<&serde_json::Value> = if lenient::field(&answer, "applicationGUID").is_some() {
+        vec![&answer]
+    } else {
+        lenient::list(&answer)?.iter().collect()
+    };
+    let app = apps.into_iter().find(|a| {
+        lenient::string(a, "applicationGUID")
             .is_some_and(|g| g.eq_ignore_ascii_case(application_guid))
     })?;
-    app.get("credentialSets")?
-        .as_array()?
+    lenient::field(app, "credentialSets")
+        .and_then(lenient::list)?
         .iter()
-        .find(|s| s.get("name").and_then(|n| n.as_str()) == Some(set_name))?
-        .get("credentialSetGUID")?
-        .as_str()
-        .map(str::to_string)
+        .filter(|s| lenient::string(s, "name").as_deref() == Some(set_name))
+        .find_map(|s| lenient::string(s, "credentialSetGUID").filter(|g| !g.trim().is_empty()))
 }
 
 #[cfg(test)]
@@ -206,5 +337,114 @@ mod tests {
         let expected: serde_json::Value = serde_json::from_str(golden).expect("golden json");
         assert_eq!(serde_json::to_value(&request).expect("json"), expected);
         assert!(!format!("{request:?}").contains("g!sg"));
+    }
+
+    fn response(status: u16, content_type: &str, body: &str) -> HttpResponse {
+        let mut headers = http::HeaderMap::new();
+        if let Ok(value) = content_type.parse() {
+            headers.insert(http::header::CONTENT_TYPE, value);
+        }
+        HttpResponse {
+            status: http::StatusCode::from_u16(status).expect("status"),
+            headers,
+            body: bytes::Bytes::from(body.to_string()),
+        }
+    }
+
+    #[test]
+    fn a_delete_404_is_gone_only_when_helloid_said_so() {
+        use DeleteOutcome::*;
+        let json = "application/json";
+        for (status, content_type, body, want) in [
+            (200, json, "", Gone),
+            (204, "", "", Gone),
+            (404, json, r#"{"message":"credential set not found"}"#, Gone),
+            (
+                404,
+                json,
+                r#"{"Message":"Credential set does not exist"}"#,
+                Gone,
+            ),
+            (
+                404,
+                json,
+                r#"{"error":"No credential set for this user"}"#,
+                Gone,
+            ),
+            (404, "", "", NoRoute),
+            (
+                404,
+                "text/html",
+                "<html><body>404 - File or directory not found.</body></html>",
+                NoRoute,
+            ),
+            (404, "text/plain", "Not Found", NoRoute),
+            (404, json, "{}", NoRoute),
+            (404, json, r#"{"message":""}"#, NoRoute),
+            (
+                404,
+                json,
+                r#"{"Message":"No HTTP resource was found that matches the request URI 'https://x/api/v1/credentialset/a/b'."}"#,
+                NoRoute,
+            ),
+            (
+                405,
+                json,
+                r#"{"Message":"The requested resource does not support http method 'DELETE'."}"#,
+                NoRoute,
+            ),
+            (400, json, r#"{"message":"invalid GUID"}"#, Failed),
+            (401, "", "", Failed),
+            (500, "text/html", "<html>oops</html>", Failed),
+        ] {
+            assert_eq!(
+                delete_outcome(&response(status, content_type, body)),
+                want,
+                "{status} {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_credential_set_guid_is_read_in_any_casing_and_wrapping() {
+        const APP: &str = "6c9e917d-e4b0-44e6-83aa-6f01c6ea314f";
+        let seed = r#"[{"langSet":"EN","credentialSets":[{"credentials":[],"credentialSetGUID":"c7e4de0c-b8d8-4d1b-9a62-6eead6502e1e","name":"Default"}],"applicationGUID":"6c9e917d-e4b0-44e6-83aa-6f01c6ea314f","error":""}]"#;
+        let pascal = r#"[{"CredentialSets":[{"CredentialSetGUID":"c7e4de0c-b8d8-4d1b-9a62-6eead6502e1e","Name":"Default"}],"ApplicationGUID":"6C9E917D-E4B0-44E6-83AA-6F01C6EA314F"}]"#;
+        let wrapped = r#"{"result":[{"credentialSets":{"items":[{"credentialSetGUID":"c7e4de0c-b8d8-4d1b-9a62-6eead6502e1e","name":"Default"}]},"applicationGUID":"6c9e917d-e4b0-44e6-83aa-6f01c6ea314f"}]}"#;
+        let single = r#"{"credentialSets":[{"credentialSetGUID":"c7e4de0c-b8d8-4d1b-9a62-6eead6502e1e","name":"Default"}],"applicationGUID":"6c9e917d-e4b0-44e6-83aa-6f01c6ea314f"}"#;
+        let keyless = r#"[{"credentialSets":[{"name":"Default"},{"credentialSetGUID":"c7e4de0c-b8d8-4d1b-9a62-6eead6502e1e","name":"Default"}],"applicationGUID":"6c9e917d-e4b0-44e6-83aa-6f01c6ea314f"}]"#;
+        for body in [seed, pascal, wrapped, single, keyless] {
+            assert_eq!(
+                credential_set_guid(body.as_bytes(), APP, "Default").as_deref(),
+                Some("c7e4de0c-b8d8-4d1b-9a62-6eead6502e1e"),
+                "{body}"
+            );
+        }
+        for (body, why) in [
+            (
+                r#"[{"credentialSets":[{"credentialSetGUID":"x","name":"Default"}]}]"#,
+                "no applicationGUID",
+            ),
+            (
+                r#"[{"credentialSets":[{"credentialSetGUID":"x"}],"applicationGUID":"6c9e917d-e4b0-44e6-83aa-6f01c6ea314f"}]"#,
+                "no name",
+            ),
+            (
+                r#"[{"credentialSets":[{"credentialSetGUID":"x","name":"Other"}],"applicationGUID":"6c9e917d-e4b0-44e6-83aa-6f01c6ea314f"}]"#,
+                "another set",
+            ),
+            (
+                r#"[{"credentialSets":[{"credentialSetGUID":"x","name":"Default"}],"applicationGUID":"00000000-0000-0000-0000-000000000000"}]"#,
+                "another application",
+            ),
+            ("<html/>", "not JSON"),
+            ("[]", "empty"),
+        ] {
+            assert_eq!(
+                credential_set_guid(body.as_bytes(), APP, "Default"),
+                None,
+                "{why}"
+            );
+        }
     }
 }

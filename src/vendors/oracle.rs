@@ -1,6 +1,11 @@
 //! Oracle CRM On Demand: PasswordWS SetPassword over SOAP 1.1 with a WS-Security UsernameToken
 //! (PasswordText). Write-only (no read-back) and no delete. SBL-ODU-01005 ("try again in N ms")
 //! is a transient fault honoured as a Retry-After.
+//!
+//! The seed gives the envelope, not the endpoint path or the SOAPAction: `/Services/Integration`
+//! and `document/urn:crmondemand/ws/password/:SetPassword` are Oracle's usual ones, assumed. When
+//! the path is wrong the answer is a web server's 404 rather than a SOAP fault; the connection
+//! records SetPassword as unsupported and the resource stalls saying which path was tried.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use super::http::{VendorHttp, cut};
-use super::soap::{self, Envelope, SoapFault, SoapOutcome};
+use super::soap::{self, Envelope, ROUTE_NOT_FOUND, SoapFault, SoapOutcome};
 use super::xml::XmlWriter;
 use super::{
     ConnectError, ExternalClient, Observation, Outputs, VendorError, expose_secret,
@@ -27,6 +32,8 @@ pub const PASSWORD_TEXT: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-20
 pub const SET_PASSWORD_ACTION: &str = "document/urn:crmondemand/ws/password/:SetPassword";
 /// Oracle CRM On Demand's web services endpoint below the tenant URL.
 pub const SERVICE_PATH: [&str; 2] = ["Services", "Integration"];
+/// Capability name of the password write (the same as its request metric's operation).
+const SET_PASSWORD: &str = "SetPassword";
 
 /// An Oracle CRM On Demand tenant's client.
 pub struct OracleClient {
@@ -200,16 +207,49 @@ impl ExternalClient for UserPassword {
         let http = &self.client.http;
         let envelope =
             set_password_envelope(&self.client.username, &self.client.password, &self.user);
-        let outcome = soap::call(
+        let outcome = match soap::call(
             http,
-            "SetPassword",
+            SET_PASSWORD,
             http.url(&SERVICE_PATH),
             SoapVersion::V11,
             SET_PASSWORD_ACTION,
             envelope,
             &[],
         )
-        .await?;
+        .await
+        {
+            Err(e) if e.reason() == ROUTE_NOT_FOUND => {
+                let why = format!(
+                    "POST /Services/Integration: {}; credsync cannot set passwords through this connection",
+                    e.message()
+                );
+                http.capabilities().unsupported(SET_PASSWORD, why);
+                return Err(VendorError::permanent(
+                    ROUTE_NOT_FOUND,
+                    format!(
+                        "Oracle CRM On Demand has no web services endpoint at /Services/Integration below the connection's url ({}); check the url (the tenant's https://secure-<pod>.crmondemand.com)",
+                        e.message()
+                    ),
+                ));
+            }
+            other => other?,
+        };
+        let outcome = match outcome {
+            SoapOutcome::Fault(fault) if fault.is_action_not_supported() => {
+                http.capabilities().unsupported(
+                    SET_PASSWORD,
+                    "the service answered ActionNotSupported for SetPassword; credsync cannot set passwords through this connection",
+                );
+                return Err(VendorError::permanent(
+                    ROUTE_NOT_FOUND,
+                    format!(
+                        "Oracle CRM On Demand does not know the SOAPAction {SET_PASSWORD_ACTION}: {}",
+                        cut(&fault.reason)
+                    ),
+                ));
+            }
+            outcome => outcome,
+        };
         match outcome {
             SoapOutcome::Fault(fault) => Err(fault_error(fault)),
             SoapOutcome::Body { payload, .. } => {
@@ -218,6 +258,7 @@ impl ExternalClient for UserPassword {
                     .and_then(|p| p.child_text("Status"))
                     .unwrap_or_default();
                 if status == "Success" {
+                    http.capabilities().supported(SET_PASSWORD, None);
                     Ok(Outputs::default())
                 } else {
                     Err(VendorError::permanent(
@@ -290,7 +331,9 @@ mod tests {
         let fault = |reason: &str| SoapFault {
             code: "Server".into(),
             reason: reason.into(),
+            subcode: None,
             detail: None,
+            header: None,
             http_status: http::StatusCode::INTERNAL_SERVER_ERROR,
         };
         match fault_error(fault(

@@ -1,5 +1,10 @@
 //! Shared SOAP handling: envelopes for SOAP 1.1 and 1.2, the HTTP binding of each, and fault
 //! parsing. Vendors add only their own header and body elements and their fault codes.
+//!
+//! A SOAP service speaks in envelopes, errors included; a 404/405 that is not an envelope comes
+//! from the web server in front of it (wrong path, service not deployed), so it is reported as
+//! `VendorRouteNotFound`, never as a vendor's "not found". WS-Addressing's ActionNotSupported
+//! fault (WCF's answer to an operation the service does not have) is the SOAP form of the same.
 
 use http::StatusCode;
 use url::Url;
@@ -69,12 +74,27 @@ pub struct SoapFault {
     pub code: String,
     /// faultstring (1.1) or Reason/Text (1.2).
     pub reason: String,
+    /// Code/Subcode/Value (1.2), prefix removed; WCF puts ActionNotSupported there.
+    pub subcode: Option<String>,
     /// The detail element, for vendor-specific codes.
     pub detail: Option<Element>,
+    /// The envelope's Header, for out-of-band error details (SuperOffice's ExceptionInfo).
+    pub header: Option<Element>,
     pub http_status: StatusCode,
 }
 
+/// The reason of an error for an operation or endpoint the vendor does not have.
+pub const ROUTE_NOT_FOUND: &str = "VendorRouteNotFound";
+
 impl SoapFault {
+    /// Whether the service said it has no such operation: WS-Addressing's ActionNotSupported
+    /// (as faultcode or 1.2 subcode), or WCF's ContractFilter mismatch text.
+    pub fn is_action_not_supported(&self) -> bool {
+        self.code == "ActionNotSupported"
+            || self.subcode.as_deref() == Some("ActionNotSupported")
+            || self.reason.contains("ContractFilter mismatch")
+    }
+
     /// Default classification: the caller's fault needs a person, the server's may pass.
     pub fn into_error(self) -> VendorError {
         let message = format!(
@@ -132,6 +152,15 @@ pub async fn call(
 pub fn read_response(response: &HttpResponse) -> Result<SoapOutcome, VendorError> {
     let root = match xml::parse(&response.body) {
         Ok(root) if root.name == "Envelope" => root,
+        Ok(_) | Err(_) if matches!(response.status.as_u16(), 404 | 405) => {
+            return Err(VendorError::permanent(
+                ROUTE_NOT_FOUND,
+                format!(
+                    "vendor answered HTTP {} without a SOAP envelope: there is no SOAP service at this path",
+                    response.status.as_u16()
+                ),
+            ));
+        }
         Ok(_) | Err(_) if !response.status.is_success() => {
             return Err(classify_status(response, None));
         }
@@ -157,7 +186,9 @@ pub fn read_response(response: &HttpResponse) -> Result<SoapOutcome, VendorError
         .child("Body")
         .ok_or_else(|| VendorError::transient("VendorBadResponse", "SOAP response has no Body"))?;
     if let Some(fault) = body.child("Fault") {
-        return Ok(SoapOutcome::Fault(parse_fault(fault, response.status)));
+        let mut fault = parse_fault(fault, response.status);
+        fault.header = root.child("Header").cloned();
+        return Ok(SoapOutcome::Fault(fault));
     }
     if !response.status.is_success() {
         return Err(classify_status(response, None));
@@ -181,6 +212,9 @@ fn parse_fault(fault: &Element, http_status: StatusCode) -> SoapFault {
         .or_else(|| fault.path(&["Reason", "Text"]).map(|t| t.text.trim()))
         .unwrap_or_default()
         .to_string();
+    let subcode = fault
+        .path(&["Code", "Subcode", "Value"])
+        .map(|v| strip(&v.text));
     let detail = fault
         .child("detail")
         .or_else(|| fault.child("Detail"))
@@ -188,7 +222,9 @@ fn parse_fault(fault: &Element, http_status: StatusCode) -> SoapFault {
     SoapFault {
         code,
         reason,
+        subcode,
         detail,
+        header: None,
         http_status,
     }
 }
@@ -242,6 +278,15 @@ mod tests {
                 ..
             })
         ));
+        for status in [404, 405] {
+            assert!(matches!(
+                read_response(&response(status, "<html><body>Not Found</body></html>")),
+                Err(VendorError::Permanent {
+                    reason: ROUTE_NOT_FOUND,
+                    ..
+                })
+            ));
+        }
         assert!(matches!(
             read_response(&response(401, "")),
             Err(VendorError::Permanent {
@@ -249,6 +294,23 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn action_not_supported_in_either_version() {
+        let f11 = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode xmlns:a="http://schemas.microsoft.com/ws/2005/05/addressing/none">a:ActionNotSupported</faultcode><faultstring>The message with Action 'x' cannot be processed at the receiver, due to a ContractFilter mismatch at the EndpointDispatcher.</faultstring></s:Fault></s:Body></s:Envelope>"#;
+        let f12 = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://www.w3.org/2005/08/addressing"><s:Header><a:Action>http://www.w3.org/2005/08/addressing/fault</a:Action></s:Header><s:Body><s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>a:ActionNotSupported</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en">no such action</s:Text></s:Reason></s:Fault></s:Body></s:Envelope>"#;
+        for body in [f11, f12] {
+            match read_response(&response(500, body)) {
+                Ok(SoapOutcome::Fault(f)) => assert!(f.is_action_not_supported(), "{f:?}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let plain = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>bad</faultstring></s:Fault></s:Body></s:Envelope>"#;
+        match read_response(&response(500, plain)) {
+            Ok(SoapOutcome::Fault(f)) => assert!(!f.is_action_not_supported()),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -4,8 +4,17 @@
 //!
 //! Assumptions where the seeds are silent: Get takes `Type` (and `AssociateId`) and answers the
 //! list of UntrustedCredentials (SOAP: `<Response>` holding `UntrustedCredentials` items; REST: a
-//! JSON array); Remove takes `Type` and `PublicValue`. The secret value is never read back, so
-//! drift compares the public fields only.
+//! JSON array, or one wrapped in a response object, keys in either casing); Remove takes `Type`
+//! and `PublicValue`. The secret value is never read back, so drift compares the public fields
+//! only. Dates read back without an offset (usual for .NET) are taken as UTC wall-clock time.
+//!
+//! SuperOffice's own error formats, the only ones that may say "not found": REST
+//! `{Message, MessageDetail}` or `{Error, ErrorType, ErrorMessage}` (except ASP.NET's routing
+//! texts, which share the first shape); SOAP `Succeeded=false` with `ExceptionInfo`, or a Fault
+//! (its ExceptionInfo preferred over the bare fault text). A 404/405 in any other form, or a
+//! WCF ActionNotSupported fault, means the installation has no such operation: the connection
+//! records it (docs/vendors/superoffice.md), Get then degrades to write-only and Remove blocks
+//! the deletion instead of pretending the record is gone.
 
 use std::sync::Arc;
 
@@ -13,8 +22,10 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+use super::capabilities::says_no_route;
 use super::http::{HttpResponse, VendorHttp, classify_status, cut};
-use super::soap::{self, Envelope, SoapOutcome};
+use super::lenient;
+use super::soap::{self, Envelope, ROUTE_NOT_FOUND, SoapFault, SoapOutcome};
 use super::xml::{Element, XmlWriter};
 use super::{
     ConnectError, ExternalClient, Observation, Outputs, VendorError, expose_secret,
@@ -265,61 +276,159 @@ pub struct ReadBack {
     pub valid_to: Option<String>,
 }
 
-fn from_xml(el: &Element) -> ReadBack {
-    ReadBack {
-        public_value: el.child_text("PublicValue").unwrap_or_default().to_string(),
+/// One credential of a SOAP Get answer; None without a PublicValue (it cannot be matched).
+fn from_xml(el: &Element) -> Option<ReadBack> {
+    Some(ReadBack {
+        public_value: el.child("PublicValue")?.text.clone(),
         comment: el.child_text("Comment").unwrap_or_default().to_string(),
         is_active: el.child_text("IsActive") == Some("true"),
         valid_from: el.child_text("ValidFrom").map(str::to_string),
         valid_to: el.child_text("ValidTo").map(str::to_string),
-    }
+    })
 }
 
-fn from_json(v: &serde_json::Value) -> ReadBack {
-    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-    ReadBack {
-        public_value: s("PublicValue").unwrap_or_default(),
-        comment: s("Comment").unwrap_or_default(),
-        is_active: v.get("IsActive").and_then(|x| x.as_bool()).unwrap_or(false),
-        valid_from: s("ValidFrom"),
-        valid_to: s("ValidTo"),
-    }
+/// One credential of a REST Get answer, keys in either casing; None without a PublicValue.
+fn from_json(v: &serde_json::Value) -> Option<ReadBack> {
+    Some(ReadBack {
+        public_value: lenient::string(v, "PublicValue")?,
+        comment: lenient::string(v, "Comment").unwrap_or_default(),
+        is_active: lenient::boolean(v, "IsActive").unwrap_or(false),
+        valid_from: lenient::string(v, "ValidFrom"),
+        valid_to: lenient::string(v, "ValidTo"),
+    })
 }
 
-/// Same instant, whatever the offset notation.
-fn same_time(a: &Option<String>, b: &Option<String>) -> bool {
-    let parse = |t: &Option<String>| {
-        t.as_deref()
-            .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
-    };
-    match (a, b) {
+/// The credentials of a SOAP Get answer: `UntrustedCredentials` items in `<Response>` (or in
+/// `<{Op}Result>`, WCF's default name, or directly in the operation's answer).
+fn read_soap(payload: &Element) -> Vec<ReadBack> {
+    let list = payload
+        .child("Response")
+        .or_else(|| payload.children.iter().find(|c| c.name.ends_with("Result")))
+        .unwrap_or(payload);
+    list.children_named("UntrustedCredentials")
+        .filter_map(from_xml)
+        .collect()
+}
+
+/// The credentials of a REST Get answer: a bare list or one wrapped in a response object.
+fn read_rest(body: &[u8]) -> Result<Vec<ReadBack>, VendorError> {
+    let answer = serde_json::from_slice::<serde_json::Value>(body).map_err(|e| {
+        VendorError::transient(
+            "VendorBadResponse",
+            format!(
+                "SuperOffice answered unreadable JSON: {}",
+                cut(&e.to_string())
+            ),
+        )
+    })?;
+    Ok(lenient::list(&answer)
+        .map(|items| items.iter().filter_map(from_json).collect())
+        .unwrap_or_default())
+}
+
+/// Whether the desired time (None: not set in the spec) matches the one read back. A time
+/// without an offset is SuperOffice's wall-clock time taken as UTC (see [`lenient::instant`]).
+fn same_time(have: &Option<String>, want: &Option<String>) -> bool {
+    match (have, want) {
         (_, None) => true,
-        (a, b) => parse(a).is_some() && parse(a) == parse(b),
+        (Some(have), Some(want)) => lenient::same_instant(have, want),
+        (None, Some(_)) => false,
     }
 }
 
-/// The REST error text: {Message, MessageDetail} or {Error, ErrorType, ErrorMessage}.
-fn rest_error(response: &HttpResponse) -> VendorError {
-    let detail = serde_json::from_slice::<serde_json::Value>(&response.body)
-        .ok()
-        .and_then(|v| {
-            let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-            match (
-                s("Message"),
-                s("MessageDetail"),
-                s("ErrorType"),
-                s("ErrorMessage").or(s("Error")),
-            ) {
-                (Some(m), d, _, _) => Some(match d {
-                    Some(d) => format!("{m} ({d})"),
-                    None => m,
-                }),
-                (None, _, Some(t), Some(m)) => Some(format!("{t}: {m}")),
-                (None, _, None, Some(m)) => Some(m),
-                _ => None,
-            }
-        });
-    classify_status(response, detail)
+/// SuperOffice's own REST error text: {Message, MessageDetail} or {Error, ErrorType,
+/// ErrorMessage}, keys in any casing. None when the body is in neither shape.
+fn rest_message(response: &HttpResponse) -> Option<String> {
+    let v = serde_json::from_slice::<serde_json::Value>(&response.body).ok()?;
+    let s = |k: &str| lenient::string(&v, k).filter(|t| !t.trim().is_empty());
+    match (
+        s("Message"),
+        s("MessageDetail"),
+        s("ErrorType"),
+        s("ErrorMessage").or(s("Error")),
+    ) {
+        (Some(m), d, _, _) => Some(match d {
+            Some(d) => format!("{m} ({d})"),
+            None => m,
+        }),
+        (None, _, Some(t), Some(m)) => Some(format!("{t}: {m}")),
+        (None, _, None, Some(m)) => Some(m),
+        _ => None,
+    }
+}
+
+/// The REST error: the installation has no such route, or SuperOffice's own refusal.
+fn rest_error(response: &HttpResponse, operation: &str) -> VendorError {
+    let message = rest_message(response);
+    if says_no_route(response.status, message.as_deref()) {
+        return VendorError::permanent(
+            ROUTE_NOT_FOUND,
+            format!(
+                "POST /api/v1/Agents/User/{operation} answered HTTP {} without a SuperOffice error",
+                response.status.as_u16()
+            ),
+        );
+    }
+    classify_status(response, message)
+}
+
+/// Whether SuperOffice's own error text says the record does not exist.
+fn says_not_found(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    ["not found", "does not exist", "doesn't exist", "no such"]
+        .iter()
+        .any(|t| text.contains(t))
+}
+
+/// NetServer's ExceptionInfo text: its Message (else FriendlyText, else its own text); never the
+/// stack trace.
+fn exception_info(scope: Option<&Element>) -> Option<String> {
+    let info = scope?.find("ExceptionInfo")?;
+    ["Message", "FriendlyText"]
+        .iter()
+        .find_map(|k| info.child_text(k).filter(|t| !t.is_empty()))
+        .or(Some(info.text.trim()).filter(|t| !t.is_empty()))
+        .map(str::to_string)
+}
+
+/// A refusal in SuperOffice's own words: VendorNotFound when they say the record does not
+/// exist (then a Remove has nothing left to do), VendorRejected otherwise.
+fn refusal(operation: &str, message: &str) -> VendorError {
+    let reason = if says_not_found(message) {
+        "VendorNotFound"
+    } else {
+        "VendorRejected"
+    };
+    VendorError::permanent(
+        reason,
+        format!("SuperOffice refused {operation}: {}", cut(message)),
+    )
+}
+
+/// A SOAP fault: WCF's ActionNotSupported means no such operation; otherwise the ExceptionInfo
+/// that NetServer sends along (Header or detail) says more than the bare fault text.
+fn soap_fault_error(operation: &str, fault: SoapFault) -> VendorError {
+    if fault.is_action_not_supported() {
+        return VendorError::permanent(
+            ROUTE_NOT_FOUND,
+            format!(
+                "User.svc answered ActionNotSupported for {operation}: {}",
+                cut(&fault.reason)
+            ),
+        );
+    }
+    let info = exception_info(fault.header.as_ref()).or(exception_info(fault.detail.as_ref()));
+    match info {
+        Some(message) if !matches!(fault.code.as_str(), "Server" | "Receiver") => {
+            refusal(operation, &message)
+        }
+        Some(message) => VendorError::transient(
+            "VendorFault",
+            format!("SuperOffice failed {operation}: {}", cut(&message)),
+        ),
+        None if says_not_found(&fault.reason) => refusal(operation, &fault.reason),
+        None => fault.into_error(),
+    }
 }
 
 /// One user's untrusted credentials of one type and public value.
@@ -364,25 +473,15 @@ impl UserCredentials {
                 )
                 .await?
                 {
-                    SoapOutcome::Fault(fault) => Err(fault.into_error()),
+                    SoapOutcome::Fault(fault) => Err(soap_fault_error(&name, fault)),
                     SoapOutcome::Body { header, payload } => {
                         // NetServer also reports failure out of band: Succeeded=false + ExceptionInfo.
                         if let Some(h) = &header
                             && h.find("Succeeded")
                                 .is_some_and(|s| s.text.trim() == "false")
                         {
-                            let message = h
-                                .find("ExceptionInfo")
-                                .and_then(|e| {
-                                    e.child_text("Message")
-                                        .map(str::to_string)
-                                        .or(Some(e.text.clone()))
-                                })
-                                .unwrap_or_default();
-                            return Err(VendorError::permanent(
-                                "VendorRejected",
-                                format!("SuperOffice refused {name}: {}", cut(&message)),
-                            ));
+                            let message = exception_info(Some(h)).unwrap_or_default();
+                            return Err(refusal(&name, &message));
                         }
                         Ok(Answer::Soap(payload))
                     }
@@ -411,44 +510,49 @@ impl UserCredentials {
                 }
                 let response = c.http.send(op.metric(), request).await?;
                 if !response.status.is_success() {
-                    return Err(rest_error(&response));
+                    return Err(rest_error(&response, &name));
                 }
                 Ok(Answer::Rest(response))
             }
         }
     }
 
-    async fn read(&self) -> Result<Vec<ReadBack>, VendorError> {
-        Ok(match self.call(Operation::Get).await? {
-            Answer::Soap(payload) => payload
-                .map(|p| {
-                    let list = p.child("Response").unwrap_or(&p);
-                    list.children_named("UntrustedCredentials")
-                        .map(from_xml)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            Answer::Rest(response) => serde_json::from_slice::<serde_json::Value>(&response.body)
-                .map_err(|e| {
-                    VendorError::transient(
-                        "VendorBadResponse",
-                        format!(
-                            "SuperOffice answered unreadable JSON: {}",
-                            cut(&e.to_string())
-                        ),
-                    )
-                })?
-                .as_array()
-                .map(|items| items.iter().map(from_json).collect())
-                .unwrap_or_default(),
-        })
+    /// The credentials read back; None when the installation has no Get (then drift cannot
+    /// be checked and the record is re-sent on change only).
+    async fn read(&self) -> Result<Option<Vec<ReadBack>>, VendorError> {
+        let answer = match self.call(Operation::Get).await {
+            Ok(answer) => answer,
+            Err(e) if e.reason() == ROUTE_NOT_FOUND => {
+                self.client.http.capabilities().unsupported(
+                    Operation::Get.metric(),
+                    format!(
+                        "{}; credsync cannot check drift and re-sends credentials on change only",
+                        e.message()
+                    ),
+                );
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        self.client
+            .http
+            .capabilities()
+            .supported(Operation::Get.metric(), None);
+        Ok(Some(match answer {
+            Answer::Soap(payload) => payload.as_ref().map(read_soap).unwrap_or_default(),
+            Answer::Rest(response) => read_rest(&response.body)?,
+        }))
     }
 }
 
 #[async_trait]
 impl ExternalClient for UserCredentials {
     fn readable(&self) -> bool {
-        true
+        !self
+            .client
+            .http
+            .capabilities()
+            .is_unsupported(Operation::Get.metric())
     }
 
     fn fingerprint_material(&self) -> zeroize::Zeroizing<Vec<u8>> {
@@ -457,9 +561,10 @@ impl ExternalClient for UserCredentials {
 
     async fn observe(&self) -> Result<Observation, VendorError> {
         let want = &self.spec.credentials;
-        let found = self
-            .read()
-            .await?
+        let Some(read) = self.read().await? else {
+            return Ok(Observation::Unknown);
+        };
+        let found = read
             .into_iter()
             .find(|c| c.public_value == want.public_value);
         Ok(match found {
@@ -479,18 +584,51 @@ impl ExternalClient for UserCredentials {
     }
 
     async fn apply(&self) -> Result<Outputs, VendorError> {
-        self.call(Operation::Save).await?;
-        Ok(Outputs::default())
+        let capabilities = self.client.http.capabilities();
+        match self.call(Operation::Save).await {
+            Ok(_) => {
+                capabilities.supported(Operation::Save.metric(), None);
+                Ok(Outputs::default())
+            }
+            Err(e) if e.reason() == ROUTE_NOT_FOUND => {
+                capabilities.unsupported(
+                    Operation::Save.metric(),
+                    format!("{}; credsync cannot save credentials", e.message()),
+                );
+                Err(e.map_message(|m| {
+                    format!("SuperOffice has no such operation ({m}); check the connection's url and api (Soap or Rest)")
+                }))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn delete(&self) -> Result<(), VendorError> {
+        let capabilities = self.client.http.capabilities();
+        let remove = Operation::Remove.metric();
         match self.call(Operation::Remove).await {
-            Ok(_) => Ok(()),
-            // Already gone is what we wanted.
-            Err(VendorError::Permanent {
-                reason: "VendorNotFound",
-                ..
-            }) => Ok(()),
+            // Removed, or SuperOffice said in its own error format that there is no such record:
+            // already gone is what we wanted.
+            Ok(_) => {
+                capabilities.supported(remove, None);
+                Ok(())
+            }
+            Err(e) if e.reason() == "VendorNotFound" => {
+                capabilities.supported(remove, None);
+                Ok(())
+            }
+            Err(e) if e.reason() == ROUTE_NOT_FOUND => {
+                capabilities.unsupported(
+                    remove,
+                    format!(
+                        "{}; deletions are blocked until deletionPolicy is Orphan",
+                        e.message()
+                    ),
+                );
+                Err(e.map_message(|m| {
+                    format!("SuperOffice has no such delete operation ({m}), so the credentials are still live in SuperOffice; remove them there and set deletionPolicy: Orphan")
+                }))
+            }
             Err(e) => Err(e),
         }
     }
@@ -627,18 +765,158 @@ mod tests {
             headers: Default::default(),
             body: bytes::Bytes::from_static(body.as_bytes()),
         };
-        let a = rest_error(&response(
-            r#"{"Message":"Invalid type","MessageDetail":"Type 'x' unknown"}"#,
-        ));
+        let a = rest_error(
+            &response(r#"{"Message":"Invalid type","MessageDetail":"Type 'x' unknown"}"#),
+            "SaveUntrustedCredentials",
+        );
         assert!(a.message().contains("Invalid type (Type 'x' unknown)") && !a.is_transient());
-        let b = rest_error(&response(
-            r#"{"Error":true,"ErrorType":"SoException","ErrorMessage":"No access"}"#,
-        ));
+        let b = rest_error(
+            &response(r#"{"Error":true,"ErrorType":"SoException","ErrorMessage":"No access"}"#),
+            "SaveUntrustedCredentials",
+        );
         assert!(
             b.message().contains("SoException: No access"),
             "{}",
             b.message()
         );
+    }
+
+    #[test]
+    fn rest_404s_are_told_apart_by_their_body() {
+        let response = |status: u16, body: &'static str| HttpResponse {
+            status: http::StatusCode::from_u16(status).expect("status"),
+            headers: Default::default(),
+            body: bytes::Bytes::from_static(body.as_bytes()),
+        };
+        let op = "RemoveUntrustedCredentials";
+        for (status, body, reason) in [
+            (404, "", ROUTE_NOT_FOUND),
+            (
+                404,
+                "<html><body>404 - Not Found</body></html>",
+                ROUTE_NOT_FOUND,
+            ),
+            (
+                404,
+                r#"{"Message":"No HTTP resource was found that matches the request URI 'https://so/api/v1/Agents/User/RemoveUntrustedCredentials'.","MessageDetail":"No action was found on the controller 'User' that matches the request."}"#,
+                ROUTE_NOT_FOUND,
+            ),
+            (
+                405,
+                r#"{"Message":"The requested resource does not support http method 'POST'."}"#,
+                ROUTE_NOT_FOUND,
+            ),
+            (
+                404,
+                r#"{"Error":true,"ErrorType":"SoException","ErrorMessage":"Credentials not found"}"#,
+                "VendorNotFound",
+            ),
+            (
+                404,
+                r#"{"message":"Untrusted credentials do not exist","messageDetail":"imap"}"#,
+                "VendorNotFound",
+            ),
+            (
+                400,
+                r#"{"Message":"The request is invalid."}"#,
+                "VendorRejected",
+            ),
+            (401, "", "VendorUnauthorized"),
+            (500, "<html/>", "VendorUnavailable"),
+        ] {
+            assert_eq!(
+                rest_error(&response(status, body), op).reason(),
+                reason,
+                "{status} {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn soap_errors_prefer_exception_info() {
+        let parse = |body: &str| {
+            let response = HttpResponse {
+                status: http::StatusCode::INTERNAL_SERVER_ERROR,
+                headers: Default::default(),
+                body: bytes::Bytes::from(body.to_string()),
+            };
+            match soap::read_response(&response) {
+                Ok(SoapOutcome::Fault(f)) => soap_fault_error("RemoveUntrustedCredentials", f),
+                other => panic!("{other:?}"),
+            }
+        };
+        let with_info = |code: &str, message: &str| {
+            format!(
+                r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:User="http://www.superoffice.net/ws/crm/NetServer/Services84"><s:Header><User:Succeeded>false</User:Succeeded><User:ExceptionInfo><User:Message>{message}</User:Message><User:StackTrace>at SoCore.Secret()</User:StackTrace></User:ExceptionInfo></s:Header><s:Body><s:Fault><faultcode>s:{code}</faultcode><faultstring>An error occurred</faultstring></s:Fault></s:Body></s:Envelope>"#
+            )
+        };
+        let rejected = parse(&with_info(
+            "Client",
+            "Credential type 'imap' is not enabled",
+        ));
+        assert_eq!(rejected.reason(), "VendorRejected");
+        assert!(rejected.message().contains("not enabled"), "{rejected}");
+        assert!(
+            !rejected.message().contains("An error occurred")
+                && !rejected.message().contains("SoCore")
+        );
+        assert_eq!(
+            parse(&with_info("Client", "Untrusted credentials not found")).reason(),
+            "VendorNotFound"
+        );
+        assert!(parse(&with_info("Server", "database busy")).is_transient());
+        let in_detail = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>fault</faultstring><detail><ExceptionInfo><Message>No access to user</Message></ExceptionInfo></detail></s:Fault></s:Body></s:Envelope>"#;
+        assert!(parse(in_detail).message().contains("No access to user"));
+        let no_action = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode xmlns:a="http://schemas.microsoft.com/ws/2005/05/addressing/none">a:ActionNotSupported</faultcode><faultstring>ContractFilter mismatch at the EndpointDispatcher</faultstring></s:Fault></s:Body></s:Envelope>"#;
+        assert_eq!(parse(no_action).reason(), ROUTE_NOT_FOUND);
+        let bare = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>bad</faultstring></s:Fault></s:Body></s:Envelope>"#;
+        assert_eq!(parse(bare).reason(), "VendorFault");
+    }
+
+    #[test]
+    fn read_back_in_any_casing_and_wrapping_skips_keyless_entries() {
+        let want = ReadBack {
+            public_value: "mail.example.com/jdoe".into(),
+            comment: "c".into(),
+            is_active: true,
+            valid_from: Some("2023-03-31T13:20:37".into()),
+            valid_to: None,
+        };
+        for body in [
+            r#"[{"ValidFrom":"2023-03-31T13:20:37","ValidTo":null,"Comment":"c","SecretValue":"","PublicValue":"mail.example.com/jdoe","IsActive":true}]"#,
+            r#"[{"validFrom":"2023-03-31T13:20:37","comment":"c","publicValue":"mail.example.com/jdoe","isActive":"true"}]"#,
+            r#"{"Result":[{"Comment":"x"},{"validFrom":"2023-03-31T13:20:37","comment":"c","publicValue":"mail.example.com/jdoe","isActive":true}]}"#,
+        ] {
+            assert_eq!(
+                read_rest(body.as_bytes()).expect("json"),
+                vec![want.clone()],
+                "{body}"
+            );
+        }
+        assert_eq!(read_rest(b"{}").expect("json"), Vec::new());
+        assert!(read_rest(b"<html/>").is_err());
+        let soap = xml::parse(br#"<User:GetUntrustedCredentialsResponse xmlns:User="urn:x"><User:Response><User:UntrustedCredentials><User:Comment>c</User:Comment></User:UntrustedCredentials><User:UntrustedCredentials><User:ValidFrom>2023-03-31T13:20:37</User:ValidFrom><User:Comment>c</User:Comment><User:PublicValue>mail.example.com/jdoe</User:PublicValue><User:IsActive>true</User:IsActive></User:UntrustedCredentials></User:Response></User:GetUntrustedCredentialsResponse>"#).expect("xml");
+        assert_eq!(read_soap(&soap), vec![want]);
+    }
+
+    #[test]
+    fn dates_without_an_offset_are_utc_wall_clock() {
+        let t = |s: &str| Some(s.to_string());
+        for (have, want, same) in [
+            (t("2023-03-31T13:20:37"), t("2023-03-31T13:20:37Z"), true),
+            (
+                t("2023-03-31T15:20:37+02:00"),
+                t("2023-03-31T13:20:37Z"),
+                true,
+            ),
+            (t("/Date(1680268837000)/"), t("2023-03-31T13:20:37Z"), true),
+            (t("2023-03-31T13:20:38"), t("2023-03-31T13:20:37Z"), false),
+            (None, t("2023-03-31T13:20:37Z"), false),
+            (t("2023-03-31T13:20:37"), None, true),
+            (t("soon"), t("2023-03-31T13:20:37Z"), false),
+        ] {
+            assert_eq!(same_time(&have, &want), same, "{have:?} {want:?}");
+        }
     }
 
     proptest::proptest! {
