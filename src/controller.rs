@@ -748,8 +748,11 @@ async fn check_connection<C: ConnectionResource>(
         .unwrap_or_default();
     let status_changed = conn.current_status() != Some(&status);
     // The resources using the connection hear of it only when its client or its health changed
-    // (a connection they could not find before included), not on every re-check.
-    if client_changed || status_changed {
+    // (a connection they could not find before included), not on every re-check, nor when it
+    // only learned what its vendor serves (their own calls taught it that).
+    let health_changed =
+        conn.current_status().map(|s| (&s.sync, s.vendor)) != Some((&status.sync, status.vendor));
+    if client_changed || health_changed {
         connection_changed(&ctx.dependents, &key);
     }
     if status_changed {

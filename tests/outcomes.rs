@@ -52,8 +52,10 @@ async fn unknown_outcomes_and_pauses_never_claim_sync() {
     };
     assert_eq!(held().as_deref(), Some("v1"));
 
-    // v2 reaches the vendor, which commits it only after the client gave up (a timeout).
-    server.faults.push(Fault::Delay(Duration::from_secs(2)), 1);
+    // v2 reaches the vendor, which commits it but answers only after the client gave up.
+    server
+        .faults
+        .push(Fault::CommitThenDelay(Duration::from_secs(2)), 1);
     env.secret(ns, "pw", &[("password", "v2")]).await;
     let timed_out = env
         .wait_for::<SsoAppCredential>(ns, "jane", WAIT, |o| {

@@ -1,5 +1,6 @@
 -- Argo CD health check for every credsync.io kind (kstatus conditions).
 -- Ready=True for the current generation: Healthy. Stalled=True: Degraded (a person is needed).
+-- Paused (credsync.io/paused) and not in sync: Suspended.
 -- Otherwise (not yet observed, reconciling, retrying): Progressing.
 local hs = { status = "Progressing", message = "Waiting for credsync to reconcile" }
 if obj.status == nil or obj.status.conditions == nil then
@@ -24,6 +25,12 @@ end
 if ready ~= nil and ready.status == "True" then
   hs.status = "Healthy"
   hs.message = ready.message or ""
+  return hs
+end
+-- Paused on purpose while its spec or a Secret changed: nothing runs and nothing is wrong.
+if ready ~= nil and ready.status == "False" and ready.reason == "Paused" then
+  hs.status = "Suspended"
+  hs.message = "Paused: " .. (ready.message or "")
   return hs
 end
 if reconciling ~= nil and reconciling.status == "True" then

@@ -36,6 +36,12 @@ expect("stale generation", { metadata = { generation = 3 }, status = { observedG
 expect("stalled", { metadata = { generation = 1 }, status = { observedGeneration = 1, conditions = {
   cond("Ready", "False", "SecretNotFound", "Secret a/b not found"), cond("Stalled", "True", "SecretNotFound", "Secret a/b not found") } } },
   "Degraded", "SecretNotFound")
+expect("paused, out of sync", { metadata = { generation = 2 }, status = { observedGeneration = 2, conditions = {
+  cond("Ready", "False", "Paused", "credsync.io/paused is \"true\"") } } },
+  "Suspended", "Paused")
+expect("paused, in sync", { metadata = { generation = 2 }, status = { observedGeneration = 2, conditions = {
+  cond("Ready", "True", "Paused", "credsync.io/paused is \"true\"") } } },
+  "Healthy")
 expect("retrying", { metadata = { generation = 1 }, status = { observedGeneration = 1, conditions = {
   cond("Ready", "False", "VendorUnavailable", "503"), cond("Reconciling", "True", "VendorUnavailable", "503 (retrying with backoff)") } } },
   "Progressing", "retrying")

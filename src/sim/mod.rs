@@ -56,6 +56,9 @@ pub enum Fault {
     Drop,
     /// Answer only after this long (beyond the client's timeout, a timeout).
     Delay(Duration),
+    /// Serve the request (the vendor commits it), then hold the answer this long: beyond the
+    /// client's timeout, a write whose outcome the client cannot know.
+    CommitThenDelay(Duration),
     /// HTTP 302 to `/followed` on the same server: a client that follows it shows up there.
     Redirect,
     /// Answer with this status and an error body that echoes the whole request back, as a
@@ -306,6 +309,13 @@ async fn faults_and_journal(
                 axum::Json(body),
             )
                 .into_response()
+        }
+        Some(Fault::CommitThenDelay(d)) => {
+            let response = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            tokio::time::sleep(d).await;
+            response
         }
         Some(Fault::Delay(d)) => {
             tokio::time::sleep(d).await;
