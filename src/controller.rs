@@ -382,7 +382,7 @@ fn managed<K: Managed>(
     let forget = {
         let ctx = ctx.clone();
         // Whatever its deletion policy, a deleted object's memories and claim go with it.
-        move |obj: &K| ctx.forget(&obj.uid().unwrap_or_default())
+        move |obj: &K| ctx.forget_object(obj)
     };
     let stream = watched(
         scoped_api::<K>(client, settings),

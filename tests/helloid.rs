@@ -562,8 +562,8 @@ async fn either_documented_path_and_an_undocumented_delete() {
         "the plural path after the singular one's routing 404"
     );
     assert!(
-        singular_sim.get(USER, APP, "Default").is_some()
-            && plural_sim.get(USER, APP, "Default").is_some()
+        singular_sim.get(USER, APP, "singular").is_some()
+            && plural_sim.get(USER, APP, "plural").is_some()
     );
 
     // A rotation writes again: the plural tenant is asked on its own path straight away.
@@ -644,7 +644,7 @@ async fn either_documented_path_and_an_undocumented_delete() {
         "the finalizer stays"
     );
     assert!(
-        plural_sim.get(USER, APP, "Default").is_some(),
+        plural_sim.get(USER, APP, "plural").is_some(),
         "still live in HelloID"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -148,3 +148,67 @@ async fn unknown_outcomes_and_pauses_never_claim_sync() {
     assert_eq!(held().as_deref(), Some("v3"));
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_request_is_handled_once_per_value() {
+    let mut env = TestEnv::start().await;
+    let sim = HelloIdSim::new("k", "s");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    let ns = "sync-now";
+    env.namespace(ns).await;
+    env.secret(ns, "api", &[("key", "k"), ("secret", "s")])
+        .await;
+    env.secret(ns, "pw", &[("password", "p")]).await;
+    env.apply(
+        ns,
+        &support::helloid_connection("helloid", &server.url(), json!({"name": "api"})),
+    )
+    .await;
+    env.apply(
+        ns,
+        &sso_credential("jane", "VendorConnection", "helloid", "pw", "password"),
+    )
+    .await;
+    let api: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), ns);
+    let writes = || server.journal.len();
+    support::wait_count("the first write", 1, WAIT, writes).await;
+    let request = |value: Option<&str>| {
+        let api = api.clone();
+        let patch =
+            json!({"metadata": {"annotations": {"credsync.io/reconcile-requested-at": value}}});
+        async move {
+            api.patch("jane", &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .expect("annotate");
+        }
+    };
+    let quiet = || tokio::time::sleep(Duration::from_secs(3));
+
+    request(Some("a")).await;
+    support::wait_count("the requested write", 2, WAIT, writes).await;
+    env.wait_for::<SsoAppCredential>(ns, "jane", WAIT, |o| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.sync.last_handled_reconcile_at.as_deref())
+            == Some("a")
+    })
+    .await;
+    // Removing it, or setting the same value again, asks for nothing; nor does a restart.
+    request(None).await;
+    quiet().await;
+    request(Some("a")).await;
+    quiet().await;
+    env.stop_operator().await;
+    env.start_operator();
+    quiet().await;
+    assert_eq!(writes(), 2, "a value is handled once");
+    // A new value is a new request, also after a restart.
+    request(Some("b")).await;
+    support::wait_count("the second requested write", 3, WAIT, writes).await;
+    request(None).await;
+    env.stop_operator().await;
+    env.start_operator();
+    quiet().await;
+    assert_eq!(writes(), 3);
+    env.stop().await;
+}

@@ -115,9 +115,16 @@ impl Context {
             .insert(uid, (attempt, err));
     }
 
-    /// The object is gone: drop everything this process remembers of it, and hand its record
-    /// to the next claimant.
-    pub fn forget(&self, uid: &str) {
+    /// `obj` is gone, whatever its deletion policy: drop everything this process remembers of
+    /// it (its backoff included) and hand its record to the next claimant.
+    pub fn forget_object<K: Managed>(&self, obj: &K) {
+        self.backoff.reset(&backoff_key(obj));
+        self.forget(&obj.uid().unwrap_or_default());
+    }
+
+    /// The object is gone: drop everything this process remembers of it by uid, and hand its
+    /// record to the next claimant.
+    fn forget(&self, uid: &str) {
         self.claims.release(uid);
         self.refused
             .lock()
@@ -216,6 +223,8 @@ fn backoff_key<K: Managed>(obj: &K) -> String {
 /// The outcome of the vendor part of a sync.
 struct Synced {
     fingerprint: String,
+    /// The last value of the sync-now annotation acted on.
+    handled: Option<String>,
     outputs: Outputs,
     /// The vendor confirmed the desired state now (write or read-back).
     confirmed: bool,
@@ -273,8 +282,7 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
         Ok(done) if done.pending => return Ok(done.requeue),
         Ok(done) => {
             sync.applied_fingerprint = Some(done.fingerprint);
-            sync.last_handled_reconcile_at =
-                annotation(obj, RECONCILE_REQUESTED_ANNOTATION).map(str::to_string);
+            sync.last_handled_reconcile_at = done.handled;
             if done.confirmed {
                 sync.last_synced_time = Some(now.clone());
             }
@@ -372,6 +380,7 @@ async fn sync_vendor<K: Managed>(
         // Apply once the finalizer is in place: its watch event brings the object back.
         return Ok(Synced {
             fingerprint: old.applied_fingerprint.clone().unwrap_or_default(),
+            handled: old.last_handled_reconcile_at.clone(),
             outputs: Outputs::default(),
             confirmed: false,
             event: None,
@@ -387,8 +396,12 @@ async fn sync_vendor<K: Managed>(
     );
     let requested = annotation(obj, RECONCILE_REQUESTED_ANNOTATION);
     let (last_fingerprint, last_handled) = last_applied(ctx, &uid, old);
-    let changed = last_fingerprint != fingerprint || requested != last_handled.as_deref();
+    // Each value of the annotation asks for one sync: a new value does, its removal (or the
+    // same value again, also after a restart) does not.
+    let sync_requested = requested.is_some_and(|r| last_handled.as_deref() != Some(r));
+    let changed = last_fingerprint != fingerprint || sync_requested;
     let mut done = Synced {
+        handled: requested.map(str::to_string).or(last_handled),
         fingerprint,
         outputs: Outputs::default(),
         confirmed: false,
@@ -421,7 +434,7 @@ async fn sync_vendor<K: Managed>(
                 return Err(ReconcileError::write_failed(err));
             }
         };
-        ctx.remember(uid, done.fingerprint.clone(), requested.map(str::to_string));
+        ctx.remember(uid, done.fingerprint.clone(), done.handled.clone());
         done.confirmed = true;
         done.event = Some((
             "Synced",
@@ -667,7 +680,7 @@ async fn finalize<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, Reconcil
         // The record belongs to another resource: deleting it would take it from its owner.
         if !ctx.claims.holds(&obj.uid().unwrap_or_default()) {
             ensure_finalizer(obj, ctx, false).await?;
-            ctx.forget(&obj.uid().unwrap_or_default());
+            ctx.forget_object(obj);
             return Ok(Action::await_change());
         }
         if let Err(e) = external.delete().await {
@@ -683,7 +696,7 @@ async fn finalize<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, Reconcil
         );
     }
     ensure_finalizer(obj, ctx, false).await?;
-    ctx.forget(&obj.uid().unwrap_or_default());
+    ctx.forget_object(obj);
     Ok(Action::await_change())
 }
 
