@@ -87,6 +87,13 @@ struct Args {
     /// Unrelated 10 KiB Secrets in the memory phase (0 skips it).
     #[arg(long, default_value_t = 5000)]
     noise_secrets: usize,
+    /// Waves of the churn phase: create --churn-n resources, wait until they are Ready, delete
+    /// them all; operator RSS after each wave (0 skips it).
+    #[arg(long, default_value_t = 10)]
+    churn_waves: usize,
+    /// Resources created and deleted in each churn wave.
+    #[arg(long, default_value_t = 2000)]
+    churn_n: usize,
     /// Skip the floor runs.
     #[arg(long)]
     skip_floor: bool,
@@ -107,6 +114,8 @@ impl Args {
             self.steady_secs = 10;
             self.rotation = self.rotation.min(200);
             self.noise_secrets = self.noise_secrets.min(1000);
+            self.churn_waves = self.churn_waves.min(3);
+            self.churn_n = self.churn_n.min(200);
         }
         self.n.sort_unstable();
         self.n.dedup();
@@ -1010,6 +1019,59 @@ impl Env {
         }
     }
 
+    /// Operator RSS over waves of creating and deleting resources: every per-object memory must
+    /// go with its object, so RSS after the last wave stays near RSS after the first.
+    async fn churn(&self) -> Churn {
+        let (waves, n) = (self.args.churn_waves, self.args.churn_n);
+        eprintln!("bench: churn: {waves} waves of {n} resources created, synced and deleted");
+        let ns = "bench-churn";
+        self.namespace(ns).await;
+        let limits = json!({"maxConcurrentRequests": self.args.concurrency, "requestsPerSecond": 10000, "timeoutSeconds": 30});
+        let ws = workloads(&self.client, ns, &limits, true).await;
+        futures::stream::iter(0..n)
+            .map(|i| async move {
+                let value = inline_password(i);
+                put_secret(&self.client, ns, &bench_name(i), &[("password", &value)]).await;
+            })
+            .buffer_unordered(self.args.create_concurrency)
+            .collect::<Vec<()>>()
+            .await;
+        let operator = Operator::start(self, "churn", self.args.concurrency).await;
+        let kinds = resources(&ws);
+        let mut after = Vec::new();
+        for wave in 1..=waves {
+            let drive = self.drive(ns, &ws, n, true, None).await;
+            clean_namespace(&self.client, ns, &kinds).await;
+            let deadline = Instant::now() + self.ready_timeout(n);
+            loop {
+                let mut left = 0;
+                for ar in &kinds {
+                    let api = Api::<DynamicObject>::namespaced_with(self.client.clone(), ns, ar);
+                    left += api
+                        .list_metadata(&ListParams::default())
+                        .await
+                        .map(|l| l.items.len())
+                        .unwrap_or(usize::MAX / 4);
+                }
+                if left == 0 || Instant::now() > deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            // Let the deletions reach the operator's watches and its allocator settle.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let stats = operator.stats(self);
+            eprintln!(
+                "bench: churn wave {wave}: {} of {n} Ready, RSS {} MiB",
+                drive.ready,
+                report::mib(stats.rss_kib)
+            );
+            after.push((drive.ready, stats));
+        }
+        operator.stop().await;
+        Churn { n, after }
+    }
+
     /// Operator RSS with and without many unrelated Secrets.
     async fn memory(&self) -> Memory {
         let k = self.args.noise_secrets;
@@ -1239,8 +1301,19 @@ async fn main() {
     } else {
         None
     };
+    let churn = if args.churn_waves > 0 && args.churn_n > 0 {
+        Some(env.churn().await)
+    } else {
+        None
+    };
 
-    let mut text = report(&env, &cases, rotation.as_ref(), memory.as_ref());
+    let mut text = report(
+        &env,
+        &cases,
+        rotation.as_ref(),
+        memory.as_ref(),
+        churn.as_ref(),
+    );
     let _ = writeln!(
         text,
         "\nBenchmark wall time: {:.0} s. Plot: latency.svg.",

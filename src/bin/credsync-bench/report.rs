@@ -77,6 +77,22 @@ pub(crate) struct Memory {
     pub(crate) fresh: ProcStats,
 }
 
+/// Operator RSS after each wave of creating and deleting `n` resources.
+pub(crate) struct Churn {
+    pub(crate) n: usize,
+    /// (resources Ready in the wave, process stats after its deletions).
+    pub(crate) after: Vec<(usize, ProcStats)>,
+}
+
+impl Churn {
+    /// RSS after the last wave over RSS after the first.
+    pub(crate) fn growth(&self) -> Option<f64> {
+        let first = self.after.first()?.1.rss_kib;
+        let last = self.after.last()?.1.rss_kib;
+        Some(last as f64 / first.max(1) as f64)
+    }
+}
+
 pub(crate) fn ms(d: Duration) -> String {
     format!("{:.0}", d.as_secs_f64() * 1000.0)
 }
@@ -156,6 +172,7 @@ pub(crate) fn report(
     cases: &[Case],
     rotation: Option<&Rotation>,
     memory: Option<&Memory>,
+    churn: Option<&Churn>,
 ) -> String {
     let a = &env.args;
     let mut r = String::new();
@@ -377,6 +394,30 @@ pub(crate) fn report(
         );
     }
 
+    if let Some(c) = churn {
+        let _ = writeln!(
+            r,
+            "\n## Memory over churn\n\n{} waves: create {} resources, wait until Ready, delete them all; operator RSS 3 s after each wave's deletions.\n\n| wave | Ready | RSS (MiB) | peak RSS (MiB) |\n|---:|---:|---:|---:|",
+            c.after.len(),
+            c.n
+        );
+        for (i, (ready, stats)) in c.after.iter().enumerate() {
+            let _ = writeln!(
+                r,
+                "| {} | {ready} | {} | {} |",
+                i + 1,
+                mib(stats.rss_kib),
+                mib(stats.hwm_kib)
+            );
+        }
+        if let Some(growth) = c.growth() {
+            let _ = writeln!(
+                r,
+                "\nRSS after the last wave / after the first: **{growth:.2}**."
+            );
+        }
+    }
+
     let _ = writeln!(
         r,
         "\n## Targets\n\n| target | measured | met |\n|---|---|---|"
@@ -469,6 +510,15 @@ pub(crate) fn report(
             s.api_writes,
             s.cpu_secs,
             mark(s.vendor_calls == 0 && s.api_writes == 0 && s.cpu_secs < 1.0)
+        );
+    }
+    if let Some((c, growth)) = churn.and_then(|c| Some((c, c.growth()?))) {
+        let _ = writeln!(
+            r,
+            "| churn: RSS after the last of {} waves (create/delete {}) within 10% of after the first | {growth:.2} | {} |",
+            c.after.len(),
+            c.n,
+            mark(growth <= 1.10)
         );
     }
     if !(env.args.n.contains(&1000) && env.args.n.contains(&10_000)) {
