@@ -918,15 +918,12 @@ impl Env {
         }
     }
 
-    /// Resources whose password comes from per-resource Secrets; all Secrets updated at once.
-    async fn rotation(&self) -> Rotation {
-        let r = self.args.rotation;
-        eprintln!("bench: rotation of {r} Secrets");
-        let ns = "bench-rotation";
+    /// The workloads in `ns`, whose passwords come from `n` per-resource Secrets (created here).
+    async fn secret_workloads(&self, ns: &str, n: usize) -> Vec<Arc<dyn Workload>> {
         self.namespace(ns).await;
         let limits = json!({"maxConcurrentRequests": self.args.concurrency, "requestsPerSecond": 10000, "timeoutSeconds": 30});
         let ws = workloads(&self.client, ns, &limits, true).await;
-        futures::stream::iter(0..r)
+        futures::stream::iter(0..n)
             .map(|i| async move {
                 let value = inline_password(i);
                 put_secret(&self.client, ns, &bench_name(i), &[("password", &value)]).await;
@@ -934,6 +931,15 @@ impl Env {
             .buffer_unordered(self.args.create_concurrency)
             .collect::<Vec<()>>()
             .await;
+        ws
+    }
+
+    /// Resources whose password comes from per-resource Secrets; all Secrets updated at once.
+    async fn rotation(&self) -> Rotation {
+        let r = self.args.rotation;
+        eprintln!("bench: rotation of {r} Secrets");
+        let ns = "bench-rotation";
+        let ws = self.secret_workloads(ns, r).await;
         let operator = Operator::start(self, "rotation", self.args.concurrency).await;
         let setup = self.drive(ns, &ws, r, true, None).await;
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -1025,17 +1031,7 @@ impl Env {
         let (waves, n) = (self.args.churn_waves, self.args.churn_n);
         eprintln!("bench: churn: {waves} waves of {n} resources created, synced and deleted");
         let ns = "bench-churn";
-        self.namespace(ns).await;
-        let limits = json!({"maxConcurrentRequests": self.args.concurrency, "requestsPerSecond": 10000, "timeoutSeconds": 30});
-        let ws = workloads(&self.client, ns, &limits, true).await;
-        futures::stream::iter(0..n)
-            .map(|i| async move {
-                let value = inline_password(i);
-                put_secret(&self.client, ns, &bench_name(i), &[("password", &value)]).await;
-            })
-            .buffer_unordered(self.args.create_concurrency)
-            .collect::<Vec<()>>()
-            .await;
+        let ws = self.secret_workloads(ns, n).await;
         let operator = Operator::start(self, "churn", self.args.concurrency).await;
         let kinds = resources(&ws);
         let mut after = Vec::new();
