@@ -286,12 +286,7 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
             if done.confirmed {
                 sync.last_synced_time = Some(now.clone());
             }
-            if done.outputs.identity_id.is_some() {
-                outputs.identity_id = done.outputs.identity_id;
-            }
-            if done.outputs.credential_set_guid.is_some() {
-                outputs.credential_set_guid = done.outputs.credential_set_guid;
-            }
+            outputs = outputs.updated_by(done.outputs);
             if let Some((reason, note)) = done.event {
                 publish(ctx, obj, EventType::Normal, reason, note);
             }

@@ -118,6 +118,22 @@ pub struct Outputs {
     pub credential_set_guid: Option<String>,
 }
 
+impl Outputs {
+    /// These outputs with whatever `newer` holds: a call that returned nothing for a field
+    /// (a write-only answer) keeps what the status had.
+    pub fn updated_by(self, newer: Outputs) -> Outputs {
+        // Destructured, so a new field cannot be forgotten here.
+        let Outputs {
+            identity_id,
+            credential_set_guid,
+        } = newer;
+        Outputs {
+            identity_id: identity_id.or(self.identity_id),
+            credential_set_guid: credential_set_guid.or(self.credential_set_guid),
+        }
+    }
+}
+
 /// What reading the vendor's record back showed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observation {
