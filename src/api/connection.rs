@@ -215,33 +215,58 @@ fn default_max_concurrent_requests() -> u32 {
     4
 }
 
+/// A connection's one vendor block, as one value. Everything that differs by vendor matches on
+/// it, so a new vendor is a compile error in each such place until it is handled there.
+#[derive(Clone, Copy, Debug)]
+pub enum VendorBlock<'a> {
+    SuperOffice(&'a SuperOfficeEndpoint),
+    OracleCrmOnDemand(&'a OracleCrmOnDemandEndpoint),
+    ApexErp(&'a ApexErpEndpoint),
+    HelloId(&'a HelloIdEndpoint),
+}
+
+impl VendorBlock<'_> {
+    pub fn vendor(self) -> Vendor {
+        match self {
+            VendorBlock::SuperOffice(_) => Vendor::SuperOffice,
+            VendorBlock::OracleCrmOnDemand(_) => Vendor::OracleCrmOnDemand,
+            VendorBlock::ApexErp(_) => Vendor::ApexErp,
+            VendorBlock::HelloId(_) => Vendor::HelloId,
+        }
+    }
+}
+
 impl VendorEndpoint {
-    /// The vendor whose block is set (the CRD's CEL rule makes it exactly one).
-    pub fn vendor(&self) -> Option<Vendor> {
+    /// The vendor block that is set (the CRD's CEL rule makes it exactly one); None otherwise.
+    /// The only place that reads the four optional blocks.
+    pub fn block(&self) -> Option<VendorBlock<'_>> {
         match (
             &self.super_office,
             &self.oracle_crm_on_demand,
             &self.apex_erp,
             &self.hello_id,
         ) {
-            (Some(_), None, None, None) => Some(Vendor::SuperOffice),
-            (None, Some(_), None, None) => Some(Vendor::OracleCrmOnDemand),
-            (None, None, Some(_), None) => Some(Vendor::ApexErp),
-            (None, None, None, Some(_)) => Some(Vendor::HelloId),
+            (Some(b), None, None, None) => Some(VendorBlock::SuperOffice(b)),
+            (None, Some(b), None, None) => Some(VendorBlock::OracleCrmOnDemand(b)),
+            (None, None, Some(b), None) => Some(VendorBlock::ApexErp(b)),
+            (None, None, None, Some(b)) => Some(VendorBlock::HelloId(b)),
             _ => None,
         }
     }
 
-    /// Base URL of whichever vendor block is set.
+    /// The vendor whose block is set.
+    pub fn vendor(&self) -> Option<Vendor> {
+        self.block().map(VendorBlock::vendor)
+    }
+
+    /// Base URL of the vendor block.
     pub fn url(&self) -> Option<&str> {
-        let url = self
-            .super_office
-            .as_ref()
-            .map(|v| &v.url)
-            .or(self.oracle_crm_on_demand.as_ref().map(|v| &v.url))
-            .or(self.apex_erp.as_ref().map(|v| &v.url))
-            .or(self.hello_id.as_ref().map(|v| &v.url))?;
-        Some(url.as_str())
+        Some(match self.block()? {
+            VendorBlock::SuperOffice(b) => &b.url,
+            VendorBlock::OracleCrmOnDemand(b) => &b.url,
+            VendorBlock::ApexErp(b) => &b.url,
+            VendorBlock::HelloId(b) => &b.url,
+        })
     }
 
     /// Requests per second, with the vendor's default where none is set.

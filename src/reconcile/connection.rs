@@ -13,7 +13,7 @@ use kube::{Api, Client, ResourceExt};
 
 use super::error::ReconcileError;
 use crate::api::{
-    ClusterVendorConnection, ConnectionKind, ConnectionRef, Vendor, VendorConnection,
+    ClusterVendorConnection, ConnectionKind, ConnectionRef, Vendor, VendorBlock, VendorConnection,
     VendorEndpoint,
 };
 use crate::secrets::{ConnectionScope, ConnectionSecrets, SecretReader};
@@ -182,40 +182,40 @@ impl ConnectionStores {
 /// namespace (refs default to it), None for a ClusterVendorConnection.
 pub fn secret_names(endpoint: &VendorEndpoint, own: Option<&str>) -> Vec<(String, String)> {
     let mut refs: Vec<(&str, Option<&str>)> = Vec::new();
-    if let Some(so) = &endpoint.super_office {
-        for r in [
-            &so.application_token_secret_ref,
-            &so.auth.ticket_secret_ref,
-            &so.auth.bearer_secret_ref,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            refs.push((&r.name, r.namespace.as_deref()));
+    match endpoint.block() {
+        Some(VendorBlock::SuperOffice(so)) => {
+            for r in [
+                &so.application_token_secret_ref,
+                &so.auth.ticket_secret_ref,
+                &so.auth.bearer_secret_ref,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                refs.push((&r.name, r.namespace.as_deref()));
+            }
+            if let Some(r) = &so.auth.basic_secret_ref {
+                refs.push((&r.name, r.namespace.as_deref()));
+            }
         }
-        if let Some(r) = &so.auth.basic_secret_ref {
-            refs.push((&r.name, r.namespace.as_deref()));
-        }
-    }
-    if let Some(o) = &endpoint.oracle_crm_on_demand {
-        refs.push((
+        Some(VendorBlock::OracleCrmOnDemand(o)) => refs.push((
             &o.credentials_secret_ref.name,
             o.credentials_secret_ref.namespace.as_deref(),
-        ));
-    }
-    if let Some(a) = &endpoint.apex_erp {
-        if let Some(r) = &a.auth.basic_secret_ref {
-            refs.push((&r.name, r.namespace.as_deref()));
+        )),
+        Some(VendorBlock::ApexErp(a)) => {
+            if let Some(r) = &a.auth.basic_secret_ref {
+                refs.push((&r.name, r.namespace.as_deref()));
+            }
+            if let Some(r) = &a.auth.bearer_secret_ref {
+                refs.push((&r.name, r.namespace.as_deref()));
+            }
         }
-        if let Some(r) = &a.auth.bearer_secret_ref {
-            refs.push((&r.name, r.namespace.as_deref()));
-        }
-    }
-    if let Some(h) = &endpoint.hello_id {
-        refs.push((
+        Some(VendorBlock::HelloId(h)) => refs.push((
             &h.api_key_secret_ref.name,
             h.api_key_secret_ref.namespace.as_deref(),
-        ));
+        )),
+        // No client can be built: nothing is read.
+        None => {}
     }
     if let Some(r) = endpoint.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
         refs.push((&r.name, r.namespace.as_deref()));

@@ -188,7 +188,7 @@ pub fn fingerprint_json<T: serde::Serialize>(value: &T) -> zeroize::Zeroizing<Ve
 
 use std::sync::Arc;
 
-use crate::api::{Vendor, VendorEndpoint};
+use crate::api::{Vendor, VendorBlock, VendorEndpoint};
 use crate::secrets::{ConnectionSecrets, SecretError};
 use http::{EndpointSettings, TransportError, TransportPolicy, VendorHttp};
 
@@ -250,9 +250,10 @@ pub async fn connect(
     secrets: &ConnectionSecrets<'_>,
     policy: &TransportPolicy,
 ) -> Result<VendorClient, ConnectError> {
-    let vendor = endpoint.vendor().ok_or_else(|| {
+    let block = endpoint.block().ok_or_else(|| {
         ConnectError::Invalid("the connection must set exactly one vendor block".into())
     })?;
+    let vendor = block.vendor();
     let ca_pem = match endpoint.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
         Some(r) => Some(
             secrecy::ExposeSecret::expose_secret(&secrets.key(r).await?)
@@ -270,30 +271,18 @@ pub async fn connect(
         ca_pem,
     };
     let http = VendorHttp::new(&settings, policy)?;
-    Ok(
-        match (
-            &endpoint.super_office,
-            &endpoint.oracle_crm_on_demand,
-            &endpoint.apex_erp,
-            &endpoint.hello_id,
-        ) {
-            (Some(so), _, _, _) => VendorClient::SuperOffice(Arc::new(
-                superoffice::SuperOfficeClient::connect(so, http, secrets).await?,
-            )),
-            (_, Some(o), _, _) => VendorClient::OracleCrmOnDemand(Arc::new(
-                oracle::OracleClient::connect(o, http, secrets).await?,
-            )),
-            (_, _, Some(a), _) => {
-                VendorClient::ApexErp(Arc::new(apex::ApexClient::connect(a, http, secrets).await?))
-            }
-            (_, _, _, Some(h)) => VendorClient::HelloId(Arc::new(
-                helloid::HelloIdClient::connect(h, http, secrets).await?,
-            )),
-            _ => {
-                return Err(ConnectError::Invalid(
-                    "the connection must set exactly one vendor block".into(),
-                ));
-            }
-        },
-    )
+    Ok(match block {
+        VendorBlock::SuperOffice(so) => VendorClient::SuperOffice(Arc::new(
+            superoffice::SuperOfficeClient::connect(so, http, secrets).await?,
+        )),
+        VendorBlock::OracleCrmOnDemand(o) => VendorClient::OracleCrmOnDemand(Arc::new(
+            oracle::OracleClient::connect(o, http, secrets).await?,
+        )),
+        VendorBlock::ApexErp(a) => {
+            VendorClient::ApexErp(Arc::new(apex::ApexClient::connect(a, http, secrets).await?))
+        }
+        VendorBlock::HelloId(h) => VendorClient::HelloId(Arc::new(
+            helloid::HelloIdClient::connect(h, http, secrets).await?,
+        )),
+    })
 }
