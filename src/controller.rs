@@ -105,15 +105,7 @@ struct KindDependents<K: Managed> {
 }
 
 fn connection_key<K: Managed>(obj: &K) -> ConnectionKey {
-    let r = obj.connection_ref();
-    ConnectionKey {
-        kind: r.kind,
-        namespace: match r.kind {
-            ConnectionKind::VendorConnection => obj.namespace(),
-            ConnectionKind::ClusterVendorConnection => None,
-        },
-        name: r.name.clone(),
-    }
+    ConnectionKey::referenced(obj.connection_ref(), &obj.namespace().unwrap_or_default())
 }
 
 impl<K: Managed> Dependents for KindDependents<K> {
@@ -645,11 +637,11 @@ impl ConnectionResource for VendorConnection {
         &self.spec.endpoint
     }
     fn key(&self) -> ConnectionKey {
-        ConnectionKey {
-            kind: ConnectionKind::VendorConnection,
-            namespace: self.namespace(),
-            name: self.name_any(),
-        }
+        ConnectionKey::new(
+            ConnectionKind::VendorConnection,
+            &self.name_any(),
+            &self.namespace().unwrap_or_default(),
+        )
     }
     fn scope(&self) -> ConnectionScope {
         ConnectionScope::Namespaced(self.namespace().unwrap_or_default())
@@ -667,11 +659,11 @@ impl ConnectionResource for ClusterVendorConnection {
         &self.spec.endpoint
     }
     fn key(&self) -> ConnectionKey {
-        ConnectionKey {
-            kind: ConnectionKind::ClusterVendorConnection,
-            namespace: None,
-            name: self.name_any(),
-        }
+        ConnectionKey::new(
+            ConnectionKind::ClusterVendorConnection,
+            &self.name_any(),
+            "",
+        )
     }
     fn scope(&self) -> ConnectionScope {
         ConnectionScope::Cluster

@@ -28,6 +28,26 @@ pub struct ConnectionKey {
     pub name: String,
 }
 
+impl ConnectionKey {
+    /// The connection of `kind` named `name`, as seen from `namespace` (a VendorConnection lives
+    /// there; a ClusterVendorConnection in no namespace). The one way keys are made.
+    pub fn new(kind: ConnectionKind, name: &str, namespace: &str) -> ConnectionKey {
+        ConnectionKey {
+            kind,
+            namespace: match kind {
+                ConnectionKind::VendorConnection => Some(namespace.to_string()),
+                ConnectionKind::ClusterVendorConnection => None,
+            },
+            name: name.to_string(),
+        }
+    }
+
+    /// The connection `r` names from a resource in `namespace`.
+    pub fn referenced(r: &ConnectionRef, namespace: &str) -> ConnectionKey {
+        ConnectionKey::new(r.kind, &r.name, namespace)
+    }
+}
+
 impl std::fmt::Display for ConnectionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.namespace {
@@ -103,11 +123,7 @@ impl ConnectionStores {
                         )
                     })?;
                 Ok(ResolvedConnection {
-                    key: ConnectionKey {
-                        kind: r.kind,
-                        namespace: Some(namespace.to_string()),
-                        name: r.name.clone(),
-                    },
+                    key: ConnectionKey::referenced(r, namespace),
                     uid: conn.metadata.uid.clone(),
                     generation: conn.metadata.generation,
                     endpoint: conn.spec.endpoint.clone(),
@@ -131,11 +147,7 @@ impl ConnectionStores {
                     ));
                 }
                 Ok(ResolvedConnection {
-                    key: ConnectionKey {
-                        kind: r.kind,
-                        namespace: None,
-                        name: r.name.clone(),
-                    },
+                    key: ConnectionKey::referenced(r, namespace),
                     uid: conn.metadata.uid.clone(),
                     generation: conn.metadata.generation,
                     endpoint: conn.spec.endpoint.clone(),
@@ -155,11 +167,11 @@ impl ConnectionStores {
                     .iter()
                     .any(|(ns, n)| ns == namespace && n == name)
             {
-                keys.push(ConnectionKey {
-                    kind: ConnectionKind::VendorConnection,
-                    namespace: Some(own),
-                    name: conn.name_any(),
-                });
+                keys.push(ConnectionKey::new(
+                    ConnectionKind::VendorConnection,
+                    &conn.name_any(),
+                    &own,
+                ));
             }
         }
         for conn in self.cluster.state() {
@@ -167,11 +179,11 @@ impl ConnectionStores {
                 .iter()
                 .any(|(ns, n)| ns == namespace && n == name)
             {
-                keys.push(ConnectionKey {
-                    kind: ConnectionKind::ClusterVendorConnection,
-                    namespace: None,
-                    name: conn.name_any(),
-                });
+                keys.push(ConnectionKey::new(
+                    ConnectionKind::ClusterVendorConnection,
+                    &conn.name_any(),
+                    namespace,
+                ));
             }
         }
         keys
