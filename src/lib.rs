@@ -10,6 +10,7 @@
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod fence;
 pub mod kinds;
 pub mod leader;
 pub mod metrics;

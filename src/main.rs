@@ -80,13 +80,14 @@ async fn run(args: RunArgs) -> ExitCode {
         Some(election) => {
             // A standby is healthy and ready; only the leader reconciles.
             readiness.set(true);
-            let settings = args.settings();
-            leader::run_while_leading(client.clone(), &election, shutdown.clone(), |stop| {
-                controller::run(client, settings, readiness, stop)
-            })
+            leader::run_controllers_while_leading(
+                client,
+                &election,
+                args.settings(),
+                readiness,
+                shutdown.clone(),
+            )
             .await
-            .map_err(|e| e.to_string())
-            .and_then(|ran| ran.unwrap_or(Ok(())).map_err(|e| e.to_string()))
         }
     };
     shutdown.cancel();
