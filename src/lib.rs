@@ -13,6 +13,7 @@ pub mod controller;
 pub mod fence;
 pub mod kinds;
 pub mod leader;
+pub mod liveness;
 pub mod metrics;
 pub mod reconcile;
 pub mod secrets;

@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use credsync::cli::{Cli, Command, RunArgs};
+use credsync::liveness::Liveness;
 use credsync::server::{self, Readiness};
 use credsync::{api, controller, leader, telemetry, webhook};
 use tokio_util::sync::CancellationToken;
@@ -41,7 +42,7 @@ async fn run(args: RunArgs) -> ExitCode {
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let readiness = Readiness::default();
+    let readiness = Readiness::new(Liveness::new(args.liveness_stall_after));
     let server = {
         let shutdown = shutdown.clone();
         tokio::spawn(server::serve(
