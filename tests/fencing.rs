@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use axum::http::Method;
 use credsync::api::{SsoAppCredential, VendorConnection};
 use credsync::leader::LeaderElection;
-use credsync::server::Readiness;
+use credsync::liveness::Liveness;
+use credsync::server::{Readiness, serve_on};
 use credsync::sim::helloid::HelloIdSim;
 use credsync::sim::{Recorded, SimServer};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -249,4 +250,119 @@ async fn a_cut_off_leader_writes_nothing_after_the_new_leader_began() {
     stop_b.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(30), task_b).await;
     drop(proxy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_fails_while_the_api_server_is_gone_and_recovers() {
+    let mut env = TestEnv::start_bare().await;
+    let ns = "alive";
+    let sim = HelloIdSim::new("k", "s");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    env.namespace(ns).await;
+    env.secret(ns, "api", &[("key", "k"), ("secret", "s")])
+        .await;
+    env.apply(ns, &connection(&server.url())).await;
+    env.apply(ns, &credential(1)).await;
+
+    let stall = Duration::from_secs(4);
+    let readiness = Readiness::new(Liveness::new(stall));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let endpoints = tokio::spawn(serve_on(
+        listener,
+        readiness.clone(),
+        stop.clone().cancelled_owned(),
+    ));
+    let operator = tokio::spawn(credsync::controller::run(
+        env.client.clone(),
+        env.settings.clone(),
+        readiness.clone(),
+        stop.clone(),
+    ));
+    let http = reqwest::Client::new();
+    let status = async |path: &str| {
+        http.get(format!("http://{addr}{path}"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    wait_until(
+        "/readyz once the caches synced",
+        Duration::from_secs(30),
+        async || status("/readyz").await == 200,
+    )
+    .await;
+    let api: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), ns);
+    wait_until(
+        "the credential Ready",
+        Duration::from_secs(30),
+        async || api.get("user-1").await.is_ok_and(|o| is_ready(&o)),
+    )
+    .await;
+
+    // A quiet cluster (no events for twice the threshold) stays healthy.
+    let quiet = Instant::now();
+    while quiet.elapsed() < stall * 2 + Duration::from_secs(1) {
+        assert_eq!(status("/healthz").await, 200, "quiet cluster");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let stopped = Instant::now();
+    env.cp.stop_apiserver().await;
+    wait_until("/healthz to fail", Duration::from_secs(30), async || {
+        status("/healthz").await == 503
+    })
+    .await;
+    let unhealthy_after = stopped.elapsed();
+    let body = http
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .expect("healthz")
+        .text()
+        .await
+        .unwrap_or_default();
+    // Down a little longer, as an outage would be.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(status("/healthz").await, 503, "still down: {body}");
+    env.cp
+        .start_apiserver()
+        .await
+        .expect("kube-apiserver restarts");
+    let started = Instant::now();
+    env.client = env.cp.client();
+    wait_until("/healthz to recover", Duration::from_secs(60), async || {
+        status("/healthz").await == 200
+    })
+    .await;
+    let healthy_after = started.elapsed();
+    eprintln!(
+        "liveness (stall after {stall:?}): /healthz failed {unhealthy_after:?} after the API server stopped ({body}), and passed again {healthy_after:?} after it was back"
+    );
+    assert!(
+        unhealthy_after >= stall,
+        "unhealthy after only {unhealthy_after:?}"
+    );
+    assert!(
+        unhealthy_after < stall + Duration::from_secs(10),
+        "unhealthy only after {unhealthy_after:?}"
+    );
+    assert!(body.contains("watch has failed"), "{body}");
+
+    // It was not wedged for good: new work is done.
+    let api: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), ns);
+    env.apply(ns, &credential(2)).await;
+    wait_until(
+        "new work after the outage",
+        Duration::from_secs(60),
+        async || api.get("user-2").await.is_ok_and(|o| is_ready(&o)),
+    )
+    .await;
+    assert_eq!(status("/healthz").await, 200);
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), operator).await;
+    let _ = endpoints.await;
 }
