@@ -798,6 +798,73 @@ mod tests {
         assert!(!err.is_transient());
     }
 
+    #[tokio::test]
+    async fn a_closed_fence_refuses_unsent_and_cuts_in_flight_requests() {
+        // A server that accepts and never answers: only the fence can end the request.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let settings = EndpointSettings {
+            vendor: Vendor::HelloId,
+            base_url: format!("http://{addr}"),
+            timeout: Duration::from_secs(30),
+            max_concurrent_requests: 1,
+            requests_per_second: 10,
+            ca_pem: None,
+        };
+        let fence = Fence::closed();
+        let policy = TransportPolicy {
+            allow_http: true,
+            allow_private_addresses: true,
+            fence: fence.clone(),
+            ..TransportPolicy::default()
+        };
+        let http = VendorHttp::new(&settings, &policy).expect("transport");
+        let err = http
+            .send("Test", http.client().post(http.url(&["x"])))
+            .await
+            .expect_err("refused");
+        assert_eq!(err.reason(), NOT_LEADER, "{err}");
+        assert!(!err.outcome_unknown(), "nothing was sent");
+
+        fence.extend_until(tokio::time::Instant::now() + Duration::from_millis(300));
+        let started = Instant::now();
+        let err = http
+            .send("Test", http.client().post(http.url(&["x"])))
+            .await
+            .expect_err("cut off");
+        assert_eq!(err.reason(), FENCED_IN_FLIGHT, "{err}");
+        assert!(err.outcome_unknown(), "it may have reached the vendor");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "ended at the fence"
+        );
+        accepted.abort();
+    }
+
+    #[test]
+    fn the_user_agent_names_the_replica() {
+        assert_eq!(
+            user_agent(None),
+            concat!("credsync/", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(
+            user_agent(Some("credsync-7d9f-x2\r\n")),
+            concat!(
+                "credsync/",
+                env!("CARGO_PKG_VERSION"),
+                " (credsync-7d9f-x2)"
+            )
+        );
+    }
+
     #[test]
     fn cut_is_bounded_and_char_safe() {
         let long = "é".repeat(1000);
