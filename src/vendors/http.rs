@@ -301,10 +301,11 @@ impl VendorHttp {
     }
 
     /// The error for a request that would start after the fence closed; nothing is sent.
-    fn fenced(&self) -> Result<(), VendorError> {
+    fn fenced(&self, operation: &'static str) -> Result<(), VendorError> {
         if self.fence.is_open() {
             return Ok(());
         }
+        metrics::vendor_request(self.vendor, operation, "fenced", Duration::ZERO);
         Err(VendorError::transient(
             NOT_LEADER,
             "this replica cannot confirm that it still leads (its leader Lease was not renewed in time); nothing was sent",
@@ -319,7 +320,7 @@ impl VendorHttp {
         cap: (usize, &'static str),
     ) -> Result<HttpResponse, VendorError> {
         self.holding_off()?;
-        self.fenced()?;
+        self.fenced(operation)?;
         let _permit =
             self.in_flight.acquire().await.map_err(|_| {
                 VendorError::transient("ShuttingDown", "the operator is shutting down")
@@ -327,7 +328,7 @@ impl VendorHttp {
         self.rate.until_ready().await;
         // The wait may have begun, or the fence closed, while this request queued.
         self.holding_off()?;
-        self.fenced()?;
+        self.fenced(operation)?;
         let started = Instant::now();
         // A request still running when the fence closes is cut off there: its answer could
         // come after another replica began to write.
@@ -339,6 +340,7 @@ impl VendorHttp {
             )),
         };
         let outcome = match &result {
+            Err(e) if e.reason() == FENCED_IN_FLIGHT => "fenced",
             Ok(resp) if resp.status.is_success() => "success",
             Ok(resp)
                 if resp.status.is_server_error()
@@ -828,7 +830,7 @@ mod tests {
         };
         let http = VendorHttp::new(&settings, &policy).expect("transport");
         let err = http
-            .send("Test", http.client().post(http.url(&["x"])))
+            .send("FenceTest", http.client().post(http.url(&["x"])))
             .await
             .expect_err("refused");
         assert_eq!(err.reason(), NOT_LEADER, "{err}");
@@ -837,7 +839,7 @@ mod tests {
         fence.extend_until(tokio::time::Instant::now() + Duration::from_millis(300));
         let started = Instant::now();
         let err = http
-            .send("Test", http.client().post(http.url(&["x"])))
+            .send("FenceTest", http.client().post(http.url(&["x"])))
             .await
             .expect_err("cut off");
         assert_eq!(err.reason(), FENCED_IN_FLIGHT, "{err}");
@@ -845,6 +847,11 @@ mod tests {
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "ended at the fence"
+        );
+        let text = crate::metrics::encode();
+        assert!(
+            text.contains("credsync_vendor_requests_total{vendor=\"helloId\",operation=\"FenceTest\",outcome=\"fenced\"} 2"),
+            "{text}"
         );
         accepted.abort();
     }
