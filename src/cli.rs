@@ -98,6 +98,11 @@ pub struct RunArgs {
     /// This replica's identity in the Lease (defaults to the pod name or host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// /healthz fails once a watch has only failed, or reconciles in flight have not
+    /// finished, for this long (the kubelet then restarts the operator). Keep it above the
+    /// longest vendor timeoutSeconds.
+    #[arg(long, env = "CREDSYNC_LIVENESS_STALL_AFTER", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub liveness_stall_after: Duration,
     /// Largest retry delay after transient failures.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub backoff_max: Duration,

@@ -21,6 +21,7 @@ use crate::api::{
     ClusterVendorConnection, ConnectionKind, CrmUserCredential, ErpIdentity, SsoAppCredential,
     VendorConnection, VendorEndpoint,
 };
+use crate::liveness::Liveness;
 use crate::metrics;
 use crate::reconcile::backoff::Backoff;
 use crate::reconcile::conditions::{self, Health};
@@ -158,7 +159,9 @@ pub async fn run(
     let (cvc_reader, cvc_writer) = reflector::store::<ClusterVendorConnection>();
     // A deleted connection reaches no reconcile: see `connections_deleted`.
     let (deleted_tx, deleted) = mpsc::unbounded_channel::<ConnectionKey>();
+    let liveness = readiness.liveness().clone();
     let vc_stream = watched(
+        &liveness,
         scoped_api::<VendorConnection>(&client, &settings),
         vc_writer,
         None,
@@ -170,6 +173,7 @@ pub async fn run(
         },
     );
     let cvc_stream = watched(
+        &liveness,
         Api::<ClusterVendorConnection>::all(client.clone()),
         cvc_writer,
         None,
@@ -210,10 +214,11 @@ pub async fn run(
     });
 
     let (crm, crm_deps, crm_store) =
-        managed::<CrmUserCredential>(&client, &ctx, &settings, &shutdown);
-    let (erp, erp_deps, erp_store) = managed::<ErpIdentity>(&client, &ctx, &settings, &shutdown);
+        managed::<CrmUserCredential>(&client, &ctx, &settings, &liveness, &shutdown);
+    let (erp, erp_deps, erp_store) =
+        managed::<ErpIdentity>(&client, &ctx, &settings, &liveness, &shutdown);
     let (sso, sso_deps, sso_store) =
-        managed::<SsoAppCredential>(&client, &ctx, &settings, &shutdown);
+        managed::<SsoAppCredential>(&client, &ctx, &settings, &liveness, &shutdown);
     // Record claims are rebuilt from every cache before the first vendor call (reconciles wait
     // for it), so a restart never lets two resources write one record.
     let claims_rebuilt = {
@@ -271,6 +276,7 @@ pub async fn run(
     let capabilities =
         follow_capabilities(ctx.clone(), connection_queues.clone(), shutdown.clone());
     let secret_watch = watch_secrets(
+        &liveness,
         secrets_api,
         ctx.clone(),
         dependents.clone(),
@@ -314,6 +320,7 @@ fn cancelled(
 /// Watch every object of a kind into a store, passing on only changes that matter: spec
 /// (generation), annotations (pause, sync-now) and finalizers; never our own status writes.
 fn watched<K>(
+    liveness: &Liveness,
     api: Api<K>,
     writer: reflector::store::Writer<K>,
     labels: Option<&str>,
@@ -332,8 +339,11 @@ where
     if let Some(labels) = labels {
         config = config.labels(labels);
     }
+    let tracked = liveness.clone();
     watcher(api, config)
-        .default_backoff()
+        .backoff(liveness.watch_backoff())
+        // Whether the watch still works, for /healthz.
+        .inspect(move |event| tracked.watch_item(&K::kind(&()), event.is_ok()))
         // Nothing reads these, and with thousands of objects they are most of the cache.
         .modify(|obj| {
             let meta = obj.meta_mut();
@@ -361,6 +371,7 @@ fn managed<K: Managed>(
     client: &Client,
     ctx: &Arc<Context>,
     settings: &Settings,
+    liveness: &Liveness,
     shutdown: &CancellationToken,
 ) -> (
     impl std::future::Future<Output = ()> + Send + 'static,
@@ -377,6 +388,7 @@ fn managed<K: Managed>(
         move |obj: &K| ctx.forget_object(obj)
     };
     let stream = watched(
+        liveness,
         scoped_api::<K>(client, settings),
         writer,
         settings.label_selector.as_deref(),
@@ -391,7 +403,18 @@ fn managed<K: Managed>(
         )
         .graceful_shutdown_on(cancelled(shutdown))
         .run(
-            reconcile::reconcile::<K>,
+            {
+                // Reconciles that finish are the work queue's progress, for /healthz.
+                let liveness = liveness.clone();
+                move |obj, ctx| {
+                    let working = liveness.working();
+                    async move {
+                        let result = reconcile::reconcile::<K>(obj, ctx).await;
+                        drop(working);
+                        result
+                    }
+                }
+            },
             reconcile::error_policy::<K>,
             ctx.clone(),
         )
@@ -519,6 +542,7 @@ impl ConnectionQueues {
 /// a referenced one queues its dependents (drops the client of a connection that uses it and
 /// re-checks that connection).
 async fn watch_secrets(
+    liveness: &Liveness,
     api: Api<PartialObjectMeta<Secret>>,
     ctx: Arc<Context>,
     dependents: Arc<Vec<Box<dyn Dependents>>>,
@@ -534,7 +558,10 @@ async fn watch_secrets(
         .any_semantic()
         // Small pages: the initial list of a cluster with many Secrets never holds much at once.
         .page_size(100);
-    let events = watcher(api, config).default_backoff();
+    let tracked = liveness.clone();
+    let events = watcher(api, config)
+        .backoff(liveness.watch_backoff())
+        .inspect(move |event| tracked.watch_item("Secret", event.is_ok()));
     let mut events = std::pin::pin!(events);
     loop {
         let event = tokio::select! {

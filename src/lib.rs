@@ -10,8 +10,10 @@
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod fence;
 pub mod kinds;
 pub mod leader;
+pub mod liveness;
 pub mod metrics;
 pub mod reconcile;
 pub mod secrets;

@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use credsync::cli::{Cli, Command, RunArgs};
+use credsync::liveness::Liveness;
 use credsync::server::{self, Readiness};
 use credsync::{api, controller, leader, telemetry, webhook};
 use tokio_util::sync::CancellationToken;
@@ -41,7 +42,7 @@ async fn run(args: RunArgs) -> ExitCode {
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let readiness = Readiness::default();
+    let readiness = Readiness::new(Liveness::new(args.liveness_stall_after));
     let server = {
         let shutdown = shutdown.clone();
         tokio::spawn(server::serve(
@@ -80,13 +81,14 @@ async fn run(args: RunArgs) -> ExitCode {
         Some(election) => {
             // A standby is healthy and ready; only the leader reconciles.
             readiness.set(true);
-            let settings = args.settings();
-            leader::run_while_leading(client.clone(), &election, shutdown.clone(), |stop| {
-                controller::run(client, settings, readiness, stop)
-            })
+            leader::run_controllers_while_leading(
+                client,
+                &election,
+                args.settings(),
+                readiness,
+                shutdown.clone(),
+            )
             .await
-            .map_err(|e| e.to_string())
-            .and_then(|ran| ran.unwrap_or(Ok(())).map_err(|e| e.to_string()))
         }
     };
     shutdown.cancel();

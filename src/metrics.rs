@@ -97,7 +97,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let vendor_requests = Family::<VendorOutcome, Counter>::default();
     registry.register(
         "vendor_requests",
-        "Vendor API requests by vendor, operation and outcome (success, transient_error, permanent_error)",
+        "Vendor API requests by vendor, operation and outcome (success, transient_error, permanent_error, fenced)",
         vendor_requests.clone(),
     );
     let vendor_duration = Family::<VendorOperation, Histogram>::new_with_constructor(|| {

@@ -1,5 +1,6 @@
-//! The operator's HTTP endpoints: /healthz (alive), /readyz (caches synced, leading or
-//! standing by), /metrics (Prometheus text).
+//! The operator's HTTP endpoints: /healthz (alive: the controllers make progress, see
+//! [`crate::liveness`]), /readyz (caches synced, leading or standing by), /metrics
+//! (Prometheus text).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,25 +12,51 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-/// Whether the operator is ready to serve.
+use crate::liveness::Liveness;
+
+/// Whether the operator is ready to serve (/readyz), and whether it still makes progress
+/// (/healthz, see [`Liveness`]).
 #[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness {
+    ready: Arc<AtomicBool>,
+    liveness: Liveness,
+}
 
 impl Readiness {
+    /// Not ready yet, alive as `liveness` says.
+    pub fn new(liveness: Liveness) -> Readiness {
+        Readiness {
+            ready: Arc::default(),
+            liveness,
+        }
+    }
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::SeqCst);
+        self.ready.store(ready, Ordering::SeqCst);
     }
     pub fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.ready.load(Ordering::SeqCst)
+    }
+    pub fn liveness(&self) -> &Liveness {
+        &self.liveness
     }
 }
 
 pub fn router(readiness: Readiness) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(readiness)
+}
+
+async fn healthz(State(readiness): State<Readiness>) -> impl IntoResponse {
+    match readiness.liveness.check() {
+        Ok(()) => (StatusCode::OK, "ok".to_string()),
+        Err(stuck) => {
+            tracing::warn!(%stuck, "/healthz: unhealthy");
+            (StatusCode::SERVICE_UNAVAILABLE, stuck)
+        }
+    }
 }
 
 async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {

@@ -15,6 +15,7 @@ use url::Url;
 
 use super::VendorError;
 use crate::api::Vendor;
+use crate::fence::Fence;
 use crate::metrics;
 
 /// Largest response body credsync reads from any vendor; larger ones are refused unparsed.
@@ -26,6 +27,24 @@ pub const DEFAULT_MAX_LISTING_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_VENDOR_WAIT: Duration = Duration::from_secs(300);
 /// Longest vendor error text that reaches a condition message or an event.
 pub const MAX_ERROR_TEXT: usize = 300;
+/// Reason of a request refused, unsent, because the fence had closed.
+pub const NOT_LEADER: &str = "NotLeader";
+/// Reason of a request cut off in flight when the fence closed (its outcome is unknown).
+pub const FENCED_IN_FLIGHT: &str = "NotLeaderInFlight";
+
+/// `credsync/<version>`, with the replica's name when it has one: `credsync/0.1.0 (pod-a)`.
+pub fn user_agent(replica: Option<&str>) -> String {
+    let base = concat!("credsync/", env!("CARGO_PKG_VERSION"));
+    // Only header-safe characters of a name reach the header (a pod name always is).
+    match replica.map(|r| {
+        r.chars()
+            .filter(|c| c.is_ascii_graphic())
+            .collect::<String>()
+    }) {
+        Some(name) if !name.is_empty() => format!("{base} ({name})"),
+        _ => base.to_string(),
+    }
+}
 
 /// Operator-wide rules for reaching vendors.
 #[derive(Clone, Debug)]
@@ -46,6 +65,12 @@ pub struct TransportPolicy {
     /// The longest wait a vendor's Retry-After or "try again in" may impose; the controller
     /// sets it to `--backoff-max`.
     pub max_vendor_wait: Duration,
+    /// Up to when this replica may call vendors (leader election moves it; see
+    /// [`crate::fence`]): checked before every request, and in-flight requests end at it.
+    pub fence: Fence,
+    /// This replica's name (its Lease identity), added to the User-Agent so a vendor's logs
+    /// tell which replica sent each request.
+    pub replica: Option<String>,
 }
 
 impl Default for TransportPolicy {
@@ -57,6 +82,8 @@ impl Default for TransportPolicy {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_listing_bytes: DEFAULT_MAX_LISTING_BYTES,
             max_vendor_wait: DEFAULT_MAX_VENDOR_WAIT,
+            fence: Fence::open(),
+            replica: None,
         }
     }
 }
@@ -126,6 +153,8 @@ pub struct VendorHttp {
     max_wait: Duration,
     /// What this connection's vendor turned out to serve.
     capabilities: super::capabilities::Capabilities,
+    /// Up to when requests may be sent and answered (see [`TransportPolicy::fence`]).
+    fence: Fence,
 }
 
 impl std::fmt::Debug for VendorHttp {
@@ -153,7 +182,7 @@ impl VendorHttp {
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("credsync/", env!("CARGO_PKG_VERSION")))
+            .user_agent(user_agent(policy.replica.as_deref()))
             .https_only(!policy.allow_http);
         if !private_allowed {
             builder = builder.dns_resolver(Arc::new(PublicAddressesOnly));
@@ -189,6 +218,7 @@ impl VendorHttp {
             held_off: std::sync::Mutex::new(None),
             max_wait: policy.max_vendor_wait,
             capabilities: super::capabilities::Capabilities::default(),
+            fence: policy.fence.clone(),
         }))
     }
 
@@ -270,6 +300,18 @@ impl VendorHttp {
         }
     }
 
+    /// The error for a request that would start after the fence closed; nothing is sent.
+    fn fenced(&self, operation: &'static str) -> Result<(), VendorError> {
+        if self.fence.is_open() {
+            return Ok(());
+        }
+        metrics::vendor_request(self.vendor, operation, "fenced", Duration::ZERO);
+        Err(VendorError::transient(
+            NOT_LEADER,
+            "this replica cannot confirm that it still leads (its leader Lease was not renewed in time); nothing was sent",
+        ))
+    }
+
     /// `cap`: the most bytes read, and the flag that sets it.
     async fn send_capped(
         &self,
@@ -278,16 +320,27 @@ impl VendorHttp {
         cap: (usize, &'static str),
     ) -> Result<HttpResponse, VendorError> {
         self.holding_off()?;
+        self.fenced(operation)?;
         let _permit =
             self.in_flight.acquire().await.map_err(|_| {
                 VendorError::transient("ShuttingDown", "the operator is shutting down")
             })?;
         self.rate.until_ready().await;
-        // The wait may have begun while this request queued.
+        // The wait may have begun, or the fence closed, while this request queued.
         self.holding_off()?;
+        self.fenced(operation)?;
         let started = Instant::now();
-        let result = self.send_unlimited(request, cap).await;
+        // A request still running when the fence closes is cut off there: its answer could
+        // come after another replica began to write.
+        let result = tokio::select! {
+            result = self.send_unlimited(request, cap) => result,
+            _ = self.fence.closed_now() => Err(VendorError::transient(
+                FENCED_IN_FLIGHT,
+                "this replica stopped waiting for the vendor's answer: it could no longer confirm that it leads (the request may have reached the vendor)",
+            )),
+        };
         let outcome = match &result {
+            Err(e) if e.reason() == FENCED_IN_FLIGHT => "fenced",
             Ok(resp) if resp.status.is_success() => "success",
             Ok(resp)
                 if resp.status.is_server_error()
@@ -745,6 +798,78 @@ mod tests {
             .expect_err("refused");
         assert_eq!(err.reason(), "VendorAddressNotAllowed", "{err}");
         assert!(!err.is_transient());
+    }
+
+    #[tokio::test]
+    async fn a_closed_fence_refuses_unsent_and_cuts_in_flight_requests() {
+        // A server that accepts and never answers: only the fence can end the request.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let settings = EndpointSettings {
+            vendor: Vendor::HelloId,
+            base_url: format!("http://{addr}"),
+            timeout: Duration::from_secs(30),
+            max_concurrent_requests: 1,
+            requests_per_second: 10,
+            ca_pem: None,
+        };
+        let fence = Fence::closed();
+        let policy = TransportPolicy {
+            allow_http: true,
+            allow_private_addresses: true,
+            fence: fence.clone(),
+            ..TransportPolicy::default()
+        };
+        let http = VendorHttp::new(&settings, &policy).expect("transport");
+        let err = http
+            .send("FenceTest", http.client().post(http.url(&["x"])))
+            .await
+            .expect_err("refused");
+        assert_eq!(err.reason(), NOT_LEADER, "{err}");
+        assert!(!err.outcome_unknown(), "nothing was sent");
+
+        fence.extend_until(tokio::time::Instant::now() + Duration::from_millis(300));
+        let started = Instant::now();
+        let err = http
+            .send("FenceTest", http.client().post(http.url(&["x"])))
+            .await
+            .expect_err("cut off");
+        assert_eq!(err.reason(), FENCED_IN_FLIGHT, "{err}");
+        assert!(err.outcome_unknown(), "it may have reached the vendor");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "ended at the fence"
+        );
+        let text = crate::metrics::encode();
+        assert!(
+            text.contains("credsync_vendor_requests_total{vendor=\"helloId\",operation=\"FenceTest\",outcome=\"fenced\"} 2"),
+            "{text}"
+        );
+        accepted.abort();
+    }
+
+    #[test]
+    fn the_user_agent_names_the_replica() {
+        assert_eq!(
+            user_agent(None),
+            concat!("credsync/", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(
+            user_agent(Some("credsync-7d9f-x2\r\n")),
+            concat!(
+                "credsync/",
+                env!("CARGO_PKG_VERSION"),
+                " (credsync-7d9f-x2)"
+            )
+        );
     }
 
     #[test]

@@ -78,7 +78,7 @@ impl VendorError {
         self.is_transient()
             && !matches!(
                 self.reason(),
-                "VendorRateLimited" | "VendorThrottled" | "ShuttingDown"
+                "VendorRateLimited" | "VendorThrottled" | "ShuttingDown" | http::NOT_LEADER
             )
     }
 

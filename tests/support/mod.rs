@@ -111,12 +111,14 @@ impl TestEnv {
                     .await
                     .map_err(|e| e.to_string()),
                 Some(election) => {
-                    credsync::leader::run_while_leading(client.clone(), &election, stop, |work| {
-                        controller::run(client, settings, Readiness::default(), work)
-                    })
+                    credsync::leader::run_controllers_while_leading(
+                        client,
+                        &election,
+                        settings,
+                        Readiness::default(),
+                        stop,
+                    )
                     .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|ran| ran.unwrap_or(Ok(())).map_err(|e| e.to_string()))
                 }
             };
             if let Err(e) = result {
