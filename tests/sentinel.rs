@@ -329,6 +329,16 @@ async fn hostile_vendors_cannot_crash_the_operator_or_extract_secrets() {
     use credsync::sim::EchoForm;
     let logs = logs();
     let env = TestEnv::start().await;
+    // The operator's /healthz and /readyz, served as in a Pod.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port for /healthz");
+    let endpoints = listener.local_addr().expect("address");
+    tokio::spawn(credsync::server::serve_on(
+        listener,
+        env.readiness.clone(),
+        std::future::pending(),
+    ));
     // The random part is the marker looked for: it survives JSON, XML and URL escaping.
     let own_marker = hex::encode(rand::random::<[u8; 8]>());
     let conn_marker = hex::encode(rand::random::<[u8; 8]>());
@@ -501,6 +511,13 @@ async fn hostile_vendors_cannot_crash_the_operator_or_extract_secrets() {
     .await;
 
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // Still up and healthy after everything the vendors did.
+    for path in ["/healthz", "/readyz"] {
+        let answer = reqwest::get(format!("http://{endpoints}{path}"))
+            .await
+            .expect("the operator answers");
+        assert_eq!(answer.status(), 200, "{path}");
+    }
     for marker in [&own_marker, &conn_marker] {
         assert_nowhere(&env, &logs, ns, marker, "after hostile vendors").await;
     }

@@ -26,6 +26,8 @@ pub struct TestEnv {
     pub cp: ControlPlane,
     pub client: Client,
     pub settings: Settings,
+    /// What /readyz and /healthz of the in-process operator (the last one started) answer.
+    pub readiness: Readiness,
     operator: Option<(CancellationToken, JoinHandle<()>)>,
 }
 
@@ -75,6 +77,7 @@ impl TestEnv {
             cp,
             client,
             settings: test_settings(),
+            readiness: Readiness::default(),
             operator: None,
         };
         env.namespace(OPERATOR_NAMESPACE).await;
@@ -104,19 +107,16 @@ impl TestEnv {
     ) -> (CancellationToken, JoinHandle<()>) {
         let token = CancellationToken::new();
         let settings = self.settings.clone();
+        let readiness = self.readiness.clone();
         let stop = token.clone();
         let task = tokio::spawn(async move {
             let result = match election {
-                None => controller::run(client, settings, Readiness::default(), stop)
+                None => controller::run(client, settings, readiness, stop)
                     .await
                     .map_err(|e| e.to_string()),
                 Some(election) => {
                     credsync::leader::run_controllers_while_leading(
-                        client,
-                        &election,
-                        settings,
-                        Readiness::default(),
-                        stop,
+                        client, &election, settings, readiness, stop,
                     )
                     .await
                 }
