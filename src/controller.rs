@@ -93,8 +93,6 @@ trait Dependents: Send + Sync {
     fn connection_changed(&self, key: &ConnectionKey);
     /// Whether a resource of this kind must still delete its record through connection `key`.
     fn needs_for_cleanup(&self, key: &ConnectionKey) -> bool;
-    /// Resolves once this kind's cache is complete.
-    fn synced(&self) -> futures::future::BoxFuture<'static, ()>;
 }
 
 /// Queue every resource, of every kind, that uses connection `key`.
@@ -144,13 +142,6 @@ impl<K: Managed> Dependents for KindDependents<K> {
         self.store.state().iter().any(|obj| {
             obj.finalizers().iter().any(|f| f == reconcile::FINALIZER)
                 && &connection_key(&**obj) == key
-        })
-    }
-
-    fn synced(&self) -> futures::future::BoxFuture<'static, ()> {
-        let store = self.store.clone();
-        Box::pin(async move {
-            let _ = store.wait_until_ready().await;
         })
     }
 }
@@ -676,9 +667,9 @@ async fn hold_while_needed<C: ConnectionResource>(
     ctx: &ConnectionContext,
 ) -> Result<(), ReconcileError> {
     // Judged on complete caches only: a half-listed one would let go of what is still needed.
-    for deps in ctx.dependents.iter() {
-        deps.synced().await;
-    }
+    // The claim table opens once every kind's cache is complete. (Not Store::wait_until_ready:
+    // of several tasks waiting on one store at once, only the last is woken.)
+    ctx.base.claims.ready().await;
     let needed = |key: &ConnectionKey| ctx.dependents.iter().any(|d| d.needs_for_cleanup(key));
     let key = conn.key();
     let in_use = needed(&key);
