@@ -293,7 +293,12 @@ pub async fn run(
     };
     let capabilities =
         follow_capabilities(ctx.clone(), connection_queues.clone(), shutdown.clone());
-    let usage_checks = forward_usage(usages, connection_queues.clone(), shutdown.clone());
+    let usage_checks = forward_usage(
+        usages,
+        ctx.connections.clone(),
+        connection_queues.clone(),
+        shutdown.clone(),
+    );
     let secret_watch = watch_secrets(
         secrets_api,
         ctx.clone(),
@@ -647,6 +652,7 @@ async fn connections_deleted(
 /// Pass resources' connection keys on to the connection reconcile (see `hold_while_needed`).
 async fn forward_usage(
     mut usages: mpsc::UnboundedReceiver<ConnectionKey>,
+    connections: ConnectionStores,
     queues: ConnectionQueues,
     shutdown: CancellationToken,
 ) {
@@ -656,7 +662,21 @@ async fn forward_usage(
             key = usages.recv() => key,
         };
         let Some(key) = key else { return };
-        queues.request(&key);
+        // A connection that does not exist holds nothing (and the controller would warn).
+        let exists = match (key.kind, &key.namespace) {
+            (ConnectionKind::VendorConnection, Some(ns)) => connections
+                .namespaced
+                .get(&ObjectRef::new(&key.name).within(ns))
+                .is_some(),
+            (ConnectionKind::VendorConnection, None) => false,
+            (ConnectionKind::ClusterVendorConnection, _) => connections
+                .cluster
+                .get(&ObjectRef::new(&key.name))
+                .is_some(),
+        };
+        if exists {
+            queues.request(&key);
+        }
     }
 }
 
