@@ -724,7 +724,7 @@ async fn hold_while_needed<C: ConnectionResource>(
                 .connections
                 .referencing_secret(namespace, secret)
                 .iter()
-                .any(|key| needed(key));
+                .any(&needed);
             if !shared_and_needed {
                 in_use::hold_secret(client, namespace, secret, false).await?;
             }
@@ -741,8 +741,11 @@ struct ConnectionContext {
     /// Connections whose Secrets this process put on hold, at the (uid, generation) it did:
     /// a spec change may name other Secrets. Also serializes the holds, so two reconciles
     /// never undo each other.
-    held: tokio::sync::Mutex<HashMap<ConnectionKey, (Option<String>, Option<i64>)>>,
+    held: tokio::sync::Mutex<HashMap<ConnectionKey, ConnectionVersion>>,
 }
+
+/// A connection object's uid and generation.
+type ConnectionVersion = (Option<String>, Option<i64>);
 
 /// The two connection kinds, for their shared reconciler.
 trait ConnectionResource:
