@@ -698,7 +698,13 @@ async fn hold_while_needed<C: ConnectionResource>(
     let client = &ctx.base.client;
     let api = conn.api(client.clone());
     let name = conn.name_any();
-    let secrets = secret_names(conn.endpoint(), conn.meta().namespace.as_deref());
+    let own = conn.meta().namespace.as_deref();
+    // A VendorConnection may name only its own namespace's Secrets: never touch another
+    // tenant's, whatever its spec says (its client could not be built from them either).
+    let secrets: Vec<(String, String)> = secret_names(conn.endpoint(), own)
+        .into_iter()
+        .filter(|(namespace, _)| own.is_none_or(|own| own == namespace))
+        .collect();
     let mut held_versions = ctx.held.lock().await;
     if in_use {
         // Done for this spec already (its Secrets are held whenever the connection is): no
