@@ -737,6 +737,31 @@ async fn hold_while_needed<C: ConnectionResource>(
         }
         in_use::hold(&api, &name, false).await?;
     }
+    // Here only when the hold changed or the spec did: a spec edited while in use may have
+    // left Secrets it no longer names on hold.
+    let mut namespaces: std::collections::BTreeSet<String> = secrets
+        .into_iter()
+        .map(|(namespace, _)| namespace)
+        .collect();
+    namespaces.extend(own.map(str::to_string));
+    for namespace in namespaces {
+        let listed = Api::<Secret>::namespaced(client.clone(), &namespace)
+            .list_metadata(&kube::api::ListParams::default())
+            .await?;
+        for secret in listed.items {
+            let secret_name = secret.name_any();
+            if in_use::held(&secret.metadata)
+                && !ctx
+                    .base
+                    .connections
+                    .referencing_secret(&namespace, &secret_name)
+                    .iter()
+                    .any(&needed)
+            {
+                in_use::hold_secret(client, &namespace, &secret_name, false).await?;
+            }
+        }
+    }
     Ok(())
 }
 

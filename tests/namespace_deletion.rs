@@ -203,3 +203,50 @@ async fn wait_deletes_started(server: &SimServer) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Whether Secret `name` carries the in-use hold.
+async fn secret_held(secrets: &Api<Secret>, name: &str) -> bool {
+    secrets
+        .get_metadata_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|s| s.metadata.finalizers)
+        .is_some_and(|f| f.iter().any(|f| f == "credsync.io/in-use"))
+}
+
+/// A connection in use edited to read another Secret: the new one is held, the old one is let
+/// go (else deleting it would hang for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_edited_while_in_use_moves_its_hold() {
+    let mut env = TestEnv::start().await;
+    let sim = HelloIdSim::new("k", "s");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    populated(&mut env, &sim, &server).await;
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), NAMESPACE);
+    assert!(
+        secret_held(&secrets, "api").await,
+        "the API key Secret is held"
+    );
+    assert!(
+        !secret_held(&secrets, "pw").await,
+        "a resource's own Secret is not"
+    );
+
+    env.secret(NAMESPACE, "api-2", &[("key", "k"), ("secret", "s")])
+        .await;
+    env.apply(
+        NAMESPACE,
+        &support::helloid_connection("helloid", &server.url(), json!({"name": "api-2"})),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while secret_held(&secrets, "api").await || !secret_held(&secrets, "api-2").await {
+        assert!(
+            Instant::now() < deadline,
+            "the hold did not move from Secret api to api-2"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    env.stop().await;
+}
