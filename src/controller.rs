@@ -263,6 +263,10 @@ pub async fn run(
         base: ctx.clone(),
         dependents: dependents.clone(),
         held: Default::default(),
+        in_use_finalizer: in_use::finalizer_for_shard(
+            settings.watch_namespace.as_deref(),
+            settings.label_selector.as_deref(),
+        ),
     });
     // A change of a connection's Secret re-checks the connection (its status says whether the
     // new credentials work).
@@ -693,7 +697,8 @@ async fn hold_while_needed<C: ConnectionResource>(
     let needed = |key: &ConnectionKey| ctx.dependents.iter().any(|d| d.needs_for_cleanup(key));
     let key = conn.key();
     let in_use = needed(&key);
-    let held = in_use::held(conn.meta());
+    let finalizer = ctx.in_use_finalizer.as_str();
+    let held = in_use::held(conn.meta(), finalizer);
     let version = (conn.meta().uid.clone(), conn.meta().generation);
     let client = &ctx.base.client;
     let api = conn.api(client.clone());
@@ -714,9 +719,9 @@ async fn hold_while_needed<C: ConnectionResource>(
         }
         // Secrets first: a connection marked in use always has its credentials held.
         for (namespace, secret) in &secrets {
-            in_use::hold_secret(client, namespace, secret, true).await?;
+            in_use::hold_secret(client, namespace, secret, finalizer, true).await?;
         }
-        in_use::hold(&api, &name, true).await?;
+        in_use::hold(&api, &name, finalizer, true).await?;
         held_versions.insert(key, version);
     } else {
         held_versions.remove(&key);
@@ -732,10 +737,10 @@ async fn hold_while_needed<C: ConnectionResource>(
                 .iter()
                 .any(&needed);
             if !shared_and_needed {
-                in_use::hold_secret(client, namespace, secret, false).await?;
+                in_use::hold_secret(client, namespace, secret, finalizer, false).await?;
             }
         }
-        in_use::hold(&api, &name, false).await?;
+        in_use::hold(&api, &name, finalizer, false).await?;
     }
     // Here only when the hold changed or the spec did: a spec edited while in use may have
     // left Secrets it no longer names on hold.
@@ -750,7 +755,7 @@ async fn hold_while_needed<C: ConnectionResource>(
             .await?;
         for secret in listed.items {
             let secret_name = secret.name_any();
-            if in_use::held(&secret.metadata)
+            if in_use::held(&secret.metadata, finalizer)
                 && !ctx
                     .base
                     .connections
@@ -758,7 +763,7 @@ async fn hold_while_needed<C: ConnectionResource>(
                     .iter()
                     .any(&needed)
             {
-                in_use::hold_secret(client, &namespace, &secret_name, false).await?;
+                in_use::hold_secret(client, &namespace, &secret_name, finalizer, false).await?;
             }
         }
     }
@@ -773,6 +778,8 @@ struct ConnectionContext {
     /// a spec change may name other Secrets. Also serializes the holds, so two reconciles
     /// never undo each other.
     held: tokio::sync::Mutex<HashMap<ConnectionKey, ConnectionVersion>>,
+    /// This Deployment's in-use finalizer (one per shard).
+    in_use_finalizer: String,
 }
 
 /// A connection object's uid and generation.

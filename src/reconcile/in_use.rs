@@ -19,29 +19,47 @@ use serde_json::json;
 /// [`super::FINALIZER`] uses it.
 pub const IN_USE_FINALIZER: &str = "credsync.io/in-use";
 
+/// The in-use finalizer of one operator Deployment. Shards (`--watch-namespace`,
+/// `--selector`) each see only their own resources but every ClusterVendorConnection (and a
+/// label shard every connection): each holds with a finalizer of its own, so one shard never
+/// lets go of what another still needs. Unsharded, it is [`IN_USE_FINALIZER`].
+pub fn finalizer_for_shard(watch_namespace: Option<&str>, label_selector: Option<&str>) -> String {
+    if watch_namespace.is_none() && label_selector.is_none() {
+        return IN_USE_FINALIZER.to_string();
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(
+        serde_json::to_vec(&(watch_namespace, label_selector)).unwrap_or_default(),
+    );
+    format!("{IN_USE_FINALIZER}-{}", hex::encode(&digest[..4]))
+}
+
 /// A merge patch of the finalizers that fails (409) rather than overwrite a change made since
 /// `meta` was read; None when nothing needs to change. A finalizer is never added to an object
 /// being deleted (the API server refuses it, and it would hold nothing).
-fn finalizer_patch(meta: &ObjectMeta, wanted: bool) -> Option<serde_json::Value> {
+fn finalizer_patch(meta: &ObjectMeta, finalizer: &str, wanted: bool) -> Option<serde_json::Value> {
     let current = meta.finalizers.clone().unwrap_or_default();
-    let has = current.iter().any(|f| f == IN_USE_FINALIZER);
+    let has = current.iter().any(|f| f == finalizer);
     if has == wanted || (wanted && meta.deletion_timestamp.is_some()) {
         return None;
     }
-    let mut finalizers: Vec<String> = current
-        .into_iter()
-        .filter(|f| f != IN_USE_FINALIZER)
-        .collect();
+    let mut finalizers: Vec<String> = current.into_iter().filter(|f| f != finalizer).collect();
     if wanted {
-        finalizers.push(IN_USE_FINALIZER.to_string());
+        finalizers.push(finalizer.to_string());
     }
     Some(json!({"metadata": {"finalizers": finalizers, "resourceVersion": meta.resource_version}}))
 }
 
-/// Put [`IN_USE_FINALIZER`] on object `name` (a connection or a Secret), or take it off. Only
+/// Put `finalizer` (see [`finalizer_for_shard`]) on object `name` (a connection or a Secret),
+/// or take it off. Only
 /// metadata is read and written: no Secret value passes through here. Re-reads and tries again
 /// when someone else changed the object meanwhile (e.g. our own status write, or Helm).
-pub async fn hold<K>(api: &Api<K>, name: &str, wanted: bool) -> Result<(), kube::Error>
+pub async fn hold<K>(
+    api: &Api<K>,
+    name: &str,
+    finalizer: &str,
+    wanted: bool,
+) -> Result<(), kube::Error>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -50,7 +68,7 @@ where
         let Some(current) = api.get_metadata_opt(name).await? else {
             return Ok(());
         };
-        let Some(patch) = finalizer_patch(&current.metadata, wanted) else {
+        let Some(patch) = finalizer_patch(&current.metadata, finalizer, wanted) else {
             return Ok(());
         };
         match api
@@ -70,22 +88,21 @@ pub async fn hold_secret(
     client: &Client,
     namespace: &str,
     name: &str,
+    finalizer: &str,
     wanted: bool,
 ) -> Result<(), kube::Error> {
     hold(
         &Api::<Secret>::namespaced(client.clone(), namespace),
         name,
+        finalizer,
         wanted,
     )
     .await
 }
 
-/// Whether `meta` carries [`IN_USE_FINALIZER`].
-pub fn held(meta: &ObjectMeta) -> bool {
-    meta.finalizers
-        .iter()
-        .flatten()
-        .any(|f| f == IN_USE_FINALIZER)
+/// Whether `meta` carries `finalizer`.
+pub fn held(meta: &ObjectMeta, finalizer: &str) -> bool {
+    meta.finalizers.iter().flatten().any(|f| f == finalizer)
 }
 
 #[cfg(test)]
@@ -105,13 +122,18 @@ mod tests {
 
     #[test]
     fn adds_and_removes_only_its_own_finalizer_guarded_by_the_version() {
-        let added = finalizer_patch(&meta(&["other"], false), true).expect("a patch");
+        let added =
+            finalizer_patch(&meta(&["other"], false), IN_USE_FINALIZER, true).expect("a patch");
         assert_eq!(
             added,
             json!({"metadata": {"finalizers": ["other", IN_USE_FINALIZER], "resourceVersion": "7"}})
         );
-        let removed =
-            finalizer_patch(&meta(&[IN_USE_FINALIZER, "other"], true), false).expect("a patch");
+        let removed = finalizer_patch(
+            &meta(&[IN_USE_FINALIZER, "other"], true),
+            IN_USE_FINALIZER,
+            false,
+        )
+        .expect("a patch");
         assert_eq!(
             removed,
             json!({"metadata": {"finalizers": ["other"], "resourceVersion": "7"}})
@@ -119,9 +141,23 @@ mod tests {
     }
 
     #[test]
+    fn each_shard_holds_with_a_finalizer_of_its_own() {
+        assert_eq!(finalizer_for_shard(None, None), IN_USE_FINALIZER);
+        let a = finalizer_for_shard(None, Some("shard=a"));
+        let b = finalizer_for_shard(None, Some("shard=b"));
+        let ns = finalizer_for_shard(Some("team"), None);
+        assert!(a.starts_with("credsync.io/in-use-") && a != b && a != ns);
+        assert_eq!(a, finalizer_for_shard(None, Some("shard=a")), "stable");
+        // A qualified name: the part after the slash is at most 63 characters.
+        assert!(a.split('/').nth(1).is_some_and(|n| n.len() <= 63));
+    }
+
+    #[test]
     fn nothing_to_do_when_already_so_or_when_adding_to_an_object_being_deleted() {
-        assert!(finalizer_patch(&meta(&[IN_USE_FINALIZER], false), true).is_none());
-        assert!(finalizer_patch(&meta(&[], false), false).is_none());
-        assert!(finalizer_patch(&meta(&[], true), true).is_none());
+        assert!(
+            finalizer_patch(&meta(&[IN_USE_FINALIZER], false), IN_USE_FINALIZER, true).is_none()
+        );
+        assert!(finalizer_patch(&meta(&[], false), IN_USE_FINALIZER, false).is_none());
+        assert!(finalizer_patch(&meta(&[], true), IN_USE_FINALIZER, true).is_none());
     }
 }
