@@ -6,8 +6,9 @@
 //!
 //! The connection reconcile decides (it sees every resource through the caches): while any
 //! resource holding [`super::FINALIZER`] uses the connection, the connection and each Secret it
-//! reads carry [`IN_USE_FINALIZER`]; when none does, the Secrets are let go first, then the
-//! connection. A Secret shared by several connections stays while any of them is in use.
+//! reads carry [`IN_USE_FINALIZER`] (one per shard: [`finalizer_for_shard`]); when none does,
+//! the Secrets are let go first, then the connection. A Secret shared by several connections
+//! stays while any of them is in use.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
@@ -51,9 +52,9 @@ fn finalizer_patch(meta: &ObjectMeta, finalizer: &str, wanted: bool) -> Option<s
 }
 
 /// Put `finalizer` (see [`finalizer_for_shard`]) on object `name` (a connection or a Secret),
-/// or take it off. Only
-/// metadata is read and written: no Secret value passes through here. Re-reads and tries again
-/// when someone else changed the object meanwhile (e.g. our own status write, or Helm).
+/// or take it off. Only metadata is read and written: no Secret value passes through here.
+/// Re-reads and tries again when someone else changed the object meanwhile (e.g. our own
+/// status write, or Helm).
 pub async fn hold<K>(
     api: &Api<K>,
     name: &str,
