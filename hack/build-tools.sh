@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubectl (k8s.io/kubernetes), etcd (go.etcd.io) and helm from their
-# official Go modules into a cache folder, once. Prints the folder (use it as KUBEBUILDER_ASSETS).
+# Builds kube-apiserver, kube-controller-manager, kubectl (k8s.io/kubernetes), etcd (go.etcd.io) and
+# helm from their official Go modules into a cache folder, once. kube-controller-manager is only for
+# tests that need namespace deletion (namespace controller, garbage collector) to finish. Prints the folder (use it as KUBEBUILDER_ASSETS).
 # Nothing is downloaded but Go modules from the module proxy.
 set -euo pipefail
 
@@ -47,6 +48,21 @@ build_kube() {
    cd "$dir" && go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" -o "$BIN/kubectl" k8s.io/kubernetes/cmd/kubectl)
 }
 
+# Same module, staging replacements and ldflags as build_kube; a separate step so that caches
+# built before it existed only gain the one binary.
+build_controller_manager() {
+  [[ -x "$BIN/kube-controller-manager" ]] && return
+  build_kube
+  local dir="$SRC/kube-$K8S_VERSION"
+  log "building kube-controller-manager $K8S_VERSION (first run only, several minutes)"
+  grep -q 'cmd/kube-controller-manager/app' "$dir/tools.go" ||
+    sed -i 's|^)$|\t_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"\n)|' "$dir/tools.go"
+  (cd "$dir" && go mod tidy >/dev/null 2>&1 || true
+   # Built beside the target and renamed, so a concurrent reader never sees half a binary.
+   cd "$dir" && go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" -o "$BIN/.kube-controller-manager.tmp" k8s.io/kubernetes/cmd/kube-controller-manager
+   mv "$BIN/.kube-controller-manager.tmp" "$BIN/kube-controller-manager")
+}
+
 build_etcd() {
   [[ -x "$BIN/etcd" ]] && return
   local dir="$SRC/etcd-$ETCD_VERSION"
@@ -71,8 +87,8 @@ build_helm() {
 
 what="${1:-all}"
 case "$what" in
-  all) build_etcd; build_kube; build_helm ;;
-  control-plane) build_etcd; build_kube ;;
+  all) build_etcd; build_kube; build_controller_manager; build_helm ;;
+  control-plane) build_etcd; build_kube; build_controller_manager ;;
   helm) build_helm ;;
   *) echo "usage: $0 [all|control-plane|helm]" >&2; exit 2 ;;
 esac

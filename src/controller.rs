@@ -26,11 +26,12 @@ use crate::metrics;
 use crate::reconcile::backoff::Backoff;
 use crate::reconcile::conditions::{self, Health};
 use crate::reconcile::connection::{
-    ClientCache, ConnectionKey, ConnectionStores, ResolvedConnection,
+    ClientCache, ConnectionKey, ConnectionStores, ResolvedConnection, secret_names,
 };
 use crate::reconcile::error::ReconcileError;
 use crate::reconcile::events::EventPublisher;
 use crate::reconcile::fingerprint::{FingerprintKey, FingerprintKeyError};
+use crate::reconcile::in_use;
 use crate::reconcile::managed::Managed;
 use crate::reconcile::{self, Context};
 use crate::secrets::{ConnectionScope, SecretReader, UNWATCHED_SECRET_TYPES};
@@ -91,6 +92,8 @@ pub enum RunError {
 trait Dependents: Send + Sync {
     fn secret_changed(&self, namespace: &str, name: &str, connections: &[ConnectionKey]);
     fn connection_changed(&self, key: &ConnectionKey);
+    /// Whether a resource of this kind must still delete its record through connection `key`.
+    fn needs_for_cleanup(&self, key: &ConnectionKey) -> bool;
 }
 
 /// Queue every resource, of every kind, that uses connection `key`.
@@ -126,6 +129,13 @@ impl<K: Managed> Dependents for KindDependents<K> {
                 let _ = self.queue.send(ObjectRef::from_obj(&*obj));
             }
         }
+    }
+
+    fn needs_for_cleanup(&self, key: &ConnectionKey) -> bool {
+        self.store.state().iter().any(|obj| {
+            obj.finalizers().iter().any(|f| f == reconcile::FINALIZER)
+                && &connection_key(&**obj) == key
+        })
     }
 }
 
@@ -213,12 +223,15 @@ pub async fn run(
         claims: Default::default(),
     });
 
+    // Resources coming, going or changing finalizers re-check their connection's in-use hold.
+    let (usage, usages) = mpsc::unbounded_channel::<ConnectionKey>();
     let (crm, crm_deps, crm_store) =
-        managed::<CrmUserCredential>(&client, &ctx, &settings, &liveness, &shutdown);
+        managed::<CrmUserCredential>(&client, &ctx, &settings, &liveness, &shutdown, &usage);
     let (erp, erp_deps, erp_store) =
-        managed::<ErpIdentity>(&client, &ctx, &settings, &liveness, &shutdown);
+        managed::<ErpIdentity>(&client, &ctx, &settings, &liveness, &shutdown, &usage);
     let (sso, sso_deps, sso_store) =
-        managed::<SsoAppCredential>(&client, &ctx, &settings, &liveness, &shutdown);
+        managed::<SsoAppCredential>(&client, &ctx, &settings, &liveness, &shutdown, &usage);
+    drop(usage);
     // Record claims are rebuilt from every cache before the first vendor call (reconciles wait
     // for it), so a restart never lets two resources write one record.
     let claims_rebuilt = {
@@ -245,6 +258,11 @@ pub async fn run(
     let conn_ctx = Arc::new(ConnectionContext {
         base: ctx.clone(),
         dependents: dependents.clone(),
+        held: Default::default(),
+        in_use_finalizer: in_use::finalizer_for_shard(
+            settings.watch_namespace.as_deref(),
+            settings.label_selector.as_deref(),
+        ),
     });
     // A change of a connection's Secret re-checks the connection (its status says whether the
     // new credentials work).
@@ -275,6 +293,12 @@ pub async fn run(
     };
     let capabilities =
         follow_capabilities(ctx.clone(), connection_queues.clone(), shutdown.clone());
+    let usage_checks = forward_usage(
+        usages,
+        ctx.connections.clone(),
+        connection_queues.clone(),
+        shutdown.clone(),
+    );
     let secret_watch = watch_secrets(
         &liveness,
         secrets_api,
@@ -301,7 +325,8 @@ pub async fn run(
                 secret_watch,
                 deletions,
                 claims_rebuilt,
-                capabilities
+                capabilities,
+                usage_checks
             );
         }
     };
@@ -373,6 +398,7 @@ fn managed<K: Managed>(
     settings: &Settings,
     liveness: &Liveness,
     shutdown: &CancellationToken,
+    usage: &mpsc::UnboundedSender<ConnectionKey>,
 ) -> (
     impl std::future::Future<Output = ()> + Send + 'static,
     Box<dyn Dependents>,
@@ -384,16 +410,26 @@ fn managed<K: Managed>(
     ctx.claims.on_takeover(&K::kind(&()), takeover);
     let forget = {
         let ctx = ctx.clone();
+        let usage = usage.clone();
         // Whatever its deletion policy, a deleted object's memories and claim go with it.
-        move |obj: &K| ctx.forget_object(obj)
+        move |obj: &K| {
+            ctx.forget_object(obj);
+            let _ = usage.send(connection_key(obj));
+        }
     };
+    let usage = usage.clone();
     let stream = watched(
         liveness,
         scoped_api::<K>(client, settings),
         writer,
         settings.label_selector.as_deref(),
         forget,
-    );
+    )
+    .inspect(move |event| {
+        if let Ok(obj) = event {
+            let _ = usage.send(connection_key(obj));
+        }
+    });
     let controller = Controller::for_stream(stream, reader.clone())
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
         .reconcile_on(tokio_stream_from(requests))
@@ -635,11 +671,137 @@ async fn connections_deleted(
     }
 }
 
+/// Pass resources' connection keys on to the connection reconcile (see `hold_while_needed`).
+async fn forward_usage(
+    mut usages: mpsc::UnboundedReceiver<ConnectionKey>,
+    connections: ConnectionStores,
+    queues: ConnectionQueues,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let key = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            key = usages.recv() => key,
+        };
+        let Some(key) = key else { return };
+        // A connection that does not exist holds nothing (and the controller would warn).
+        let exists = match (key.kind, &key.namespace) {
+            (ConnectionKind::VendorConnection, Some(ns)) => connections
+                .namespaced
+                .get(&ObjectRef::new(&key.name).within(ns))
+                .is_some(),
+            (ConnectionKind::VendorConnection, None) => false,
+            (ConnectionKind::ClusterVendorConnection, _) => connections
+                .cluster
+                .get(&ObjectRef::new(&key.name))
+                .is_some(),
+        };
+        if exists {
+            queues.request(&key);
+        }
+    }
+}
+
+/// Keep the connection and its Secrets while a resource must still delete its record through
+/// them (see `reconcile::in_use`); let them go when none must.
+async fn hold_while_needed<C: ConnectionResource>(
+    conn: &C,
+    ctx: &ConnectionContext,
+) -> Result<(), ReconcileError> {
+    // Judged on complete caches only: a half-listed one would let go of what is still needed.
+    // The claim table opens once every kind's cache is complete. (Not Store::wait_until_ready:
+    // of several tasks waiting on one store at once, only the last is woken.)
+    ctx.base.claims.ready().await;
+    let needed = |key: &ConnectionKey| ctx.dependents.iter().any(|d| d.needs_for_cleanup(key));
+    let key = conn.key();
+    let in_use = needed(&key);
+    let finalizer = ctx.in_use_finalizer.as_str();
+    let held = in_use::held(conn.meta(), finalizer);
+    let version = (conn.meta().uid.clone(), conn.meta().generation);
+    let client = &ctx.base.client;
+    let api = conn.api(client.clone());
+    let name = conn.name_any();
+    let own = conn.meta().namespace.as_deref();
+    // A VendorConnection may name only its own namespace's Secrets: never touch another
+    // tenant's, whatever its spec says (its client could not be built from them either).
+    let secrets: Vec<(String, String)> = secret_names(conn.endpoint(), own)
+        .into_iter()
+        .filter(|(namespace, _)| own.is_none_or(|own| own == namespace))
+        .collect();
+    let mut held_versions = ctx.held.lock().await;
+    if in_use {
+        // Done for this spec already (its Secrets are held whenever the connection is): no
+        // API call on each of the many resource events that lead here.
+        if held && held_versions.get(&key) == Some(&version) {
+            return Ok(());
+        }
+        // Secrets first: a connection marked in use always has its credentials held.
+        for (namespace, secret) in &secrets {
+            in_use::hold_secret(client, namespace, secret, finalizer, true).await?;
+        }
+        in_use::hold(&api, &name, finalizer, true).await?;
+        held_versions.insert(key, version);
+    } else {
+        held_versions.remove(&key);
+        // Its Secrets were let go before the connection was.
+        if !held {
+            return Ok(());
+        }
+        for (namespace, secret) in &secrets {
+            let shared_and_needed = ctx
+                .base
+                .connections
+                .referencing_secret(namespace, secret)
+                .iter()
+                .any(&needed);
+            if !shared_and_needed {
+                in_use::hold_secret(client, namespace, secret, finalizer, false).await?;
+            }
+        }
+        in_use::hold(&api, &name, finalizer, false).await?;
+    }
+    // Here only when the hold changed or the spec did: a spec edited while in use may have
+    // left Secrets it no longer names on hold.
+    let mut namespaces: std::collections::BTreeSet<String> = secrets
+        .into_iter()
+        .map(|(namespace, _)| namespace)
+        .collect();
+    namespaces.extend(own.map(str::to_string));
+    for namespace in namespaces {
+        let listed = Api::<Secret>::namespaced(client.clone(), &namespace)
+            .list_metadata(&kube::api::ListParams::default())
+            .await?;
+        for secret in listed.items {
+            let secret_name = secret.name_any();
+            if in_use::held(&secret.metadata, finalizer)
+                && !ctx
+                    .base
+                    .connections
+                    .referencing_secret(&namespace, &secret_name)
+                    .iter()
+                    .any(&needed)
+            {
+                in_use::hold_secret(client, &namespace, &secret_name, finalizer, false).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What connection reconciles share.
 struct ConnectionContext {
     base: Arc<Context>,
     dependents: Arc<Vec<Box<dyn Dependents>>>,
+    /// Connections whose Secrets this process put on hold, at the (uid, generation) it did:
+    /// a spec change may name other Secrets. Also serializes the holds, so two reconciles
+    /// never undo each other.
+    held: tokio::sync::Mutex<HashMap<ConnectionKey, ConnectionVersion>>,
+    /// This Deployment's in-use finalizer (one per shard).
+    in_use_finalizer: String,
 }
+
+/// A connection object's uid and generation.
+type ConnectionVersion = (Option<String>, Option<i64>);
 
 /// The two connection kinds, for their shared reconciler.
 trait ConnectionResource:
@@ -784,6 +946,7 @@ async fn check_connection<C: ConnectionResource>(
             )
             .await?;
     }
+    hold_while_needed(&*conn, &ctx).await?;
     match checked {
         Err(e) if e.is_transient() => Err(e),
         _ => Ok(Action::await_change()),

@@ -309,6 +309,18 @@ impl ResolvedSecrets {
         self.values.get(r)
     }
 
+    /// Empty values for `refs`, read from nowhere: for building a client whose only call is a
+    /// delete, which sends the record's identity and no secret value (see
+    /// `reconcile::finalize`). A namespace being deleted may have taken the Secrets already.
+    pub fn placeholders(refs: &[&SecretKeyRef]) -> Self {
+        ResolvedSecrets {
+            values: refs
+                .iter()
+                .map(|r| ((*r).clone(), SecretString::from(String::new())))
+                .collect(),
+        }
+    }
+
     /// Every value, for scrubbing vendor error texts.
     pub fn values(&self) -> impl Iterator<Item = &SecretString> {
         self.values.values()

@@ -557,38 +557,29 @@ async fn pause_sync_now_and_deletion_that_always_finishes() {
         .await;
     server.faults.clear();
 
-    // The connection is deleted first: the resource explains why it waits, and Orphan lets go.
+    // The connection is deleted first: it stays (credsync.io/in-use) until the resource has
+    // deleted its record through it, then goes (as in a namespace deletion).
     let mut orphaned = credential(3, "pw");
     orphaned.spec.deletion_policy = credsync::api::DeletionPolicy::Delete;
     env.apply("ops", &orphaned).await;
     env.wait_for::<SsoAppCredential>("ops", "user-3", Duration::from_secs(20), is_ready)
         .await;
+    env.wait_for::<VendorConnection>("ops", "helloid", Duration::from_secs(20), |c| {
+        c.metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == "credsync.io/in-use"))
+    })
+    .await;
     env.delete::<VendorConnection>("ops", "helloid").await;
     env.delete::<SsoAppCredential>("ops", "user-3").await;
-    let waiting = env
-        .wait_for::<SsoAppCredential>("ops", "user-3", Duration::from_secs(20), |o| {
-            o.status
-                .as_ref()
-                .and_then(|s| condition(&s.sync.conditions, "Stalled"))
-                .is_some_and(|c| c.status == "True" && c.reason == "DeletionBlocked")
-        })
-        .await;
-    let status = waiting.status.clone().expect("status");
-    let message = &condition(&status.sync.conditions, "Stalled")
-        .expect("Stalled")
-        .message;
-    assert!(
-        message.contains("helloid") && message.contains("deletionPolicy: Orphan"),
-        "{message}"
-    );
-    api.patch(
-        "user-3",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"deletionPolicy": "Orphan"}})),
-    )
-    .await
-    .expect("orphan");
     env.wait_gone::<SsoAppCredential>("ops", "user-3", Duration::from_secs(20))
+        .await;
+    assert!(
+        sim.get(&user(3), APP, "Default").is_none(),
+        "the record was deleted through the connection kept for it"
+    );
+    env.wait_gone::<VendorConnection>("ops", "helloid", Duration::from_secs(20))
         .await;
     env.stop().await;
 }

@@ -1,7 +1,8 @@
 //! A real Kubernetes control plane on loopback: etcd and kube-apiserver (built from the official
 //! Go modules, see hack/build-tools.sh) in a temporary folder, with a token-authenticated admin,
 //! RBAC, and an audit log of every request. No controllers or nodes run: credsync needs only the
-//! API server.
+//! API server. Tests of namespace deletion start kube-controller-manager with its namespace
+//! controller alone ([`ControlPlane::start_controller_manager`]); nothing else needs it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ pub struct ControlPlane {
     etcd: Child,
     apiserver: Option<Child>,
     apiserver_args: Vec<String>,
+    controller_manager: Option<Child>,
     port: u16,
     config: Config,
     probe: reqwest::Client,
@@ -163,6 +165,7 @@ impl ControlPlane {
             etcd,
             apiserver: Some(apiserver),
             apiserver_args,
+            controller_manager: None,
             port,
             config,
             kubeconfig_path,
@@ -331,6 +334,45 @@ impl ControlPlane {
         self.wait_ready(Duration::from_secs(90)).await
     }
 
+    /// Start kube-controller-manager with the namespace controller only, so that a deleted
+    /// namespace is emptied and goes away as in a real cluster. Needs `kube-controller-manager`
+    /// beside kube-apiserver (hack/build-tools.sh builds it). Idempotent.
+    pub async fn start_controller_manager(&mut self) -> Result<(), DevError> {
+        if self.controller_manager.is_some() {
+            return Ok(());
+        }
+        let program = self.bin.join("kube-controller-manager");
+        if !program.is_file() {
+            return Err(setup(format!(
+                "{} is missing; run hack/build-tools.sh control-plane",
+                program.display()
+            )));
+        }
+        let args = vec![
+            format!("--kubeconfig={}", self.kubeconfig_path.display()),
+            "--controllers=namespace".into(),
+            "--leader-elect=false".into(),
+            // Nothing scrapes it; no port to collide with parallel tests.
+            "--secure-port=0".into(),
+            "--use-service-account-credentials=false".into(),
+            "--v=0".into(),
+        ];
+        let log = self.dir.path().join("kube-controller-manager.log");
+        self.controller_manager = Some(spawn(&program, &args, &log)?);
+        // It has no readiness endpoint without a port; an early exit is the failure to catch.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Some(child) = self.controller_manager.as_mut()
+            && let Some(status) = child.try_wait()?
+        {
+            self.dir.disable_cleanup(true);
+            return Err(setup(format!(
+                "kube-controller-manager exited with {status}; log in {}",
+                log.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Create a namespace with labels (idempotent).
     pub async fn create_namespace(
         &self,
@@ -394,7 +436,11 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        let mut children: Vec<&mut Child> = self.apiserver.iter_mut().collect();
+        let mut children: Vec<&mut Child> = self
+            .controller_manager
+            .iter_mut()
+            .chain(self.apiserver.iter_mut())
+            .collect();
         children.push(&mut self.etcd);
         for child in &mut children {
             let _ = child.start_kill();

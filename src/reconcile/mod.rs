@@ -13,6 +13,7 @@ pub mod connection;
 pub mod error;
 pub mod events;
 pub mod fingerprint;
+pub mod in_use;
 pub mod isolate;
 pub mod managed;
 pub mod scrub;
@@ -645,6 +646,36 @@ async fn bind<K: Managed>(
     Ok((conn, secrets, external, client))
 }
 
+/// [`bind`] for a delete: the connection's client, but none of the resource's own Secrets. A
+/// delete sends only the record's identity (SuperOffice: type and public value; HelloID: user
+/// and application GUIDs), so deleting never waits for Secrets that a namespace deletion takes
+/// in the same sweep. The secret values are empty placeholders and are never sent.
+async fn bind_for_delete<K: Managed>(
+    obj: &K,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<
+    (
+        ResolvedConnection,
+        ResolvedSecrets,
+        Box<dyn ExternalClient>,
+        ConnectionClient,
+    ),
+    ReconcileError,
+> {
+    let conn = ctx
+        .connections
+        .resolve(&ctx.client, namespace, obj.connection_ref())
+        .await?;
+    let client = ctx.clients.get(&conn, &ctx.secrets, &ctx.transport).await?;
+    let external = obj.external(
+        &client.vendor,
+        &ResolvedSecrets::placeholders(&obj.secret_refs()),
+    )?;
+    // Nothing of the resource's was read, so there is nothing of it to scrub.
+    Ok((conn, ResolvedSecrets::default(), external, client))
+}
+
 /// Deletion: with policy Delete, remove the vendor record before letting the object go; when
 /// that cannot be done the finalizer stays and the conditions say why and how to let go.
 async fn finalize<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileError> {
@@ -664,7 +695,7 @@ async fn finalize<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, Reconcil
             .await;
         }
         let namespace = obj.namespace().unwrap_or_default();
-        let (conn, secrets, external, client) = match bind(obj, ctx, &namespace).await {
+        let (conn, secrets, external, client) = match bind_for_delete(obj, ctx, &namespace).await {
             Ok(bound) => bound,
             Err(e) => return deletion_blocked(obj, ctx, e).await,
         };

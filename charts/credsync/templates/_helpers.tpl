@@ -17,8 +17,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .Values.serviceAccount.create -}}{{ default (include "credsync.fullname" .) .Values.serviceAccount.name }}{{- else -}}{{ default "default" .Values.serviceAccount.name }}{{- end -}}
 {{- end -}}
 {{/* Rules on credsync's own kinds: the controllers list and watch them, patch finalizers on the
-kinds that can delete in a vendor (deletionPolicy Delete), and write status. Nothing is read by GET:
-the reflector caches serve every lookup. */}}
+kinds that can delete in a vendor (deletionPolicy Delete), and write status. Nothing is read by GET
+(the reflector caches serve every lookup) but a connection's metadata right before its in-use
+finalizer changes. */}}
 {{- define "credsync.crdRules" -}}
 - apiGroups: ["credsync.io"]
   resources: [vendorconnections, crmusercredentials, erpidentities, ssoappcredentials]
@@ -26,6 +27,11 @@ the reflector caches serve every lookup. */}}
 - apiGroups: ["credsync.io"]
   resources: [crmusercredentials, ssoappcredentials]
   verbs: [patch]
+# The credsync.io/in-use finalizer: a VendorConnection stays while a resource must still delete
+# its vendor record through it (namespace deletion, see docs/troubleshooting.md).
+- apiGroups: ["credsync.io"]
+  resources: [vendorconnections]
+  verbs: [get, patch]
 - apiGroups: ["credsync.io"]
   resources: [vendorconnections/status, crmusercredentials/status, erpidentities/status, ssoappcredentials/status]
   verbs: [patch]
@@ -35,6 +41,13 @@ the reflector caches serve every lookup. */}}
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch]
+# patch: only to put the credsync.io/in-use finalizer on a connection's credential Secrets, and
+# take it off, so that a namespace deletion cannot take them before the vendor records are
+# deleted. RBAC cannot narrow patch to metadata or to names chosen by tenants; the operator
+# sends only metadata patches of its own finalizer (src/reconcile/in_use.rs).
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [patch]
 - apiGroups: ["events.k8s.io"]
   resources: [events]
   verbs: [create, patch]
