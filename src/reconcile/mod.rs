@@ -354,7 +354,7 @@ async fn sync_vendor<K: Managed>(
     old: &SyncStatus,
 ) -> Result<Synced, ReconcileError> {
     let uid = obj.uid().unwrap_or_default();
-    let bound = bind(obj, ctx, namespace).await;
+    let bound = bind(obj, ctx, namespace, OwnSecrets::Read).await;
     if let Err(ReconcileError::Connection { .. }) = &bound {
         // It reaches no endpoint now, so it holds no record there.
         ctx.claims.release(&uid);
@@ -501,7 +501,7 @@ async fn paused_in_sync<K: Managed>(
     if !ready_now {
         return false;
     }
-    let Ok((conn, _, external, _)) = bind(obj, ctx, namespace).await else {
+    let Ok((conn, _, external, _)) = bind(obj, ctx, namespace, OwnSecrets::Read).await else {
         return false;
     };
     let desired = ctx.fingerprint_key.fingerprint(
@@ -622,58 +622,45 @@ pub fn cached_claims<K: Managed>(
         .collect()
 }
 
-/// Everything needed to talk to the vendor about `obj`.
+/// Everything needed to talk to the vendor about `obj`: its connection, its Secret values, its
+/// ExternalClient and the connection's client.
+type Bound = (
+    ResolvedConnection,
+    ResolvedSecrets,
+    Box<dyn ExternalClient>,
+    ConnectionClient,
+);
+
+/// Which of the resource's own Secret values binding reads.
+#[derive(Clone, Copy)]
+enum OwnSecrets {
+    /// All of them (a sync sends them).
+    Read,
+    /// None: empty placeholders, never sent. A delete sends only the record's identity
+    /// (SuperOffice: type and public value; HelloID: user and application GUIDs), so deleting
+    /// never waits for Secrets that a namespace deletion takes in the same sweep.
+    Placeholders,
+}
+
+/// Bind `obj` to its connection's client and its desired state.
 async fn bind<K: Managed>(
     obj: &K,
     ctx: &Context,
     namespace: &str,
-) -> Result<
-    (
-        ResolvedConnection,
-        ResolvedSecrets,
-        Box<dyn ExternalClient>,
-        ConnectionClient,
-    ),
-    ReconcileError,
-> {
+    own: OwnSecrets,
+) -> Result<Bound, ReconcileError> {
     let conn = ctx
         .connections
         .resolve(&ctx.client, namespace, obj.connection_ref())
         .await?;
     let client = ctx.clients.get(&conn, &ctx.secrets, &ctx.transport).await?;
-    let secrets = ctx.secrets.resolve(namespace, &obj.secret_refs()).await?;
+    let secrets = match own {
+        OwnSecrets::Read => ctx.secrets.resolve(namespace, &obj.secret_refs()).await?,
+        // Nothing of the resource's is read, so there is nothing of it to scrub either.
+        OwnSecrets::Placeholders => ResolvedSecrets::placeholders(&obj.secret_refs()),
+    };
     let external = obj.external(&client.vendor, &secrets)?;
     Ok((conn, secrets, external, client))
-}
-
-/// [`bind`] for a delete: the connection's client, but none of the resource's own Secrets. A
-/// delete sends only the record's identity (SuperOffice: type and public value; HelloID: user
-/// and application GUIDs), so deleting never waits for Secrets that a namespace deletion takes
-/// in the same sweep. The secret values are empty placeholders and are never sent.
-async fn bind_for_delete<K: Managed>(
-    obj: &K,
-    ctx: &Context,
-    namespace: &str,
-) -> Result<
-    (
-        ResolvedConnection,
-        ResolvedSecrets,
-        Box<dyn ExternalClient>,
-        ConnectionClient,
-    ),
-    ReconcileError,
-> {
-    let conn = ctx
-        .connections
-        .resolve(&ctx.client, namespace, obj.connection_ref())
-        .await?;
-    let client = ctx.clients.get(&conn, &ctx.secrets, &ctx.transport).await?;
-    let external = obj.external(
-        &client.vendor,
-        &ResolvedSecrets::placeholders(&obj.secret_refs()),
-    )?;
-    // Nothing of the resource's was read, so there is nothing of it to scrub.
-    Ok((conn, ResolvedSecrets::default(), external, client))
 }
 
 /// Deletion: with policy Delete, remove the vendor record before letting the object go; when
@@ -695,10 +682,11 @@ async fn finalize<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, Reconcil
             .await;
         }
         let namespace = obj.namespace().unwrap_or_default();
-        let (conn, secrets, external, client) = match bind_for_delete(obj, ctx, &namespace).await {
-            Ok(bound) => bound,
-            Err(e) => return deletion_blocked(obj, ctx, e).await,
-        };
+        let (conn, secrets, external, client) =
+            match bind(obj, ctx, &namespace, OwnSecrets::Placeholders).await {
+                Ok(bound) => bound,
+                Err(e) => return deletion_blocked(obj, ctx, e).await,
+            };
         // The connection's policy no longer lets this resource touch its record.
         if let Err(e) = admit(obj, &conn, &client) {
             return deletion_blocked(obj, ctx, e).await;
