@@ -61,10 +61,10 @@ pub struct Context {
     /// How often readable vendors are checked for drift.
     pub drift_interval: Duration,
     pub backoff: Backoff,
-    /// What this process last applied per object (uid → fingerprint, handled sync request).
-    /// The reflector can lag behind our own status write; this keeps a quick second trigger
-    /// from applying the same state twice.
-    pub applied: Mutex<HashMap<String, (String, Option<String>)>>,
+    /// What this process last applied per object (by uid). The reflector can lag behind our
+    /// own status write; this keeps a quick second trigger from applying the same state twice,
+    /// or from writing back the outputs the stale copy holds.
+    pub applied: Mutex<HashMap<String, Applied>>,
     /// Requests a vendor refused for good, per object (uid → attempt, error): the same request
     /// on the same connection client is not sent again until something changes.
     pub refused: Mutex<HashMap<String, (String, VendorError)>>,
@@ -72,8 +72,18 @@ pub struct Context {
     pub claims: claims::ClaimTable,
 }
 
+/// One object's last applied state, as this process knows it.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    fingerprint: String,
+    /// The sync-now annotation's value acted on.
+    handled: Option<String>,
+    /// What the vendor returned for it.
+    outputs: Outputs,
+}
+
 impl Context {
-    fn remembered(&self, uid: &str) -> Option<(String, Option<String>)> {
+    fn remembered(&self, uid: &str) -> Option<Applied> {
         self.applied
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -81,7 +91,7 @@ impl Context {
             .cloned()
     }
 
-    fn remember(&self, uid: String, fingerprint: String, handled: Option<String>) {
+    fn remember(&self, uid: String, applied: Applied) {
         self.refused
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -89,7 +99,7 @@ impl Context {
         self.applied
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(uid, (fingerprint, handled));
+            .insert(uid, applied);
     }
 
     /// What this process last applied no longer vouches for the vendor's state.
@@ -392,6 +402,9 @@ async fn sync_vendor<K: Managed>(
     );
     let requested = annotation(obj, RECONCILE_REQUESTED_ANNOTATION);
     let (last_fingerprint, last_handled) = last_applied(ctx, &uid, old);
+    // When nothing is sent, the outputs of the last write this process made are newer than
+    // those of a cached copy that may not show its status write yet.
+    let remembered_outputs = ctx.remembered(&uid).map(|a| a.outputs).unwrap_or_default();
     // Each value of the annotation asks for one sync: a new value does, its removal (or the
     // same value again, also after a restart) does not.
     let sync_requested = requested.is_some_and(|r| last_handled.as_deref() != Some(r));
@@ -399,7 +412,7 @@ async fn sync_vendor<K: Managed>(
     let mut done = Synced {
         handled: requested.map(str::to_string).or(last_handled),
         fingerprint,
-        outputs: Outputs::default(),
+        outputs: remembered_outputs,
         confirmed: false,
         event: None,
         requeue: Action::await_change(),
@@ -430,7 +443,14 @@ async fn sync_vendor<K: Managed>(
                 return Err(ReconcileError::write_failed(err));
             }
         };
-        ctx.remember(uid, done.fingerprint.clone(), done.handled.clone());
+        ctx.remember(
+            uid,
+            Applied {
+                fingerprint: done.fingerprint.clone(),
+                handled: done.handled.clone(),
+                outputs: done.outputs.clone(),
+            },
+        );
         done.confirmed = true;
         done.event = Some((
             "Synced",
@@ -473,6 +493,15 @@ async fn sync_vendor<K: Managed>(
         }
         Observation::Unknown => return Ok(done),
     }
+    // The vendor confirmed this state now, with these outputs (a re-created record has a new id).
+    ctx.remember(
+        uid,
+        Applied {
+            fingerprint: done.fingerprint.clone(),
+            handled: done.handled.clone(),
+            outputs: done.outputs.clone(),
+        },
+    );
     done.requeue = drift_check;
     Ok(done)
 }
@@ -480,12 +509,14 @@ async fn sync_vendor<K: Managed>(
 /// What was last applied (fingerprint, handled sync request): this process's memory, else
 /// the status.
 fn last_applied(ctx: &Context, uid: &str, old: &SyncStatus) -> (String, Option<String>) {
-    ctx.remembered(uid).unwrap_or_else(|| {
-        (
-            old.applied_fingerprint.clone().unwrap_or_default(),
-            old.last_handled_reconcile_at.clone(),
-        )
-    })
+    ctx.remembered(uid)
+        .map(|a| (a.fingerprint, a.handled))
+        .unwrap_or_else(|| {
+            (
+                old.applied_fingerprint.clone().unwrap_or_default(),
+                old.last_handled_reconcile_at.clone(),
+            )
+        })
 }
 
 /// Whether a paused object is still in sync: Ready for its current generation, and its spec
