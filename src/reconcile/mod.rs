@@ -231,6 +231,17 @@ fn backoff_key<K: Managed>(obj: &K) -> String {
     )
 }
 
+impl Synced {
+    /// What this sync leaves applied, for the process's memory.
+    fn applied(&self) -> Applied {
+        Applied {
+            fingerprint: self.fingerprint.clone(),
+            handled: self.handled.clone(),
+            outputs: self.outputs.clone(),
+        }
+    }
+}
+
 /// The outcome of the vendor part of a sync.
 struct Synced {
     fingerprint: String,
@@ -401,10 +412,11 @@ async fn sync_vendor<K: Managed>(
         &external.fingerprint_material(),
     );
     let requested = annotation(obj, RECONCILE_REQUESTED_ANNOTATION);
-    let (last_fingerprint, last_handled) = last_applied(ctx, &uid, old);
+    let remembered = ctx.remembered(&uid);
+    let (last_fingerprint, last_handled) = last_applied(remembered.as_ref(), old);
     // When nothing is sent, the outputs of the last write this process made are newer than
     // those of a cached copy that may not show its status write yet.
-    let remembered_outputs = ctx.remembered(&uid).map(|a| a.outputs).unwrap_or_default();
+    let remembered_outputs = remembered.map(|a| a.outputs).unwrap_or_default();
     // Each value of the annotation asks for one sync: a new value does, its removal (or the
     // same value again, also after a restart) does not.
     let sync_requested = requested.is_some_and(|r| last_handled.as_deref() != Some(r));
@@ -436,21 +448,12 @@ async fn sync_vendor<K: Managed>(
             Err(e) => {
                 let err = vendor_failed(e);
                 if !err.is_transient() {
-                    ctx.refuse(uid, attempt, err.clone());
-                } else if err.outcome_unknown() {
-                    ctx.forget_applied(&uid);
+                    ctx.refuse(uid.clone(), attempt, err.clone());
                 }
-                return Err(ReconcileError::write_failed(err));
+                return Err(write_failure(ctx, &uid, err));
             }
         };
-        ctx.remember(
-            uid,
-            Applied {
-                fingerprint: done.fingerprint.clone(),
-                handled: done.handled.clone(),
-                outputs: done.outputs.clone(),
-            },
-        );
+        ctx.remember(uid, done.applied());
         done.confirmed = true;
         done.event = Some((
             "Synced",
@@ -472,16 +475,10 @@ async fn sync_vendor<K: Managed>(
             done.confirmed = true;
         }
         Observation::Missing | Observation::Drifted(_) => {
-            done.outputs = match external.apply().await {
-                Ok(outputs) => outputs,
-                Err(e) => {
-                    let err = vendor_failed(e);
-                    if err.outcome_unknown() {
-                        ctx.forget_applied(&uid);
-                    }
-                    return Err(ReconcileError::write_failed(err));
-                }
-            };
+            done.outputs = external
+                .apply()
+                .await
+                .map_err(|e| write_failure(ctx, &uid, vendor_failed(e)))?;
             done.confirmed = true;
             done.event = Some((
                 "DriftCorrected",
@@ -494,23 +491,25 @@ async fn sync_vendor<K: Managed>(
         Observation::Unknown => return Ok(done),
     }
     // The vendor confirmed this state now, with these outputs (a re-created record has a new id).
-    ctx.remember(
-        uid,
-        Applied {
-            fingerprint: done.fingerprint.clone(),
-            handled: done.handled.clone(),
-            outputs: done.outputs.clone(),
-        },
-    );
+    ctx.remember(uid, done.applied());
     done.requeue = drift_check;
     Ok(done)
 }
 
-/// What was last applied (fingerprint, handled sync request): this process's memory, else
-/// the status.
-fn last_applied(ctx: &Context, uid: &str, old: &SyncStatus) -> (String, Option<String>) {
-    ctx.remembered(uid)
-        .map(|a| (a.fingerprint, a.handled))
+/// A write failed with `err`: when its outcome is unknown, what this process last applied no
+/// longer vouches for the vendor's state.
+fn write_failure(ctx: &Context, uid: &str, err: VendorError) -> ReconcileError {
+    if err.outcome_unknown() {
+        ctx.forget_applied(uid);
+    }
+    ReconcileError::write_failed(err)
+}
+
+/// What was last applied (fingerprint, handled sync request): this process's memory
+/// (`remembered`), else the status.
+fn last_applied(remembered: Option<&Applied>, old: &SyncStatus) -> (String, Option<String>) {
+    remembered
+        .map(|a| (a.fingerprint.clone(), a.handled.clone()))
         .unwrap_or_else(|| {
             (
                 old.applied_fingerprint.clone().unwrap_or_default(),
@@ -539,7 +538,7 @@ async fn paused_in_sync<K: Managed>(
         &conn.fingerprint_material(),
         &external.fingerprint_material(),
     );
-    last_applied(ctx, &obj.uid().unwrap_or_default(), old).0 == desired
+    last_applied(ctx.remembered(&obj.uid().unwrap_or_default()).as_ref(), old).0 == desired
 }
 
 /// How long until the next drift check, or None when it is due now.
