@@ -264,8 +264,13 @@ async fn chart_installs_and_grants_exactly_what_the_operator_uses() {
         let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
+        // A watch is logged as ResponseStarted when it begins and ResponseComplete only when
+        // it ends, which may come after this read: either stage records the request.
         if event["impersonatedUser"]["username"] != SERVICE_ACCOUNT
-            || event["stage"] != "ResponseComplete"
+            || !matches!(
+                event["stage"].as_str(),
+                Some("ResponseComplete" | "ResponseStarted")
+            )
         {
             continue;
         }
