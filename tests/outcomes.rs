@@ -34,7 +34,7 @@ async fn unknown_outcomes_and_pauses_never_claim_sync() {
     env.secret(ns, "pw", &[("password", "v1")]).await;
     let conn: VendorConnection = serde_json::from_value(json!({
         "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": "helloid"},
-        "spec": {"helloId": {"url": server.url(), "apiKeySecretRef": {"name": "api"}}, "timeoutSeconds": 1}
+        "spec": {"helloId": {"url": server.url(), "apiKeySecretRef": {"name": "api"}}, "timeoutSeconds": 5}
     }))
     .expect("connection");
     env.apply(ns, &conn).await;
@@ -52,10 +52,12 @@ async fn unknown_outcomes_and_pauses_never_claim_sync() {
     };
     assert_eq!(held().as_deref(), Some("v1"));
 
-    // v2 reaches the vendor, which commits it but answers only after the client gave up.
+    // v2 reaches the vendor, which commits it but answers only after the client gave up. The
+    // timeout leaves room for a loaded machine: a first write that timed out would wait out the
+    // minute of backoff above.
     server
         .faults
-        .push(Fault::CommitThenDelay(Duration::from_secs(2)), 1);
+        .push(Fault::CommitThenDelay(Duration::from_secs(8)), 1);
     env.secret(ns, "pw", &[("password", "v2")]).await;
     let timed_out = env
         .wait_for::<SsoAppCredential>(ns, "jane", WAIT, |o| {
