@@ -360,3 +360,108 @@ pub fn secrets_named(endpoint: &VendorEndpoint, scope: ConnectionScope) -> BTree
     let _ = futures::FutureExt::now_or_never(listed);
     secrets.asked()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(spec: serde_json::Value) -> VendorEndpoint {
+        serde_json::from_value(spec).expect("endpoint")
+    }
+
+    fn named(spec: serde_json::Value, scope: ConnectionScope) -> Vec<(String, String)> {
+        secrets_named(&endpoint(spec), scope)
+            .into_iter()
+            .map(|s| (s.namespace, s.name))
+            .collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(ns, n)| (ns.to_string(), n.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn listing_names_every_secret_each_vendor_reads() {
+        let own = || ConnectionScope::Namespaced("team".into());
+        let tls = serde_json::json!({"caSecretRef": {"name": "ca", "key": "ca.crt"}});
+        assert_eq!(
+            named(
+                serde_json::json!({"superOffice": {"url": "https://so", "api": "Rest",
+                    "applicationTokenSecretRef": {"name": "app", "key": "token"},
+                    "auth": {"basicSecretRef": {"name": "login"}}}, "tls": tls}),
+                own()
+            ),
+            pairs(&[("team", "app"), ("team", "ca"), ("team", "login")])
+        );
+        assert_eq!(
+            named(
+                serde_json::json!({"oracleCrmOnDemand": {"url": "https://o",
+                    "credentialsSecretRef": {"name": "crm"}}}),
+                own()
+            ),
+            pairs(&[("team", "crm")])
+        );
+        assert_eq!(
+            named(
+                serde_json::json!({"apexErp": {"url": "https://a",
+                    "auth": {"bearerSecretRef": {"name": "apex", "key": "token"}}}}),
+                own()
+            ),
+            pairs(&[("team", "apex")])
+        );
+        assert_eq!(
+            named(
+                serde_json::json!({"helloId": {"url": "https://h",
+                    "apiKeySecretRef": {"name": "api", "namespace": "ops"}}}),
+                ConnectionScope::Cluster
+            ),
+            pairs(&[("ops", "api")])
+        );
+    }
+
+    #[test]
+    fn listing_keeps_what_the_scope_would_refuse_and_skips_what_names_no_namespace() {
+        // A VendorConnection naming another namespace: listed (the webhook checks it), though
+        // the connect itself refuses it.
+        assert_eq!(
+            named(
+                serde_json::json!({"helloId": {"url": "https://h",
+                    "apiKeySecretRef": {"name": "api", "namespace": "other"}}}),
+                ConnectionScope::Namespaced("team".into())
+            ),
+            pairs(&[("other", "api")])
+        );
+        // A ClusterVendorConnection reference without a namespace is read nowhere.
+        assert_eq!(
+            named(
+                serde_json::json!({"helloId": {"url": "https://h",
+                    "apiKeySecretRef": {"name": "api"}}}),
+                ConnectionScope::Cluster
+            ),
+            pairs(&[])
+        );
+        // No vendor block: no client, nothing read.
+        assert_eq!(
+            named(serde_json::json!({}), ConnectionScope::Cluster),
+            pairs(&[])
+        );
+    }
+
+    #[test]
+    fn each_vendor_module_owns_its_url_and_default_rate() {
+        let oracle = endpoint(serde_json::json!({"oracleCrmOnDemand": {"url": "https://o",
+            "credentialsSecretRef": {"name": "crm"}}}));
+        assert_eq!(oracle.url(), Some("https://o"));
+        assert_eq!(oracle.effective_requests_per_second(), 20);
+        let helloid = endpoint(serde_json::json!({"helloId": {"url": "https://h",
+            "apiKeySecretRef": {"name": "api"}}, "requestsPerSecond": 7}));
+        assert_eq!(helloid.effective_requests_per_second(), 7);
+        let two = endpoint(serde_json::json!({
+            "helloId": {"url": "https://h", "apiKeySecretRef": {"name": "api"}},
+            "oracleCrmOnDemand": {"url": "https://o", "credentialsSecretRef": {"name": "crm"}}}));
+        assert_eq!(two.url(), None);
+        assert_eq!(two.vendor(), None);
+    }
+}
