@@ -1,8 +1,8 @@
-//! Wiring: one kube-runtime Controller per kind on the generic reconciler, reflector stores for
-//! connections, and one metadata-only Secret watch that pushes Secret changes to the resources
-//! (directly or through their connection) that use them.
+//! Wiring only: one kube-runtime Controller per managed kind on the generic reconciler, one per
+//! connection kind on the connection check (`connections::check`), the reflector stores, and
+//! the tasks of `connections::triggers` (Secret watch, deletions, usage, capabilities). What
+//! each of them does lives in its own module.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,30 +13,31 @@ use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, Resource};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{
-    ClusterVendorConnection, ConnectionKind, CrmUserCredential, ErpIdentity, SsoAppCredential,
-    VendorConnection, VendorEndpoint,
+    ClusterVendorConnection, CrmUserCredential, ErpIdentity, SsoAppCredential, VendorConnection,
 };
+use crate::connections::check::{ConnectionContext, connection_error_policy, reconcile_connection};
+use crate::connections::dependencies::{AllDependents, Dependents, KindDependents, connection_of};
+use crate::connections::resolve::ConnectionResource;
+use crate::connections::triggers::{
+    ConnectionQueues, connections_deleted, follow_capabilities, forward_usage, watch_secrets,
+};
+use crate::connections::{ClientCache, ConnectionKey, ConnectionStores};
 use crate::liveness::Liveness;
 use crate::metrics;
 use crate::reconcile::backoff::Backoff;
-use crate::reconcile::conditions::{self, Health};
-use crate::reconcile::connection::{
-    ClientCache, ConnectionKey, ConnectionStores, ResolvedConnection, secret_names,
-};
-use crate::reconcile::error::ReconcileError;
+use crate::reconcile::conditions;
 use crate::reconcile::events::EventPublisher;
 use crate::reconcile::fingerprint::{FingerprintKey, FingerprintKeyError};
 use crate::reconcile::in_use;
 use crate::reconcile::managed::Managed;
 use crate::reconcile::{self, Context};
-use crate::secrets::{ConnectionScope, SecretReader, UNWATCHED_SECRET_TYPES};
+use crate::secrets::SecretReader;
 use crate::server::Readiness;
-use crate::vendors::capabilities::{Capabilities, Capability};
 use crate::vendors::http::TransportPolicy;
 
 /// How the operator runs.
@@ -86,57 +87,6 @@ pub enum RunError {
     FingerprintKey(#[from] FingerprintKeyError),
     #[error("watching {0} failed before its cache was ready")]
     CacheSync(&'static str),
-}
-
-/// Finds the resources of one kind that a Secret or connection change concerns, and queues them.
-trait Dependents: Send + Sync {
-    fn secret_changed(&self, namespace: &str, name: &str, connections: &[ConnectionKey]);
-    fn connection_changed(&self, key: &ConnectionKey);
-    /// Whether a resource of this kind must still delete its record through connection `key`.
-    fn needs_for_cleanup(&self, key: &ConnectionKey) -> bool;
-}
-
-/// Queue every resource, of every kind, that uses connection `key`.
-fn connection_changed(dependents: &[Box<dyn Dependents>], key: &ConnectionKey) {
-    for deps in dependents {
-        deps.connection_changed(key);
-    }
-}
-
-struct KindDependents<K: Managed> {
-    store: Store<K>,
-    queue: mpsc::UnboundedSender<ObjectRef<K>>,
-}
-
-fn connection_key<K: Managed>(obj: &K) -> ConnectionKey {
-    ConnectionKey::referenced(obj.connection_ref(), &obj.namespace().unwrap_or_default())
-}
-
-impl<K: Managed> Dependents for KindDependents<K> {
-    fn secret_changed(&self, namespace: &str, name: &str, connections: &[ConnectionKey]) {
-        for obj in self.store.state() {
-            let direct = obj.namespace().as_deref() == Some(namespace)
-                && obj.secret_refs().iter().any(|r| r.name == name);
-            if direct || connections.contains(&connection_key(&*obj)) {
-                let _ = self.queue.send(ObjectRef::from_obj(&*obj));
-            }
-        }
-    }
-
-    fn connection_changed(&self, key: &ConnectionKey) {
-        for obj in self.store.state() {
-            if &connection_key(&*obj) == key {
-                let _ = self.queue.send(ObjectRef::from_obj(&*obj));
-            }
-        }
-    }
-
-    fn needs_for_cleanup(&self, key: &ConnectionKey) -> bool {
-        self.store.state().iter().any(|obj| {
-            obj.finalizers().iter().any(|f| f == reconcile::FINALIZER)
-                && &connection_key(&**obj) == key
-        })
-    }
 }
 
 /// An Api over the watched namespace, or over all namespaces.
@@ -253,17 +203,16 @@ pub async fn run(
             ctx.claims.rebuild(claims);
         }
     };
-    let dependents: Arc<Vec<Box<dyn Dependents>>> = Arc::new(vec![crm_deps, erp_deps, sso_deps]);
+    let dependents: AllDependents = Arc::new(vec![crm_deps, erp_deps, sso_deps]);
 
-    let conn_ctx = Arc::new(ConnectionContext {
-        base: ctx.clone(),
-        dependents: dependents.clone(),
-        held: Default::default(),
-        in_use_finalizer: in_use::finalizer_for_shard(
+    let conn_ctx = Arc::new(ConnectionContext::new(
+        ctx.clone(),
+        dependents.clone(),
+        in_use::finalizer_for_shard(
             settings.watch_namespace.as_deref(),
             settings.label_selector.as_deref(),
         ),
-    });
+    ));
     // A change of a connection's Secret re-checks the connection (its status says whether the
     // new credentials work).
     let (vc_queue, vc_requests) = mpsc::unbounded_channel();
@@ -414,7 +363,7 @@ fn managed<K: Managed>(
         // Whatever its deletion policy, a deleted object's memories and claim go with it.
         move |obj: &K| {
             ctx.forget_object(obj);
-            let _ = usage.send(connection_key(obj));
+            let _ = usage.send(connection_of(obj));
         }
     };
     let usage = usage.clone();
@@ -427,7 +376,7 @@ fn managed<K: Managed>(
     )
     .inspect(move |event| {
         if let Ok(obj) = event {
-            let _ = usage.send(connection_key(obj));
+            let _ = usage.send(connection_of(obj));
         }
     });
     let controller = Controller::for_stream(stream, reader.clone())
@@ -502,36 +451,6 @@ async fn census<K: Managed>(store: Store<K>, shutdown: CancellationToken) {
     }
 }
 
-/// How often connections' learned capabilities are compared with their status.
-const CAPABILITIES_INTERVAL: Duration = Duration::from_secs(1);
-
-/// A resource's vendor call may teach a connection's client what its vendor serves (a missing
-/// route, the path it serves); the connection's status shows it, so re-check a connection
-/// whose record changed.
-async fn follow_capabilities(
-    ctx: Arc<Context>,
-    queues: ConnectionQueues,
-    shutdown: CancellationToken,
-) {
-    let mut seen: HashMap<ConnectionKey, u64> = HashMap::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(CAPABILITIES_INTERVAL) => {}
-        }
-        let now: HashMap<ConnectionKey, u64> =
-            ctx.clients.capability_versions().into_iter().collect();
-        for (key, version) in &now {
-            if seen.get(key).is_some_and(|v| v != version)
-                || (!seen.contains_key(key) && *version > 0)
-            {
-                queues.request(key);
-            }
-        }
-        seen = now;
-    }
-}
-
 fn tokio_stream_from<T: Send + 'static>(
     mut rx: mpsc::UnboundedReceiver<T>,
 ) -> impl Stream<Item = T> + Send + 'static {
@@ -550,455 +469,4 @@ async fn log_result<K, E: std::fmt::Display, Q: std::fmt::Display>(
             other => tracing::warn!(error = %other, "controller"),
         }
     }
-}
-
-/// Where connection reconciles are requested.
-#[derive(Clone)]
-struct ConnectionQueues {
-    namespaced: mpsc::UnboundedSender<ObjectRef<VendorConnection>>,
-    cluster: mpsc::UnboundedSender<ObjectRef<ClusterVendorConnection>>,
-}
-
-impl ConnectionQueues {
-    fn request(&self, key: &ConnectionKey) {
-        // A closed queue means the controller stopped (shutdown): nothing left to ask.
-        match (key.kind, &key.namespace) {
-            (ConnectionKind::VendorConnection, Some(ns)) => {
-                let _ = self.namespaced.send(ObjectRef::new(&key.name).within(ns));
-            }
-            (ConnectionKind::VendorConnection, None) => {}
-            (ConnectionKind::ClusterVendorConnection, _) => {
-                let _ = self.cluster.send(ObjectRef::new(&key.name));
-            }
-        }
-    }
-}
-
-/// One metadata-only watch of Secrets: nothing about unrelated Secrets is kept, and a change to
-/// a referenced one queues its dependents (drops the client of a connection that uses it and
-/// re-checks that connection).
-async fn watch_secrets(
-    liveness: &Liveness,
-    api: Api<PartialObjectMeta<Secret>>,
-    ctx: Arc<Context>,
-    dependents: Arc<Vec<Box<dyn Dependents>>>,
-    connections_queue: ConnectionQueues,
-    shutdown: CancellationToken,
-) {
-    // Helm release and service-account token Secrets are never credsync's to read.
-    let unwatched_types = UNWATCHED_SECRET_TYPES
-        .map(|t| format!("type!={t}"))
-        .join(",");
-    let config = watcher::Config::default()
-        .fields(&unwatched_types)
-        .any_semantic()
-        // Small pages: the initial list of a cluster with many Secrets never holds much at once.
-        .page_size(100);
-    let tracked = liveness.clone();
-    let events = watcher(api, config)
-        .backoff(liveness.watch_backoff())
-        .inspect(move |event| tracked.watch_item("Secret", event.is_ok()));
-    let mut events = std::pin::pin!(events);
-    loop {
-        let event = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            event = events.next() => event,
-        };
-        let Some(event) = event else { return };
-        let meta = match event {
-            Ok(watcher::Event::Apply(m) | watcher::Event::Delete(m)) => m,
-            // Starting over (at start, or after a gap): changes may have been missed meanwhile.
-            Ok(watcher::Event::Init) => {
-                ctx.secrets.forget_all();
-                ctx.clients.invalidate_all();
-                continue;
-            }
-            Ok(watcher::Event::InitApply(_)) => continue,
-            // What was checked before this list completed (connections reconcile before this
-            // watch starts; a re-list follows a gap) may have missed a Secret appearing or
-            // changing: check every connection and every resource again. Clients rebuilt from
-            // the same values keep their identity, so nothing refused for good is sent again.
-            Ok(watcher::Event::InitDone) => {
-                let keys = ctx
-                    .connections
-                    .namespaced
-                    .state()
-                    .into_iter()
-                    .map(|c| c.key());
-                let keys = keys.chain(ctx.connections.cluster.state().into_iter().map(|c| c.key()));
-                for key in keys {
-                    connections_queue.request(&key);
-                    connection_changed(&dependents, &key);
-                }
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "Secret watch");
-                continue;
-            }
-        };
-        let (Some(namespace), name) = (meta.namespace(), meta.name_any()) else {
-            continue;
-        };
-        ctx.secrets.changed(&namespace, &name);
-        let connections = ctx.connections.referencing_secret(&namespace, &name);
-        for key in &connections {
-            ctx.clients.invalidate(key);
-            connections_queue.request(key);
-        }
-        for deps in dependents.iter() {
-            deps.secret_changed(&namespace, &name, &connections);
-        }
-    }
-}
-
-/// A deleted connection: its client goes, and the resources that used it are checked again
-/// (they say ConnectionNotFound until it is back).
-async fn connections_deleted(
-    mut deleted: mpsc::UnboundedReceiver<ConnectionKey>,
-    ctx: Arc<Context>,
-    dependents: Arc<Vec<Box<dyn Dependents>>>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let key = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            key = deleted.recv() => key,
-        };
-        let Some(key) = key else { return };
-        ctx.clients.remove(&key);
-        connection_changed(&dependents, &key);
-    }
-}
-
-/// Pass resources' connection keys on to the connection reconcile (see `hold_while_needed`).
-async fn forward_usage(
-    mut usages: mpsc::UnboundedReceiver<ConnectionKey>,
-    connections: ConnectionStores,
-    queues: ConnectionQueues,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let key = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            key = usages.recv() => key,
-        };
-        let Some(key) = key else { return };
-        // A connection that does not exist holds nothing (and the controller would warn).
-        let exists = match (key.kind, &key.namespace) {
-            (ConnectionKind::VendorConnection, Some(ns)) => connections
-                .namespaced
-                .get(&ObjectRef::new(&key.name).within(ns))
-                .is_some(),
-            (ConnectionKind::VendorConnection, None) => false,
-            (ConnectionKind::ClusterVendorConnection, _) => connections
-                .cluster
-                .get(&ObjectRef::new(&key.name))
-                .is_some(),
-        };
-        if exists {
-            queues.request(&key);
-        }
-    }
-}
-
-/// Keep the connection and its Secrets while a resource must still delete its record through
-/// them (see `reconcile::in_use`); let them go when none must.
-async fn hold_while_needed<C: ConnectionResource>(
-    conn: &C,
-    ctx: &ConnectionContext,
-) -> Result<(), ReconcileError> {
-    // Judged on complete caches only: a half-listed one would let go of what is still needed.
-    // The claim table opens once every kind's cache is complete. (Not Store::wait_until_ready:
-    // of several tasks waiting on one store at once, only the last is woken.)
-    ctx.base.claims.ready().await;
-    let needed = |key: &ConnectionKey| ctx.dependents.iter().any(|d| d.needs_for_cleanup(key));
-    let key = conn.key();
-    let in_use = needed(&key);
-    let finalizer = ctx.in_use_finalizer.as_str();
-    let held = in_use::held(conn.meta(), finalizer);
-    let version = (conn.meta().uid.clone(), conn.meta().generation);
-    let client = &ctx.base.client;
-    let api = conn.api(client.clone());
-    let name = conn.name_any();
-    let own = conn.meta().namespace.as_deref();
-    // A VendorConnection may name only its own namespace's Secrets: never touch another
-    // tenant's, whatever its spec says (its client could not be built from them either).
-    let secrets: Vec<(String, String)> = secret_names(conn.endpoint(), own)
-        .into_iter()
-        .filter(|(namespace, _)| own.is_none_or(|own| own == namespace))
-        .collect();
-    let mut held_versions = ctx.held.lock().await;
-    if in_use {
-        // Done for this spec already (its Secrets are held whenever the connection is): no
-        // API call on each of the many resource events that lead here.
-        if held && held_versions.get(&key) == Some(&version) {
-            return Ok(());
-        }
-        // Secrets first: a connection marked in use always has its credentials held.
-        for (namespace, secret) in &secrets {
-            in_use::hold_secret(client, namespace, secret, finalizer, true).await?;
-        }
-        in_use::hold(&api, &name, finalizer, true).await?;
-        held_versions.insert(key, version);
-    } else {
-        held_versions.remove(&key);
-        // Its Secrets were let go before the connection was.
-        if !held {
-            return Ok(());
-        }
-        for (namespace, secret) in &secrets {
-            let shared_and_needed = ctx
-                .base
-                .connections
-                .referencing_secret(namespace, secret)
-                .iter()
-                .any(&needed);
-            if !shared_and_needed {
-                in_use::hold_secret(client, namespace, secret, finalizer, false).await?;
-            }
-        }
-        in_use::hold(&api, &name, finalizer, false).await?;
-    }
-    // Here only when the hold changed or the spec did: a spec edited while in use may have
-    // left Secrets it no longer names on hold.
-    let mut namespaces: std::collections::BTreeSet<String> = secrets
-        .into_iter()
-        .map(|(namespace, _)| namespace)
-        .collect();
-    namespaces.extend(own.map(str::to_string));
-    for namespace in namespaces {
-        let listed = Api::<Secret>::namespaced(client.clone(), &namespace)
-            .list_metadata(&kube::api::ListParams::default())
-            .await?;
-        for secret in listed.items {
-            let secret_name = secret.name_any();
-            if in_use::held(&secret.metadata, finalizer)
-                && !ctx
-                    .base
-                    .connections
-                    .referencing_secret(&namespace, &secret_name)
-                    .iter()
-                    .any(&needed)
-            {
-                in_use::hold_secret(client, &namespace, &secret_name, finalizer, false).await?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// What connection reconciles share.
-struct ConnectionContext {
-    base: Arc<Context>,
-    dependents: Arc<Vec<Box<dyn Dependents>>>,
-    /// Connections whose Secrets this process put on hold, at the (uid, generation) it did:
-    /// a spec change may name other Secrets. Also serializes the holds, so two reconciles
-    /// never undo each other.
-    held: tokio::sync::Mutex<HashMap<ConnectionKey, ConnectionVersion>>,
-    /// This Deployment's in-use finalizer (one per shard).
-    in_use_finalizer: String,
-}
-
-/// A connection object's uid and generation.
-type ConnectionVersion = (Option<String>, Option<i64>);
-
-/// The two connection kinds, for their shared reconciler.
-trait ConnectionResource:
-    Resource<DynamicType = ()>
-    + Clone
-    + serde::de::DeserializeOwned
-    + serde::Serialize
-    + std::fmt::Debug
-    + Send
-    + Sync
-    + 'static
-{
-    fn endpoint(&self) -> &VendorEndpoint;
-    fn key(&self) -> ConnectionKey;
-    fn scope(&self) -> ConnectionScope;
-    fn current_status(&self) -> Option<&crate::api::ConnectionStatus>;
-    fn api(&self, client: Client) -> Api<Self>;
-}
-
-impl ConnectionResource for VendorConnection {
-    fn endpoint(&self) -> &VendorEndpoint {
-        &self.spec.endpoint
-    }
-    fn key(&self) -> ConnectionKey {
-        ConnectionKey::new(
-            ConnectionKind::VendorConnection,
-            &self.name_any(),
-            &self.namespace().unwrap_or_default(),
-        )
-    }
-    fn scope(&self) -> ConnectionScope {
-        ConnectionScope::Namespaced(self.namespace().unwrap_or_default())
-    }
-    fn current_status(&self) -> Option<&crate::api::ConnectionStatus> {
-        self.status.as_ref()
-    }
-    fn api(&self, client: Client) -> Api<Self> {
-        Api::namespaced(client, &self.namespace().unwrap_or_default())
-    }
-}
-
-impl ConnectionResource for ClusterVendorConnection {
-    fn endpoint(&self) -> &VendorEndpoint {
-        &self.spec.endpoint
-    }
-    fn key(&self) -> ConnectionKey {
-        ConnectionKey::new(
-            ConnectionKind::ClusterVendorConnection,
-            &self.name_any(),
-            "",
-        )
-    }
-    fn scope(&self) -> ConnectionScope {
-        ConnectionScope::Cluster
-    }
-    fn current_status(&self) -> Option<&crate::api::ConnectionStatus> {
-        self.status.as_ref()
-    }
-    fn api(&self, client: Client) -> Api<Self> {
-        Api::all(client)
-    }
-}
-
-/// A connection is Ready when its settings and Secrets make a client; whether the vendor
-/// answers shows on the resources that use it. A change of its client or health re-queues
-/// those resources. One being deleted (held by someone else's finalizer) stays usable until it
-/// is gone; `connections_deleted` handles that.
-async fn reconcile_connection<C: ConnectionResource>(
-    conn: Arc<C>,
-    ctx: Arc<ConnectionContext>,
-) -> Result<Action, ReconcileError> {
-    crate::reconcile::isolate::isolated("connection", check_connection(conn, ctx))
-        .await
-        .unwrap_or(Err(ReconcileError::Internal))
-}
-
-async fn check_connection<C: ConnectionResource>(
-    conn: Arc<C>,
-    ctx: Arc<ConnectionContext>,
-) -> Result<Action, ReconcileError> {
-    let key = conn.key();
-    let before = ctx.base.clients.identity(&key);
-    let resolved = ResolvedConnection {
-        key: key.clone(),
-        uid: conn.meta().uid.clone(),
-        generation: conn.meta().generation,
-        endpoint: conn.endpoint().clone(),
-        scope: conn.scope(),
-    };
-    let checked = ctx
-        .base
-        .clients
-        .get(&resolved, &ctx.base.secrets, &ctx.base.transport)
-        .await;
-    let client_changed = checked.as_ref().ok().map(|c| c.identity) != before;
-    let health = match &checked {
-        Ok(client) => Health::Ready {
-            reason: "Valid",
-            message: capability_note(
-                "settings and Secrets are valid; whether the vendor answers shows on the resources using this connection",
-                client.vendor.capabilities(),
-            ),
-        },
-        Err(e) if e.is_transient() => Health::Progressing {
-            reason: e.reason(),
-            message: e.to_string(),
-        },
-        Err(e) => Health::Stalled {
-            reason: e.reason(),
-            message: e.to_string(),
-        },
-    };
-    let mut status = conn.current_status().cloned().unwrap_or_default();
-    conditions::apply(
-        &mut status.sync.conditions,
-        &health,
-        conn.meta().generation,
-        &conditions::now(),
-    );
-    status.sync.observed_generation = conn.meta().generation;
-    status.vendor = conn.endpoint().vendor();
-    status.capabilities = checked
-        .as_ref()
-        .map(|client| capability_statuses(client.vendor.capabilities()))
-        .unwrap_or_default();
-    let status_changed = conn.current_status() != Some(&status);
-    // The resources using the connection hear of it only when its client or its health changed
-    // (a connection they could not find before included), not on every re-check, nor when it
-    // only learned what its vendor serves (their own calls taught it that).
-    let health_changed =
-        conn.current_status().map(|s| (&s.sync, s.vendor)) != Some((&status.sync, status.vendor));
-    if client_changed || health_changed {
-        connection_changed(&ctx.dependents, &key);
-    }
-    if status_changed {
-        let patch = serde_json::json!({ "status": status });
-        conn.api(ctx.base.client.clone())
-            .patch_status(
-                &conn.name_any(),
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(&patch),
-            )
-            .await?;
-    }
-    hold_while_needed(&*conn, &ctx).await?;
-    match checked {
-        Err(e) if e.is_transient() => Err(e),
-        _ => Ok(Action::await_change()),
-    }
-}
-
-/// The connection's status view of what its vendor serves.
-fn capability_statuses(found: &Capabilities) -> Vec<crate::api::CapabilityStatus> {
-    found
-        .snapshot()
-        .into_iter()
-        .map(|(operation, capability)| match capability {
-            Capability::Supported { variant } => crate::api::CapabilityStatus {
-                operation: operation.to_string(),
-                supported: true,
-                variant: variant.map(str::to_string),
-                message: None,
-            },
-            Capability::Unsupported { why } => crate::api::CapabilityStatus {
-                operation: operation.to_string(),
-                supported: false,
-                variant: None,
-                message: Some(why),
-            },
-        })
-        .collect()
-}
-
-/// `message`, with what the vendor does not serve (and what credsync does instead).
-fn capability_note(message: &str, found: &Capabilities) -> String {
-    let missing: Vec<String> = found
-        .snapshot()
-        .into_iter()
-        .filter_map(|(operation, capability)| match capability {
-            Capability::Unsupported { why } => Some(format!("{operation}: {why}")),
-            Capability::Supported { .. } => None,
-        })
-        .collect();
-    if missing.is_empty() {
-        message.to_string()
-    } else {
-        format!(
-            "{message}; the vendor does not serve every operation credsync assumed (see status.capabilities): {}",
-            missing.join("; ")
-        )
-    }
-}
-
-fn connection_error_policy<C: ConnectionResource>(
-    _conn: Arc<C>,
-    _err: &ReconcileError,
-    _ctx: Arc<ConnectionContext>,
-) -> Action {
-    Action::requeue(Duration::from_secs(10))
 }

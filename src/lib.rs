@@ -2,13 +2,16 @@
 //! systems equal to what custom resources declare.
 //!
 //! Layout: [`api`] holds the CRD types; [`reconcile`] the one generic reconciler every kind runs
-//! on; [`vendors`] one wire client per vendor behind [`vendors::ExternalClient`]; [`secrets`]
-//! reads referenced Secrets; [`telemetry`] and [`metrics`] logging and Prometheus; [`controller`]
-//! wires kinds, watches and the HTTP endpoints together; [`webhook`] is the optional admission
-//! webhook that refuses references to Secrets the requesting user cannot read.
+//! on; [`vendors`] one module per vendor (its connection block, connect, and wire client behind
+//! [`vendors::ExternalClient`]); [`connections`] the connection check, client cache, dependency
+//! index and triggers; [`secrets`] reads referenced Secrets; [`telemetry`] and [`metrics`]
+//! logging and Prometheus; [`controller`] only wires kinds, watches and tasks together;
+//! [`webhook`] is the optional admission webhook that refuses references to Secrets the
+//! requesting user cannot read.
 
 pub mod api;
 pub mod cli;
+pub mod connections;
 pub mod controller;
 pub mod fence;
 pub mod kinds;

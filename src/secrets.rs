@@ -4,7 +4,7 @@
 //! Namespace rules are enforced here, before any read: a namespaced resource reads only its own
 //! namespace, a cluster-scoped connection only the namespaces its references name.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -347,11 +347,37 @@ pub enum ConnectionScope {
 /// nothing outside it.
 static DIGEST_KEYS: LazyLock<RandomState> = LazyLock::new(RandomState::new);
 
+/// One Secret, by namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SecretId {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl SecretId {
+    pub fn new(namespace: &str, name: &str) -> SecretId {
+        SecretId {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+}
+
+/// Told of every Secret a [`ConnectionSecrets`] is about to read, before it reads it: a Secret
+/// that appears while the read is under way still finds the connection (see
+/// `connections::dependencies`).
+pub type OnRead<'a> = &'a (dyn Fn(&SecretId) + Send + Sync);
+
 /// Reads a connection's Secrets under its [`ConnectionScope`], folding every value read into a
-/// digest.
+/// digest and noting every Secret it was asked for, whether the read worked or not: that set is
+/// what the connection depends on, so no list of a vendor's references is kept by hand.
 pub struct ConnectionSecrets<'a> {
-    reader: &'a SecretReader,
+    /// None: read nothing, answer every key with an empty stand-in (see
+    /// [`ConnectionSecrets::listing`]).
+    reader: Option<&'a SecretReader>,
     scope: ConnectionScope,
+    on_read: Option<OnRead<'a>>,
+    asked: Mutex<BTreeSet<SecretId>>,
     digest: Mutex<DefaultHasher>,
     /// Every value read, and the `a:b` joins of pairs (an HTTP Basic login), so a vendor that
     /// echoes the connection's credentials can be scrubbed of them.
@@ -360,12 +386,37 @@ pub struct ConnectionSecrets<'a> {
 
 impl<'a> ConnectionSecrets<'a> {
     pub fn new(reader: &'a SecretReader, scope: ConnectionScope) -> Self {
+        Self::with_reader(Some(reader), scope)
+    }
+
+    /// Reads nothing and refuses nothing: each key is an empty stand-in. Connecting with it
+    /// lists the Secrets a connection's spec would have read (for the admission webhook and
+    /// the in-use holds, which must know them before, or without, any read).
+    pub fn listing(scope: ConnectionScope) -> Self {
+        Self::with_reader(None, scope)
+    }
+
+    fn with_reader(reader: Option<&'a SecretReader>, scope: ConnectionScope) -> Self {
         ConnectionSecrets {
             reader,
             scope,
+            on_read: None,
+            asked: Mutex::default(),
             digest: Mutex::new(DIGEST_KEYS.build_hasher()),
             sensitive: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Tell `on_read` of each Secret before it is read.
+    pub fn on_read(mut self, on_read: OnRead<'a>) -> Self {
+        self.on_read = Some(on_read);
+        self
+    }
+
+    /// Every Secret asked for so far, read or not. A reference its scope refuses (another
+    /// namespace's Secret for a VendorConnection) counts: it is what the spec names.
+    pub fn asked(&self) -> BTreeSet<SecretId> {
+        self.asked.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The values read, for scrubbing vendor answers (see [`ConnectionSecrets::sensitive`]).
@@ -401,11 +452,27 @@ impl<'a> ConnectionSecrets<'a> {
         }
     }
 
+    /// Note the Secret a reference names (its own namespace, else the connection's), then say
+    /// where it may be read from under the scope.
     fn namespace_for<'n>(
         &'n self,
         name: &str,
         namespace: Option<&'n str>,
     ) -> Result<&'n str, SecretError> {
+        let own = match &self.scope {
+            ConnectionScope::Namespaced(own) => Some(own.as_str()),
+            ConnectionScope::Cluster => None,
+        };
+        if let Some(ns) = namespace.or(own) {
+            let id = SecretId::new(ns, name);
+            if let Some(on_read) = self.on_read {
+                on_read(&id);
+            }
+            self.asked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id);
+        }
         match (&self.scope, namespace) {
             (ConnectionScope::Namespaced(own), None) => Ok(own),
             (ConnectionScope::Namespaced(own), Some(ns)) if ns == own => Ok(own),
@@ -421,13 +488,29 @@ impl<'a> ConnectionSecrets<'a> {
         }
     }
 
+    /// The values of `keys` in Secret `name`, or stand-ins when listing.
+    async fn read(
+        &self,
+        name: &str,
+        namespace: Option<&str>,
+        keys: &[&str],
+    ) -> Result<Vec<SecretString>, SecretError> {
+        let allowed = self.namespace_for(name, namespace);
+        let Some(reader) = self.reader else {
+            return Ok(keys.iter().map(|_| SecretString::from("")).collect());
+        };
+        let values = reader.read(allowed?, name, keys).await?;
+        self.fold(&values);
+        Ok(values)
+    }
+
     /// One key's value.
     pub async fn key(&self, r: &ConnectionSecretKeyRef) -> Result<SecretString, SecretError> {
-        let ns = self.namespace_for(&r.name, r.namespace.as_deref())?;
-        let mut values = self.reader.read(ns, &r.name, &[r.key.as_str()]).await?;
-        self.fold(&values);
+        let mut values = self
+            .read(&r.name, r.namespace.as_deref(), &[r.key.as_str()])
+            .await?;
         values.pop().ok_or_else(|| SecretError::MissingKey {
-            namespace: ns.to_string(),
+            namespace: r.namespace.clone().unwrap_or_default(),
             name: r.name.clone(),
             key: r.key.clone(),
         })
@@ -439,16 +522,6 @@ impl<'a> ConnectionSecrets<'a> {
         r: &ConnectionSecretRef,
         keys: &[&str],
     ) -> Result<Vec<SecretString>, SecretError> {
-        let ns = self.namespace_for(&r.name, r.namespace.as_deref())?;
-        let values = self.reader.read(ns, &r.name, keys).await?;
-        self.fold(&values);
-        Ok(values)
-    }
-
-    /// The (namespace, name) a reference would be read from, if allowed; for the Secret watch.
-    pub fn location(&self, name: &str, namespace: Option<&str>) -> Option<(String, String)> {
-        self.namespace_for(name, namespace)
-            .ok()
-            .map(|ns| (ns.to_string(), name.to_string()))
+        self.read(&r.name, r.namespace.as_deref(), keys).await
     }
 }

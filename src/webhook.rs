@@ -49,7 +49,7 @@ use crate::api::{
     ClusterVendorConnection, CrmUserCredential, ErpIdentity, GROUP, SsoAppCredential,
     VendorConnection,
 };
-use crate::reconcile::connection::secret_names;
+use crate::connections::resolve::secret_names;
 use crate::reconcile::managed::Managed;
 
 /// The path the API server posts AdmissionReviews to.

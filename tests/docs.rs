@@ -1,6 +1,6 @@
 //! The documentation keeps up with the code: every field of every kind is named on its page,
-//! every condition reason the operator can set is explained in the troubleshooting page, and
-//! the README links the pages.
+//! every condition reason the operator can set is explained in the troubleshooting page, the
+//! README links the pages, and "How to add a vendor" lists every file a vendor must appear in.
 
 use std::collections::BTreeSet;
 
@@ -63,7 +63,12 @@ fn every_reason_is_in_troubleshooting() {
     // Reasons are CamelCase string literals passed where a reason is expected; collect those of
     // the files that produce them.
     let mut reasons = BTreeSet::new();
-    for dir in ["src/reconcile", "src/kinds", "src/vendors"] {
+    for dir in [
+        "src/reconcile",
+        "src/connections",
+        "src/kinds",
+        "src/vendors",
+    ] {
         for entry in std::fs::read_dir(format!("{ROOT}/{dir}")).expect("dir") {
             let path = entry.expect("entry").path();
             let text = std::fs::read_to_string(&path).expect("source");
@@ -142,5 +147,75 @@ fn readme_links_the_docs() {
             "README links {page}"
         );
         assert!(std::path::Path::new(&format!("{ROOT}/{page}")).exists());
+    }
+}
+
+/// Every `.rs` file under `dir`, recursively, as paths from the crate root.
+fn rust_files(dir: &str, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(format!("{ROOT}/{dir}")).expect("dir") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = format!("{dir}/{name}");
+        if entry.file_type().expect("file type").is_dir() {
+            rust_files(&path, out);
+        } else if name.ends_with(".rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The compiler points at each place a new vendor must be handled (exhaustive matches); this
+/// keeps the page's list of those places true. A source file that names every vendor's enum
+/// variant is a per-vendor place, and must be listed.
+#[test]
+fn how_to_add_a_vendor_lists_every_place() {
+    let page = read("docs/architecture.md");
+    let section = page
+        .split("## How to add a vendor")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("docs/architecture.md has a section \"How to add a vendor\"");
+    let vendors = ["SuperOffice", "OracleCrmOnDemand", "ApexErp", "HelloId"];
+    let mut files = Vec::new();
+    rust_files("src", &mut files);
+    let per_vendor: Vec<&String> = files
+        .iter()
+        .filter(|path| {
+            let text = read(path);
+            vendors.iter().all(|v| {
+                text.match_indices(&format!("::{v}")).any(|(at, _)| {
+                    let next = text[at + v.len() + 2..].chars().next();
+                    !next.is_some_and(|c| c.is_alphanumeric() || c == '_')
+                })
+            })
+        })
+        .collect();
+    assert!(
+        per_vendor
+            .iter()
+            .any(|p| p.as_str() == "src/vendors/mod.rs"),
+        "the scan finds the vendor dispatch: {per_vendor:?}"
+    );
+    let unlisted: Vec<_> = per_vendor
+        .iter()
+        .filter(|path| !section.contains(&format!("`{path}`")))
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "docs/architecture.md \"How to add a vendor\" does not list {unlisted:?}, which name every vendor"
+    );
+    // Every file the section names exists (a `<vendor>` placeholder stands for a vendor's).
+    for (at, _) in section.match_indices('`') {
+        let rest = &section[at + 1..];
+        let Some(end) = rest.find('`') else { break };
+        let named = &rest[..end];
+        if (named.starts_with("src/") || named.starts_with("docs/") || named.starts_with("crds/"))
+            && !named.contains('<')
+        {
+            assert!(
+                std::path::Path::new(&format!("{ROOT}/{named}")).exists(),
+                "docs/architecture.md \"How to add a vendor\" names {named}, which does not exist"
+            );
+        }
     }
 }

@@ -215,8 +215,10 @@ fn default_max_concurrent_requests() -> u32 {
     4
 }
 
-/// A connection's one vendor block, as one value. Everything that differs by vendor matches on
-/// it, so a new vendor is a compile error in each such place until it is handled there.
+/// A connection's one vendor block, as one value: the vendor enum view of the spec. What differs
+/// by vendor is asked of the vendor's module through [`VendorBlock::module`] (in
+/// `vendors`), an exhaustive match like [`VendorBlock::vendor`], so a new vendor is a compile
+/// error until it is handled there.
 #[derive(Clone, Copy, Debug)]
 pub enum VendorBlock<'a> {
     SuperOffice(&'a SuperOfficeEndpoint),
@@ -238,18 +240,32 @@ impl VendorBlock<'_> {
 
 impl VendorEndpoint {
     /// The vendor block that is set (the CRD's CEL rule makes it exactly one); None otherwise.
-    /// The only place that reads the four optional blocks.
+    /// The only place that reads the optional blocks. The spec is taken apart field by field,
+    /// so a new field is a compile error here until it is said whether it is a vendor block.
     pub fn block(&self) -> Option<VendorBlock<'_>> {
-        match (
-            &self.super_office,
-            &self.oracle_crm_on_demand,
-            &self.apex_erp,
-            &self.hello_id,
-        ) {
-            (Some(b), None, None, None) => Some(VendorBlock::SuperOffice(b)),
-            (None, Some(b), None, None) => Some(VendorBlock::OracleCrmOnDemand(b)),
-            (None, None, Some(b), None) => Some(VendorBlock::ApexErp(b)),
-            (None, None, None, Some(b)) => Some(VendorBlock::HelloId(b)),
+        let VendorEndpoint {
+            super_office,
+            oracle_crm_on_demand,
+            apex_erp,
+            hello_id,
+            tls: _,
+            timeout_seconds: _,
+            max_concurrent_requests: _,
+            requests_per_second: _,
+            tenancy: _,
+        } = self;
+        let mut set = [
+            super_office.as_ref().map(VendorBlock::SuperOffice),
+            oracle_crm_on_demand
+                .as_ref()
+                .map(VendorBlock::OracleCrmOnDemand),
+            apex_erp.as_ref().map(VendorBlock::ApexErp),
+            hello_id.as_ref().map(VendorBlock::HelloId),
+        ]
+        .into_iter()
+        .flatten();
+        match (set.next(), set.next()) {
+            (Some(block), None) => Some(block),
             _ => None,
         }
     }
@@ -257,24 +273,6 @@ impl VendorEndpoint {
     /// The vendor whose block is set.
     pub fn vendor(&self) -> Option<Vendor> {
         self.block().map(VendorBlock::vendor)
-    }
-
-    /// Base URL of the vendor block.
-    pub fn url(&self) -> Option<&str> {
-        Some(match self.block()? {
-            VendorBlock::SuperOffice(b) => &b.url,
-            VendorBlock::OracleCrmOnDemand(b) => &b.url,
-            VendorBlock::ApexErp(b) => &b.url,
-            VendorBlock::HelloId(b) => &b.url,
-        })
-    }
-
-    /// Requests per second, with the vendor's default where none is set.
-    pub fn effective_requests_per_second(&self) -> u32 {
-        self.requests_per_second.unwrap_or(match self.vendor() {
-            Some(Vendor::OracleCrmOnDemand) => 20,
-            _ => 50,
-        })
     }
 }
 

@@ -9,7 +9,6 @@
 pub mod backoff;
 pub mod claims;
 pub mod conditions;
-pub mod connection;
 pub mod error;
 pub mod events;
 pub mod fingerprint;
@@ -31,12 +30,12 @@ use serde_json::json;
 
 use self::backoff::Backoff;
 use self::conditions::Health;
-use self::connection::{ClientCache, ConnectionClient, ConnectionStores, ResolvedConnection};
 use self::error::ReconcileError;
 use self::events::EventPublisher;
 use self::fingerprint::FingerprintKey;
 use self::managed::Managed;
 use crate::api::{DeletionPolicy, SyncStatus};
+use crate::connections::{ClientCache, ConnectionClient, ConnectionStores, ResolvedConnection};
 use crate::metrics;
 use crate::secrets::{ResolvedSecrets, SecretReader};
 use crate::vendors::http::TransportPolicy;

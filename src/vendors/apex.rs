@@ -29,7 +29,10 @@ use serde_json::Value;
 use super::http::{HttpResponse, VendorHttp, classify_status, cut};
 use super::lenient;
 use super::xml::{self, Element, XmlWriter};
-use super::{ConnectError, ExternalClient, Observation, Outputs, VendorError, fingerprint_json};
+use super::{
+    ClientBuilder, ConnectError, ExternalClient, Observation, Outputs, VendorClient, VendorError,
+    VendorModule, fingerprint_json,
+};
 use crate::api::{ApexErpEndpoint, ApexFormat};
 use crate::secrets::ConnectionSecrets;
 
@@ -147,16 +150,22 @@ impl std::fmt::Debug for ApexClient {
     }
 }
 
-impl ApexClient {
-    pub async fn connect(
-        endpoint: &ApexErpEndpoint,
-        http: Arc<VendorHttp>,
+/// Apex ERP's part of a connection: its block of the spec.
+#[async_trait]
+impl VendorModule for ApexErpEndpoint {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn default_requests_per_second(&self) -> u32 {
+        super::DEFAULT_REQUESTS_PER_SECOND
+    }
+
+    async fn credentials(
+        &self,
         secrets: &ConnectionSecrets<'_>,
-    ) -> Result<Self, ConnectError> {
-        let auth = match (
-            &endpoint.auth.basic_secret_ref,
-            &endpoint.auth.bearer_secret_ref,
-        ) {
+    ) -> Result<ClientBuilder, ConnectError> {
+        let auth = match (&self.auth.basic_secret_ref, &self.auth.bearer_secret_ref) {
             (Some(basic), None) => {
                 let mut values = secrets
                     .keys(basic, &["username", "password"])
@@ -178,9 +187,14 @@ impl ApexClient {
                 ));
             }
         };
-        Ok(Self::with_auth(http, endpoint.format, auth))
+        let format = self.format;
+        Ok(Box::new(move |http| {
+            VendorClient::ApexErp(Arc::new(ApexClient::with_auth(http, format, auth)))
+        }))
     }
+}
 
+impl ApexClient {
     fn with_auth(http: Arc<VendorHttp>, format: ApexFormat, auth: Auth) -> Self {
         ApexClient {
             http,

@@ -19,8 +19,8 @@ use super::capabilities::{Capability, says_no_route};
 use super::http::{HttpResponse, VendorHttp, classify_status};
 use super::lenient;
 use super::{
-    ConnectError, ExternalClient, Observation, Outputs, VendorError, expose_secret,
-    fingerprint_json,
+    ClientBuilder, ConnectError, ExternalClient, Observation, Outputs, VendorClient, VendorError,
+    VendorModule, expose_secret, fingerprint_json,
 };
 use crate::api::HelloIdEndpoint;
 use crate::secrets::ConnectionSecrets;
@@ -40,28 +40,41 @@ impl std::fmt::Debug for HelloIdClient {
     }
 }
 
-impl HelloIdClient {
-    pub async fn connect(
-        endpoint: &HelloIdEndpoint,
-        http: Arc<VendorHttp>,
+/// HelloID's part of a connection: its block of the spec.
+#[async_trait]
+impl VendorModule for HelloIdEndpoint {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn default_requests_per_second(&self) -> u32 {
+        super::DEFAULT_REQUESTS_PER_SECOND
+    }
+
+    async fn credentials(
+        &self,
         secrets: &ConnectionSecrets<'_>,
-    ) -> Result<Self, ConnectError> {
+    ) -> Result<ClientBuilder, ConnectError> {
         let mut keys = secrets
-            .keys(&endpoint.api_key_secret_ref, &["key", "secret"])
+            .keys(&self.api_key_secret_ref, &["key", "secret"])
             .await?
             .into_iter();
         match (keys.next(), keys.next()) {
-            (Some(api_key), Some(api_secret)) => Ok(HelloIdClient {
-                http,
-                api_key,
-                api_secret,
-            }),
+            (Some(api_key), Some(api_secret)) => Ok(Box::new(move |http| {
+                VendorClient::HelloId(Arc::new(HelloIdClient {
+                    http,
+                    api_key,
+                    api_secret,
+                }))
+            })),
             _ => Err(ConnectError::Invalid(
                 "HelloID apiKeySecretRef needs keys key and secret".into(),
             )),
         }
     }
+}
 
+impl HelloIdClient {
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         request.basic_auth(
             secrecy::ExposeSecret::expose_secret(&self.api_key),

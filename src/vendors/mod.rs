@@ -186,10 +186,11 @@ pub fn fingerprint_json<T: serde::Serialize>(value: &T) -> zeroize::Zeroizing<Ve
     zeroize::Zeroizing::new(serde_json::to_vec(value).unwrap_or_default())
 }
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::api::{Vendor, VendorBlock, VendorEndpoint};
-use crate::secrets::{ConnectionSecrets, SecretError};
+use crate::secrets::{ConnectionScope, ConnectionSecrets, SecretError, SecretId};
 use http::{EndpointSettings, TransportError, TransportPolicy, VendorHttp};
 
 /// A connection's client for its vendor, shared by every resource using the connection.
@@ -244,45 +245,223 @@ pub enum ConnectError {
     Invalid(String),
 }
 
+/// What one vendor's module owns of a connection, implemented there on the vendor's block of
+/// the spec (e.g. `api::HelloIdEndpoint` in [`helloid`]): its URL, its default rate and how its
+/// client is made. [`VendorBlock::module`] is the one place that picks the module.
+#[async_trait]
+pub trait VendorModule: Sync {
+    /// Base URL of the vendor block.
+    fn url(&self) -> &str;
+    /// Requests per second when the connection sets `requestsPerSecond` to nothing.
+    fn default_requests_per_second(&self) -> u32;
+    /// Read the Secrets the client needs, through `secrets` only, and check that what was read
+    /// fits; the answer builds the client on the connection's transport. Nothing else may be
+    /// awaited here: [`secrets_named`] runs it with stand-ins and no reads to list the Secrets.
+    async fn credentials(
+        &self,
+        secrets: &ConnectionSecrets<'_>,
+    ) -> Result<ClientBuilder, ConnectError>;
+}
+
+/// Makes a vendor's client from the connection's transport, once its Secrets are read.
+pub type ClientBuilder = Box<dyn FnOnce(Arc<VendorHttp>) -> VendorClient + Send>;
+
+impl<'a> VendorBlock<'a> {
+    /// The vendor module that owns this block. Exhaustive: a new vendor does not compile until
+    /// it is named here.
+    pub fn module(self) -> &'a dyn VendorModule {
+        match self {
+            VendorBlock::SuperOffice(b) => b,
+            VendorBlock::OracleCrmOnDemand(b) => b,
+            VendorBlock::ApexErp(b) => b,
+            VendorBlock::HelloId(b) => b,
+        }
+    }
+}
+
+// The vendor-dependent parts of a connection spec live with the vendors, so that the CRD types
+// in `api` do not depend on them.
+impl VendorEndpoint {
+    /// Base URL of the vendor block.
+    pub fn url(&self) -> Option<&str> {
+        self.block().map(|b| b.module().url())
+    }
+
+    /// Requests per second, with the vendor's default where none is set.
+    pub fn effective_requests_per_second(&self) -> u32 {
+        self.requests_per_second
+            .or_else(|| {
+                self.block()
+                    .map(|b| b.module().default_requests_per_second())
+            })
+            .unwrap_or(DEFAULT_REQUESTS_PER_SECOND)
+    }
+}
+
+/// Requests per second of a vendor that says nothing else, and of an endpoint with no valid
+/// vendor block (it never gets a client).
+pub const DEFAULT_REQUESTS_PER_SECOND: u32 = 50;
+
 /// Build the client for a connection's endpoint, reading its Secrets under its scope.
 pub async fn connect(
     endpoint: &VendorEndpoint,
     secrets: &ConnectionSecrets<'_>,
     policy: &TransportPolicy,
 ) -> Result<VendorClient, ConnectError> {
-    let block = endpoint.block().ok_or_else(|| {
-        ConnectError::Invalid("the connection must set exactly one vendor block".into())
-    })?;
-    let vendor = block.vendor();
-    let ca_pem = match endpoint.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
-        Some(r) => Some(
-            secrecy::ExposeSecret::expose_secret(&secrets.key(r).await?)
-                .as_bytes()
-                .to_vec(),
-        ),
-        None => None,
-    };
+    let block = vendor_block(endpoint)?;
     let settings = EndpointSettings {
-        vendor,
-        base_url: endpoint.url().unwrap_or_default().to_string(),
+        vendor: block.vendor(),
+        base_url: block.module().url().to_string(),
         timeout: Duration::from_secs(u64::from(endpoint.timeout_seconds.max(1))),
         max_concurrent_requests: endpoint.max_concurrent_requests,
         requests_per_second: endpoint.effective_requests_per_second(),
-        ca_pem,
+        ca_pem: ca_pem(endpoint, secrets).await?,
     };
     let http = VendorHttp::new(&settings, policy)?;
-    Ok(match block {
-        VendorBlock::SuperOffice(so) => VendorClient::SuperOffice(Arc::new(
-            superoffice::SuperOfficeClient::connect(so, http, secrets).await?,
-        )),
-        VendorBlock::OracleCrmOnDemand(o) => VendorClient::OracleCrmOnDemand(Arc::new(
-            oracle::OracleClient::connect(o, http, secrets).await?,
-        )),
-        VendorBlock::ApexErp(a) => {
-            VendorClient::ApexErp(Arc::new(apex::ApexClient::connect(a, http, secrets).await?))
-        }
-        VendorBlock::HelloId(h) => VendorClient::HelloId(Arc::new(
-            helloid::HelloIdClient::connect(h, http, secrets).await?,
-        )),
+    let build = block.module().credentials(secrets).await?;
+    Ok(build(http))
+}
+
+fn vendor_block(endpoint: &VendorEndpoint) -> Result<VendorBlock<'_>, ConnectError> {
+    endpoint.block().ok_or_else(|| {
+        ConnectError::Invalid("the connection must set exactly one vendor block".into())
     })
+}
+
+/// The extra CA bundle the connection trusts, if it names one.
+async fn ca_pem(
+    endpoint: &VendorEndpoint,
+    secrets: &ConnectionSecrets<'_>,
+) -> Result<Option<Vec<u8>>, ConnectError> {
+    Ok(
+        match endpoint.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
+            Some(r) => Some(
+                secrecy::ExposeSecret::expose_secret(&secrets.key(r).await?)
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            None => None,
+        },
+    )
+}
+
+/// The Secrets connecting with `endpoint` under `scope` would read, found by connecting with
+/// stand-in values: the same steps as [`connect`] but the transport, no read and no request.
+/// For the admission webhook and the in-use holds, which must know them without reading them.
+pub fn secrets_named(endpoint: &VendorEndpoint, scope: ConnectionScope) -> BTreeSet<SecretId> {
+    let secrets = ConnectionSecrets::listing(scope);
+    // Listing awaits nothing (see `VendorModule::credentials`), so one poll finishes it; each
+    // Secret is noted as it is asked for, so even an unfinished run keeps what it found.
+    let listed = async {
+        let block = vendor_block(endpoint)?;
+        ca_pem(endpoint, &secrets).await?;
+        block.module().credentials(&secrets).await.map(drop)
+    };
+    let _ = futures::FutureExt::now_or_never(listed);
+    secrets.asked()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(spec: serde_json::Value) -> VendorEndpoint {
+        serde_json::from_value(spec).expect("endpoint")
+    }
+
+    fn named(spec: serde_json::Value, scope: ConnectionScope) -> Vec<(String, String)> {
+        secrets_named(&endpoint(spec), scope)
+            .into_iter()
+            .map(|s| (s.namespace, s.name))
+            .collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(ns, n)| (ns.to_string(), n.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn listing_names_every_secret_each_vendor_reads() {
+        let own = || ConnectionScope::Namespaced("team".into());
+        let tls = serde_json::json!({"caSecretRef": {"name": "ca", "key": "ca.crt"}});
+        assert_eq!(
+            named(
+                serde_json::json!({"superOffice": {"url": "https://so", "api": "Rest",
+                    "applicationTokenSecretRef": {"name": "app", "key": "token"},
+                    "auth": {"basicSecretRef": {"name": "login"}}}, "tls": tls}),
+                own()
+            ),
+            pairs(&[("team", "app"), ("team", "ca"), ("team", "login")])
+        );
+        assert_eq!(
+            named(
+                serde_json::json!({"oracleCrmOnDemand": {"url": "https://o",
+                    "credentialsSecretRef": {"name": "crm"}}}),
+                own()
+            ),
+            pairs(&[("team", "crm")])
+        );
+        assert_eq!(
+            named(
+                serde_json::json!({"apexErp": {"url": "https://a",
+                    "auth": {"bearerSecretRef": {"name": "apex", "key": "token"}}}}),
+                own()
+            ),
+            pairs(&[("team", "apex")])
+        );
+        assert_eq!(
+            named(
+                serde_json::json!({"helloId": {"url": "https://h",
+                    "apiKeySecretRef": {"name": "api", "namespace": "ops"}}}),
+                ConnectionScope::Cluster
+            ),
+            pairs(&[("ops", "api")])
+        );
+    }
+
+    #[test]
+    fn listing_keeps_what_the_scope_would_refuse_and_skips_what_names_no_namespace() {
+        // A VendorConnection naming another namespace: listed (the webhook checks it), though
+        // the connect itself refuses it.
+        assert_eq!(
+            named(
+                serde_json::json!({"helloId": {"url": "https://h",
+                    "apiKeySecretRef": {"name": "api", "namespace": "other"}}}),
+                ConnectionScope::Namespaced("team".into())
+            ),
+            pairs(&[("other", "api")])
+        );
+        // A ClusterVendorConnection reference without a namespace is read nowhere.
+        assert_eq!(
+            named(
+                serde_json::json!({"helloId": {"url": "https://h",
+                    "apiKeySecretRef": {"name": "api"}}}),
+                ConnectionScope::Cluster
+            ),
+            pairs(&[])
+        );
+        // No vendor block: no client, nothing read.
+        assert_eq!(
+            named(serde_json::json!({}), ConnectionScope::Cluster),
+            pairs(&[])
+        );
+    }
+
+    #[test]
+    fn each_vendor_module_owns_its_url_and_default_rate() {
+        let oracle = endpoint(serde_json::json!({"oracleCrmOnDemand": {"url": "https://o",
+            "credentialsSecretRef": {"name": "crm"}}}));
+        assert_eq!(oracle.url(), Some("https://o"));
+        assert_eq!(oracle.effective_requests_per_second(), 20);
+        let helloid = endpoint(serde_json::json!({"helloId": {"url": "https://h",
+            "apiKeySecretRef": {"name": "api"}}, "requestsPerSecond": 7}));
+        assert_eq!(helloid.effective_requests_per_second(), 7);
+        let two = endpoint(serde_json::json!({
+            "helloId": {"url": "https://h", "apiKeySecretRef": {"name": "api"}},
+            "oracleCrmOnDemand": {"url": "https://o", "credentialsSecretRef": {"name": "crm"}}}));
+        assert_eq!(two.url(), None);
+        assert_eq!(two.vendor(), None);
+    }
 }

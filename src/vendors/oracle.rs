@@ -18,8 +18,8 @@ use super::http::{VendorHttp, cut};
 use super::soap::{self, Envelope, ROUTE_NOT_FOUND, SoapFault, SoapOutcome};
 use super::xml::XmlWriter;
 use super::{
-    ConnectError, ExternalClient, Observation, Outputs, VendorError, expose_secret,
-    fingerprint_json,
+    ClientBuilder, ConnectError, ExternalClient, Observation, Outputs, VendorClient, VendorError,
+    VendorModule, expose_secret, fingerprint_json,
 };
 use crate::api::{OracleCrmOnDemandEndpoint, SoapVersion};
 use crate::secrets::ConnectionSecrets;
@@ -50,33 +50,47 @@ impl std::fmt::Debug for OracleClient {
     }
 }
 
+/// Oracle CRM On Demand's part of a connection: its block of the spec.
+#[async_trait]
+impl VendorModule for OracleCrmOnDemandEndpoint {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Oracle throttles sooner than the others.
+    fn default_requests_per_second(&self) -> u32 {
+        20
+    }
+
+    async fn credentials(
+        &self,
+        secrets: &ConnectionSecrets<'_>,
+    ) -> Result<ClientBuilder, ConnectError> {
+        let mut values = secrets
+            .keys(&self.credentials_secret_ref, &["username", "password"])
+            .await?
+            .into_iter();
+        match (values.next(), values.next()) {
+            (Some(username), Some(password)) => Ok(Box::new(move |http| {
+                VendorClient::OracleCrmOnDemand(Arc::new(OracleClient {
+                    http,
+                    username,
+                    password,
+                }))
+            })),
+            _ => Err(ConnectError::Invalid(
+                "Oracle credentialsSecretRef needs keys username and password".into(),
+            )),
+        }
+    }
+}
+
 impl OracleClient {
     /// Whether `user` names the connection's own login (the integration user): its password is
     /// never set through the connection, whatever a resource asks.
     pub fn is_login_user(&self, user: &str) -> bool {
         user.trim()
             .eq_ignore_ascii_case(self.username.expose_secret().trim())
-    }
-
-    pub async fn connect(
-        endpoint: &OracleCrmOnDemandEndpoint,
-        http: Arc<VendorHttp>,
-        secrets: &ConnectionSecrets<'_>,
-    ) -> Result<Self, ConnectError> {
-        let mut values = secrets
-            .keys(&endpoint.credentials_secret_ref, &["username", "password"])
-            .await?
-            .into_iter();
-        match (values.next(), values.next()) {
-            (Some(username), Some(password)) => Ok(OracleClient {
-                http,
-                username,
-                password,
-            }),
-            _ => Err(ConnectError::Invalid(
-                "Oracle credentialsSecretRef needs keys username and password".into(),
-            )),
-        }
     }
 }
 

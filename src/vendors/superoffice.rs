@@ -28,8 +28,8 @@ use super::lenient;
 use super::soap::{self, Envelope, ROUTE_NOT_FOUND, SoapFault, SoapOutcome};
 use super::xml::{Element, XmlWriter};
 use super::{
-    ConnectError, ExternalClient, Observation, Outputs, VendorError, expose_secret,
-    fingerprint_json,
+    ClientBuilder, ConnectError, ExternalClient, Observation, Outputs, VendorClient, VendorError,
+    VendorModule, expose_secret, fingerprint_json,
 };
 use crate::api::{SoapVersion, SuperOfficeApi, SuperOfficeEndpoint};
 use crate::secrets::ConnectionSecrets;
@@ -64,13 +64,22 @@ impl std::fmt::Debug for SuperOfficeClient {
     }
 }
 
-impl SuperOfficeClient {
-    pub async fn connect(
-        endpoint: &SuperOfficeEndpoint,
-        http: Arc<VendorHttp>,
+/// SuperOffice's part of a connection: its block of the spec.
+#[async_trait]
+impl VendorModule for SuperOfficeEndpoint {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn default_requests_per_second(&self) -> u32 {
+        super::DEFAULT_REQUESTS_PER_SECOND
+    }
+
+    async fn credentials(
+        &self,
         secrets: &ConnectionSecrets<'_>,
-    ) -> Result<Self, ConnectError> {
-        let a = &endpoint.auth;
+    ) -> Result<ClientBuilder, ConnectError> {
+        let a = &self.auth;
         let auth = match (&a.ticket_secret_ref, &a.basic_secret_ref, &a.bearer_secret_ref) {
             (Some(t), None, None) => Auth::Ticket(secrets.key(t).await?),
             (None, Some(b), None) => {
@@ -83,22 +92,27 @@ impl SuperOfficeClient {
             (None, None, Some(t)) => Auth::Bearer(secrets.key(t).await?),
             _ => return Err(ConnectError::Invalid("SuperOffice auth needs exactly one of ticketSecretRef, basicSecretRef, bearerSecretRef".into())),
         };
-        if endpoint.api == SuperOfficeApi::Soap && !matches!(auth, Auth::Ticket(_)) {
+        if self.api == SuperOfficeApi::Soap && !matches!(auth, Auth::Ticket(_)) {
             return Err(ConnectError::Invalid("the SuperOffice SOAP API authenticates with a ticket: set auth.ticketSecretRef (basic and bearer are REST only)".into()));
         }
-        let app_token = match &endpoint.application_token_secret_ref {
+        let app_token = match &self.application_token_secret_ref {
             Some(r) => Some(secrets.key(r).await?),
             None => None,
         };
-        Ok(SuperOfficeClient {
-            http,
-            api: endpoint.api,
-            soap_version: endpoint.soap_version,
-            app_token,
-            auth,
-        })
+        let (api, soap_version) = (self.api, self.soap_version);
+        Ok(Box::new(move |http| {
+            VendorClient::SuperOffice(Arc::new(SuperOfficeClient {
+                http,
+                api,
+                soap_version,
+                app_token,
+                auth,
+            }))
+        }))
     }
 }
+
+impl SuperOfficeClient {}
 
 /// UntrustedCredentials, as sent (secret value included) and as read back (without it).
 #[derive(Serialize, Debug, Clone)]
