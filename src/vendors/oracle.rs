@@ -18,8 +18,7 @@ use super::http::{VendorHttp, cut};
 use super::soap::{self, Envelope, ROUTE_NOT_FOUND, SoapFault, SoapOutcome};
 use super::xml::XmlWriter;
 use super::{
-    ConnectError, ExternalClient, Observation, Outputs, VendorError, expose_secret,
-    fingerprint_json,
+    ConnectError, ExternalClient, Observation, VendorError, expose_secret, fingerprint_json,
 };
 use crate::api::{OracleCrmOnDemandEndpoint, SoapVersion};
 use crate::secrets::ConnectionSecrets;
@@ -191,6 +190,9 @@ pub struct UserPassword {
 
 #[async_trait]
 impl ExternalClient for UserPassword {
+    /// Oracle answers nothing the status keeps.
+    type Outputs = ();
+
     fn readable(&self) -> bool {
         false
     }
@@ -199,11 +201,11 @@ impl ExternalClient for UserPassword {
         fingerprint_json(&self.user)
     }
 
-    async fn observe(&self) -> Result<Observation, VendorError> {
+    async fn observe(&self) -> Result<Observation<()>, VendorError> {
         Ok(Observation::Unknown)
     }
 
-    async fn apply(&self) -> Result<Outputs, VendorError> {
+    async fn apply(&self) -> Result<(), VendorError> {
         let http = &self.client.http;
         let envelope =
             set_password_envelope(&self.client.username, &self.client.password, &self.user);
@@ -259,7 +261,7 @@ impl ExternalClient for UserPassword {
                     .unwrap_or_default();
                 if status == "Success" {
                     http.capabilities().supported(SET_PASSWORD, None);
-                    Ok(Outputs::default())
+                    Ok(())
                 } else {
                     Err(VendorError::permanent(
                         "VendorRejected",
