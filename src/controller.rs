@@ -168,8 +168,7 @@ pub async fn run(
         },
         drift_interval: settings.drift_interval,
         backoff: Backoff::new(settings.backoff_base, settings.backoff_max),
-        applied: Default::default(),
-        refused: Default::default(),
+        memory: Default::default(),
         claims: Default::default(),
     });
 

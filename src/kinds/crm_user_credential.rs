@@ -14,10 +14,12 @@ use crate::reconcile::managed::{Managed, secret, vendor_mismatch};
 use crate::secrets::ResolvedSecrets;
 use crate::vendors::oracle::{PasswordUser, UserPassword};
 use crate::vendors::superoffice::{CredentialSpec, UntrustedCredentials, UserCredentials};
-use crate::vendors::{ExternalClient, Outputs, VendorClient};
+use crate::vendors::{ExternalClient, VendorClient};
 
 impl Managed for CrmUserCredential {
     type Status = CrmUserCredentialStatus;
+    /// Neither SuperOffice nor Oracle answers anything the status keeps.
+    type Outputs = ();
 
     fn connection_ref(&self) -> &ConnectionRef {
         &self.spec.connection_ref
@@ -104,12 +106,8 @@ impl Managed for CrmUserCredential {
         &status.sync
     }
 
-    fn make_status(sync: SyncStatus, _outputs: Outputs) -> Self::Status {
+    fn status_with(&self, sync: SyncStatus, _outputs: Option<&()>) -> Self::Status {
         CrmUserCredentialStatus { sync }
-    }
-
-    fn outputs(&self) -> Outputs {
-        Outputs::default()
     }
 
     fn secret_refs(&self) -> Vec<&SecretKeyRef> {
@@ -127,7 +125,7 @@ impl Managed for CrmUserCredential {
         &self,
         vendor: &VendorClient,
         secrets: &ResolvedSecrets,
-    ) -> Result<Box<dyn ExternalClient>, ReconcileError> {
+    ) -> Result<Box<dyn ExternalClient<Outputs = ()>>, ReconcileError> {
         match (
             vendor,
             &self.spec.oracle_crm_on_demand,

@@ -9,11 +9,12 @@ use crate::api::{
 use crate::reconcile::error::ReconcileError;
 use crate::reconcile::managed::{Managed, vendor_mismatch};
 use crate::secrets::ResolvedSecrets;
-use crate::vendors::apex::{ErpIdentityRecord, Identity, SaveRequest, UserInfo};
-use crate::vendors::{ExternalClient, Outputs, VendorClient};
+use crate::vendors::apex::{ErpIdentityRecord, Identity, IdentityOutputs, SaveRequest, UserInfo};
+use crate::vendors::{ExternalClient, VendorClient};
 
 impl Managed for ErpIdentity {
     type Status = ErpIdentityStatus;
+    type Outputs = IdentityOutputs;
 
     fn connection_ref(&self) -> &ConnectionRef {
         &self.spec.connection_ref
@@ -71,17 +72,13 @@ impl Managed for ErpIdentity {
         &status.sync
     }
 
-    fn make_status(sync: SyncStatus, outputs: Outputs) -> Self::Status {
+    fn status_with(&self, sync: SyncStatus, outputs: Option<&IdentityOutputs>) -> Self::Status {
         ErpIdentityStatus {
             sync,
-            identity_id: outputs.identity_id,
-        }
-    }
-
-    fn outputs(&self) -> Outputs {
-        Outputs {
-            identity_id: self.status.as_ref().and_then(|s| s.identity_id),
-            ..Outputs::default()
+            // A re-created identity has a new id: the newest answer wins.
+            identity_id: outputs
+                .map(|o| o.identity_id)
+                .or_else(|| self.status.as_ref().and_then(|s| s.identity_id)),
         }
     }
 
@@ -93,7 +90,7 @@ impl Managed for ErpIdentity {
         &self,
         vendor: &VendorClient,
         _secrets: &ResolvedSecrets,
-    ) -> Result<Box<dyn ExternalClient>, ReconcileError> {
+    ) -> Result<Box<dyn ExternalClient<Outputs = IdentityOutputs>>, ReconcileError> {
         let VendorClient::ApexErp(client) = vendor else {
             return Err(vendor_mismatch("ErpIdentity", "apexErp", vendor));
         };

@@ -12,11 +12,14 @@ use crate::api::{
 use crate::reconcile::error::ReconcileError;
 use crate::reconcile::managed::{Managed, secret, vendor_mismatch};
 use crate::secrets::ResolvedSecrets;
-use crate::vendors::helloid::{CredentialSet, CredentialSetRequest, CredentialValue};
-use crate::vendors::{ExternalClient, Outputs, VendorClient};
+use crate::vendors::helloid::{
+    CredentialSet, CredentialSetOutputs, CredentialSetRequest, CredentialValue,
+};
+use crate::vendors::{ExternalClient, VendorClient};
 
 impl Managed for SsoAppCredential {
     type Status = SsoAppCredentialStatus;
+    type Outputs = CredentialSetOutputs;
 
     fn connection_ref(&self) -> &ConnectionRef {
         &self.spec.connection_ref
@@ -70,20 +73,21 @@ impl Managed for SsoAppCredential {
         &status.sync
     }
 
-    fn make_status(sync: SyncStatus, outputs: Outputs) -> Self::Status {
+    fn status_with(
+        &self,
+        sync: SyncStatus,
+        outputs: Option<&CredentialSetOutputs>,
+    ) -> Self::Status {
         SsoAppCredentialStatus {
             sync,
-            credential_set_guid: outputs.credential_set_guid,
-        }
-    }
-
-    fn outputs(&self) -> Outputs {
-        Outputs {
-            credential_set_guid: self
-                .status
-                .as_ref()
-                .and_then(|s| s.credential_set_guid.clone()),
-            ..Outputs::default()
+            // An answer that did not show the GUID keeps the one the status holds.
+            credential_set_guid: outputs.and_then(|o| o.credential_set_guid.clone()).or_else(
+                || {
+                    self.status
+                        .as_ref()
+                        .and_then(|s| s.credential_set_guid.clone())
+                },
+            ),
         }
     }
 
@@ -99,7 +103,7 @@ impl Managed for SsoAppCredential {
         &self,
         vendor: &VendorClient,
         secrets: &ResolvedSecrets,
-    ) -> Result<Box<dyn ExternalClient>, ReconcileError> {
+    ) -> Result<Box<dyn ExternalClient<Outputs = CredentialSetOutputs>>, ReconcileError> {
         let VendorClient::HelloId(client) = vendor else {
             return Err(vendor_mismatch("SsoAppCredential", "helloId", vendor));
         };

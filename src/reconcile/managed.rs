@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use super::error::ReconcileError;
 use crate::api::{ConnectionRef, DeletionPolicy, SecretKeyRef, SyncStatus, TenancyPolicy};
 use crate::secrets::ResolvedSecrets;
-use crate::vendors::{ExternalClient, Outputs, VendorClient};
+use crate::vendors::{ExternalClient, VendorClient};
 
 /// A credsync kind managed by the generic reconciler.
 pub trait Managed:
@@ -26,6 +26,9 @@ pub trait Managed:
 {
     /// The kind's status type: [`SyncStatus`] plus its vendor outputs.
     type Status: Serialize + Clone + PartialEq + Debug + Send + Sync;
+    /// What the kind's vendor clients return that its status keeps (their
+    /// [`ExternalClient::Outputs`]); the generic reconciler only carries it.
+    type Outputs: Clone + Debug + Send + Sync + 'static;
 
     /// The connection the resource uses.
     fn connection_ref(&self) -> &ConnectionRef;
@@ -35,10 +38,10 @@ pub trait Managed:
     fn status(&self) -> Option<&Self::Status>;
     /// The shared part of a status.
     fn sync_status(status: &Self::Status) -> &SyncStatus;
-    /// A status from its shared part and the vendor's outputs.
-    fn make_status(sync: SyncStatus, outputs: Outputs) -> Self::Status;
-    /// The outputs the current status holds (e.g. an IdentityId to update rather than create).
-    fn outputs(&self) -> Outputs;
+    /// The next status: `sync` as its shared part, and the kind's own fields from the current
+    /// status updated by `outputs`, the newest vendor answer this process knows of (None: none
+    /// newer than the status). A field the answer leaves empty keeps what the status holds.
+    fn status_with(&self, sync: SyncStatus, outputs: Option<&Self::Outputs>) -> Self::Status;
     /// The identity of the vendor record the resource manages, unique within one endpoint (see
     /// [`super::claims`]); None when the spec names no record of any vendor.
     fn record(&self) -> Option<String>;
@@ -54,7 +57,7 @@ pub trait Managed:
         &self,
         vendor: &VendorClient,
         secrets: &ResolvedSecrets,
-    ) -> Result<Box<dyn ExternalClient>, ReconcileError>;
+    ) -> Result<Box<dyn ExternalClient<Outputs = Self::Outputs>>, ReconcileError>;
 }
 
 /// The value behind a reference the reconciler resolved; only fails if a kind forgot to list a

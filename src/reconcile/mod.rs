@@ -5,41 +5,55 @@
 //! A vendor is called only when the desired state changed (the keyed fingerprint of the
 //! request, secret values included, differs from `status.appliedFingerprint`), when a person
 //! asks (`credsync.io/reconcile-requested-at`), or when a readable vendor's drift check is due.
+//!
+//! Decide, then act: [`decide`] says what the next step is from what is known (pure, table
+//! tested); this file gathers the facts, does each step and writes the outcome. [`reconcile`]
+//! only wires: kube's finalizer helper takes objects that hold the finalizer (apply, or clean
+//! up and let go).
 
 pub mod backoff;
 pub mod claims;
 pub mod conditions;
+pub mod decide;
 pub mod error;
 pub mod events;
 pub mod fingerprint;
 pub mod in_use;
 pub mod isolate;
 pub mod managed;
+pub mod memory;
 pub mod scrub;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+#[cfg(test)]
+mod api_calls;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{self, Event as FinalizerEvent, finalizer};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use self::backoff::Backoff;
 use self::conditions::Health;
+use self::decide::{
+    Cause, CleanupFacts, CleanupStep, Desired, DesiredState, Facts, Observed, Requeue, Step, Why,
+};
 use self::error::ReconcileError;
 use self::events::EventPublisher;
 use self::fingerprint::FingerprintKey;
 use self::managed::Managed;
-use crate::api::{DeletionPolicy, SyncStatus};
+use self::memory::{Applied, ObjectMemory, Refusal};
+use crate::api::SyncStatus;
 use crate::connections::{ClientCache, ConnectionClient, ConnectionStores, ResolvedConnection};
 use crate::metrics;
 use crate::secrets::{ResolvedSecrets, SecretReader};
 use crate::vendors::http::TransportPolicy;
-use crate::vendors::{ExternalClient, Observation, Outputs, VendorError};
+use crate::vendors::{ExternalClient, Observation, VendorError};
 
 /// Held while a Delete-policy resource's vendor record may still exist.
 pub const FINALIZER: &str = "credsync.io/cleanup";
@@ -60,90 +74,19 @@ pub struct Context {
     /// How often readable vendors are checked for drift.
     pub drift_interval: Duration,
     pub backoff: Backoff,
-    /// What this process last applied per object (by uid). The reflector can lag behind our
-    /// own status write; this keeps a quick second trigger from applying the same state twice,
-    /// or from writing back the outputs the stale copy holds.
-    pub applied: Mutex<HashMap<String, Applied>>,
-    /// Requests a vendor refused for good, per object (uid → attempt, error): the same request
-    /// on the same connection client is not sent again until something changes.
-    pub refused: Mutex<HashMap<String, (String, VendorError)>>,
+    /// What this process remembers of each object between reconciles (see [`memory`]).
+    pub memory: ObjectMemory,
     /// Which resource owns which vendor record.
     pub claims: claims::ClaimTable,
 }
 
-/// One object's last applied state, as this process knows it.
-#[derive(Clone, Debug)]
-pub struct Applied {
-    fingerprint: String,
-    /// The sync-now annotation's value acted on.
-    handled: Option<String>,
-    /// What the vendor returned for it.
-    outputs: Outputs,
-}
-
 impl Context {
-    fn remembered(&self, uid: &str) -> Option<Applied> {
-        self.applied
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(uid)
-            .cloned()
-    }
-
-    fn remember(&self, uid: String, applied: Applied) {
-        self.refused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&uid);
-        self.applied
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(uid, applied);
-    }
-
-    /// What this process last applied no longer vouches for the vendor's state.
-    fn forget_applied(&self, uid: &str) {
-        self.applied
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
-    }
-
-    fn refused(&self, uid: &str, attempt: &str) -> Option<VendorError> {
-        self.refused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(uid)
-            .filter(|(a, _)| a == attempt)
-            .map(|(_, e)| e.clone())
-    }
-
-    fn refuse(&self, uid: String, attempt: String, err: VendorError) {
-        self.refused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(uid, (attempt, err));
-    }
-
     /// `obj` is gone, whatever its deletion policy: drop everything this process remembers of
     /// it (its backoff included) and hand its record to the next claimant.
     pub fn forget_object<K: Managed>(&self, obj: &K) {
-        self.backoff.reset(&backoff_key(obj));
-        self.forget(&obj.uid().unwrap_or_default());
-    }
-
-    /// The object is gone: drop everything this process remembers of it by uid, and hand its
-    /// record to the next claimant.
-    fn forget(&self, uid: &str) {
-        self.claims.release(uid);
-        self.refused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
-        self.applied
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
+        let uid = obj.uid().unwrap_or_default();
+        self.memory.forget(&uid);
+        self.claims.release(&uid);
     }
 }
 
@@ -158,11 +101,7 @@ pub async fn reconcile<K: Managed>(
     let work = async {
         // No vendor call before the record claims are rebuilt after a start.
         ctx.claims.ready().await;
-        if obj.meta().deletion_timestamp.is_some() {
-            finalize(&*obj, &ctx).await
-        } else {
-            sync(&*obj, &ctx).await
-        }
+        with_finalizer(Arc::clone(&obj), &ctx).await
     };
     let result = match isolate::isolated(&kind, work).await {
         Some(result) => result,
@@ -170,7 +109,7 @@ pub async fn reconcile<K: Managed>(
     };
     let outcome = match &result {
         Ok(_) => {
-            ctx.backoff.reset(&backoff_key(&*obj));
+            ctx.memory.clear_failures(&obj.uid().unwrap_or_default());
             "success"
         }
         Err(e) => e.reason(),
@@ -179,14 +118,109 @@ pub async fn reconcile<K: Managed>(
     result
 }
 
+/// Objects that hold the finalizer (or are being deleted) go through kube's finalizer helper:
+/// [`apply`] while they live, [`cleanup`] then letting go when deleted. The others are applied
+/// directly: only a Delete-policy resource holds the finalizer, added when its sync decides so
+/// (after binding, admission and its claim), where the helper would add it to every object.
+async fn with_finalizer<K: Managed>(obj: Arc<K>, ctx: &Context) -> Result<Action, ReconcileError> {
+    let held = has_finalizer(&*obj);
+    let deleting = obj.meta().deletion_timestamp.is_some();
+    if !held && !deleting {
+        return apply(&*obj, ctx).await;
+    }
+    let result = finalizer(
+        &api(&*obj, ctx),
+        FINALIZER,
+        Arc::clone(&obj),
+        |event| async move {
+            match event {
+                FinalizerEvent::Apply(obj) => apply(&*obj, ctx).await,
+                FinalizerEvent::Cleanup(obj) => cleanup(&*obj, ctx).await,
+            }
+        },
+    )
+    .await;
+    let let_go = held && deleting;
+    match result {
+        Ok(action) => {
+            if let_go {
+                ctx.forget_object(&*obj);
+            }
+            Ok(action)
+        }
+        // Gone already: nothing left to hold.
+        Err(finalizer::Error::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 => {
+            ctx.forget_object(&*obj);
+            Ok(Action::await_change())
+        }
+        Err(e) => Err(from_finalizer_error(e)),
+    }
+}
+
+fn from_finalizer_error(err: finalizer::Error<ReconcileError>) -> ReconcileError {
+    match err {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+        finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => e.into(),
+        // An object read from the API server always has a name.
+        e @ (finalizer::Error::UnnamedObject | finalizer::Error::InvalidFinalizer) => {
+            kube::Error::Service(e.to_string().into()).into()
+        }
+    }
+}
+
+/// Add our finalizer through kube's helper: the object holds none and is not being deleted, so
+/// the helper only adds it (with a test that the finalizers did not change meanwhile) and
+/// calls nothing; the finalizer's watch event brings the object back to apply.
+async fn add_finalizer<K: Managed>(obj: &K, ctx: &Context) -> Result<(), ReconcileError> {
+    finalizer(
+        &api(obj, ctx),
+        FINALIZER,
+        Arc::new(obj.clone()),
+        |_| async { Ok::<_, ReconcileError>(Action::await_change()) },
+    )
+    .await
+    .map(|_| ())
+    .map_err(from_finalizer_error)
+}
+
+/// Drop our finalizer while the object lives (its policy turned to Orphan). A merge patch
+/// carrying the resourceVersion fails rather than overwrite a finalizer someone else added
+/// meanwhile.
+async fn remove_finalizer<K: Managed>(obj: &K, ctx: &Context) -> Result<(), ReconcileError> {
+    let finalizers: Vec<&String> = obj
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .collect();
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": obj.resource_version()}});
+    match api(obj, ctx)
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Gone already: nothing left to hold.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn has_finalizer<K: Resource>(obj: &K) -> bool {
+    obj.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+fn api<K: Managed>(obj: &K, ctx: &Context) -> Api<K> {
+    Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default())
+}
+
 /// A reconcile of `obj` panicked (a bug): say so on the object, retry with backoff.
 async fn internal_error<K: Managed>(obj: &K, ctx: &Context) -> ReconcileError {
     let err = ReconcileError::Internal;
-    let mut sync = obj
-        .status()
-        .map(K::sync_status)
-        .cloned()
-        .unwrap_or_default();
+    let mut sync = sync_status(obj);
     let health = Health::Progressing {
         reason: err.reason(),
         message: format!("{err} (retrying with backoff)"),
@@ -198,7 +232,7 @@ async fn internal_error<K: Managed>(obj: &K, ctx: &Context) -> ReconcileError {
         &conditions::now(),
     );
     // Best effort: the error itself is what the controller acts on.
-    if let Err(e) = write_status(obj, ctx, K::make_status(sync, obj.outputs())).await {
+    if let Err(e) = write_status(obj, ctx, obj.status_with(sync, None)).await {
         tracing::warn!(
             reason = e.reason(),
             "could not record an internal error in status"
@@ -211,9 +245,8 @@ async fn internal_error<K: Managed>(obj: &K, ctx: &Context) -> ReconcileError {
 /// vendor's Retry-After), anything else waits for a change.
 pub fn error_policy<K: Managed>(obj: Arc<K>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
     if err.is_transient() {
-        let delay = ctx
-            .backoff
-            .next_delay(&backoff_key(&*obj), err.retry_after());
+        let failures = ctx.memory.count_failure(&obj.uid().unwrap_or_default());
+        let delay = ctx.backoff.delay(failures, err.retry_after());
         tracing::info!(kind = %K::kind(&()), name = %obj.name_any(), namespace = obj.namespace().unwrap_or_default(), reason = err.reason(), retry_in = ?delay, "transient failure, retrying");
         Action::requeue(delay)
     } else {
@@ -221,93 +254,301 @@ pub fn error_policy<K: Managed>(obj: Arc<K>, err: &ReconcileError, ctx: Arc<Cont
     }
 }
 
-fn backoff_key<K: Managed>(obj: &K) -> String {
-    format!(
-        "{}/{}/{}",
-        K::kind(&()),
-        obj.namespace().unwrap_or_default(),
-        obj.name_any()
-    )
+/// The shared part of `obj`'s status as it stands.
+fn sync_status<K: Managed>(obj: &K) -> SyncStatus {
+    obj.status()
+        .map(K::sync_status)
+        .cloned()
+        .unwrap_or_default()
 }
 
-impl Synced {
-    /// What this sync leaves applied, for the process's memory.
-    fn applied(&self) -> Applied {
-        Applied {
-            fingerprint: self.fingerprint.clone(),
-            handled: self.handled.clone(),
-            outputs: self.outputs.clone(),
-        }
-    }
-}
-
-/// The outcome of the vendor part of a sync.
-struct Synced {
+/// What a sync that reached the vendor's state (or found nothing to do) leaves behind.
+struct Synced<O> {
     fingerprint: String,
     /// The last value of the sync-now annotation acted on.
     handled: Option<String>,
-    outputs: Outputs,
+    /// The newest vendor answer this process knows of, None when none is newer than the status.
+    outputs: Option<O>,
     /// The vendor confirmed the desired state now (write or read-back).
     confirmed: bool,
     /// An event to publish.
     event: Option<(&'static str, String)>,
-    requeue: Action,
+    requeue: Requeue,
     connection: String,
-    /// Nothing was decided yet (a finalizer was just added); leave the status alone.
-    pending: bool,
 }
 
-async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileError> {
+/// Sync a living object: decide, do the step, decide again, until a step ends the sync.
+async fn apply<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileError> {
+    let uid = obj.uid().unwrap_or_default();
     let namespace = obj.namespace().unwrap_or_default();
-    let old_sync = obj
-        .status()
-        .map(K::sync_status)
-        .cloned()
-        .unwrap_or_default();
-
-    if annotation(obj, PAUSED_ANNOTATION) == Some("true") {
-        let mut sync = old_sync.clone();
-        let message =
-            format!("{PAUSED_ANNOTATION} is \"true\": no vendor calls until it is removed");
-        // Ready only while what the vendor got is still what the spec and its Secrets say.
-        let health = if paused_in_sync(obj, ctx, &namespace, &old_sync).await {
-            Health::Ready {
-                reason: "Paused",
-                message,
+    let old = sync_status(obj);
+    let paused = annotation(obj, PAUSED_ANNOTATION) == Some("true");
+    let requested = annotation(obj, RECONCILE_REQUESTED_ANNOTATION);
+    // Read once per sync: what this process last applied, and last had refused.
+    let applied = ctx.memory.applied(&uid);
+    let refusal = ctx.memory.refusal(&uid);
+    let mut holds_finalizer = has_finalizer(obj);
+    let mut bound: Option<Bound<K::Outputs>> = None;
+    let mut desired: Option<DesiredState> = None;
+    let mut unavailable = false;
+    let mut observed: Option<(Observed, Option<K::Outputs>)> = None;
+    loop {
+        let facts = Facts {
+            generation: obj.meta().generation,
+            status: &old,
+            paused,
+            requested,
+            deletion_policy: obj.deletion_policy(),
+            has_finalizer: holds_finalizer,
+            desired: match (&desired, unavailable) {
+                (Some(desired), _) => Desired::Bound(desired),
+                (None, true) => Desired::Unavailable,
+                (None, false) => Desired::Unbound,
+            },
+            applied: applied.as_ref(),
+            refusal: refusal.as_ref(),
+            observed: observed.as_ref().map(|(o, _)| *o),
+            // Read at each decision: binding may have taken a while.
+            now: Timestamp::now(),
+            drift_interval: ctx.drift_interval,
+        };
+        let step = decide::decide(&facts);
+        let handled = decide::handled(&facts);
+        // What is sent and what the status shows once the step is done.
+        let settled = |outputs, confirmed, event, requeue| {
+            let (conn, ..) = bound.as_ref()?;
+            Some(Synced {
+                fingerprint: desired.as_ref()?.fingerprint.clone(),
+                handled: handled.clone(),
+                outputs,
+                confirmed,
+                event,
+                requeue,
+                connection: conn.key.to_string(),
+            })
+        };
+        let done = match step {
+            Step::Bind => {
+                match bind(obj, ctx, &namespace, OwnSecrets::Read).await {
+                    Ok(b) => {
+                        if !paused && let Err(e) = admitted_and_claimed(obj, ctx, &b) {
+                            return finish_sync(obj, ctx, &old, Err(e)).await;
+                        }
+                        desired = Some(desired_state(ctx, &b));
+                        bound = Some(b);
+                    }
+                    // Paused: the object is just not known to be in sync.
+                    Err(_) if paused => unavailable = true,
+                    Err(e) => {
+                        if let ReconcileError::Connection { .. } = &e {
+                            // It reaches no endpoint now, so it holds no record there.
+                            ctx.claims.release(&uid);
+                        }
+                        return finish_sync(obj, ctx, &old, Err(e)).await;
+                    }
+                }
+                continue;
             }
-        } else {
-            Health::Suspended {
-                reason: "Paused",
-                message: format!(
-                    "{message}; the spec or a Secret changed since the last sync (or it never synced), and nothing is sent while paused"
-                ),
+            Step::Pause { in_sync } => return write_paused(obj, ctx, &old, in_sync).await,
+            Step::DeletionUnsupported => {
+                let vendor = bound
+                    .as_ref()
+                    .and_then(|(conn, ..)| conn.vendor())
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                Err(ReconcileError::invalid(
+                    "DeletionPolicyUnsupported",
+                    format!(
+                        "deletionPolicy Delete is not possible: {vendor} has no delete operation; set deletionPolicy: Orphan"
+                    ),
+                ))
+            }
+            Step::AddFinalizer { then } => {
+                // Apply once the finalizer is in place; nothing decided yet, so the status
+                // stays as it is.
+                add_finalizer(obj, ctx).await?;
+                return Ok(then.action());
+            }
+            Step::RemoveFinalizer => {
+                remove_finalizer(obj, ctx).await?;
+                holds_finalizer = false;
+                continue;
+            }
+            Step::Refused(err) => Err(ReconcileError::Vendor(err)),
+            Step::Observe => {
+                let Some((_, secrets, external, client)) = bound.as_ref() else {
+                    return Err(ReconcileError::Internal);
+                };
+                match external.observe().await {
+                    Ok(observation) => observed = Some(observation_facts(observation)),
+                    Err(e) => {
+                        let err = ReconcileError::Vendor(vendor_failure(client, secrets, e));
+                        return finish_sync(obj, ctx, &old, Err(err)).await;
+                    }
+                }
+                continue;
+            }
+            Step::Apply {
+                cause,
+                refusal_attempt,
+                then,
+            } => {
+                let (Some((conn, secrets, external, client)), Some(desired)) =
+                    (bound.as_ref(), desired.as_ref())
+                else {
+                    return Err(ReconcileError::Internal);
+                };
+                match external.apply().await {
+                    Ok(outputs) => {
+                        // The vendor confirmed this state now, with these outputs (a
+                        // re-created record has a new id).
+                        let remembered = Applied::new(
+                            desired.fingerprint.clone(),
+                            handled.clone(),
+                            Some(outputs.clone()),
+                        );
+                        ctx.memory.remember_applied(&uid, remembered);
+                        let event = match cause {
+                            Cause::Changed | Cause::Requested => (
+                                "Synced",
+                                format!("applied the desired state through {}", conn.key),
+                            ),
+                            Cause::Drifted => (
+                                "DriftCorrected",
+                                format!(
+                                    "the vendor's record differed from the spec; restored it through {}",
+                                    conn.key
+                                ),
+                            ),
+                        };
+                        settled(Some(outputs), true, Some(event), then)
+                            .ok_or(ReconcileError::Internal)
+                    }
+                    Err(e) => {
+                        let err = vendor_failure(client, secrets, e);
+                        if let Some(attempt) = refusal_attempt.filter(|_| !err.is_transient()) {
+                            let refusal = Refusal {
+                                attempt,
+                                error: err.clone(),
+                            };
+                            ctx.memory.remember_refusal(&uid, refusal);
+                        }
+                        Err(write_failure(ctx, &uid, err))
+                    }
+                }
+            }
+            Step::Confirmed { then } => {
+                let outputs = observed.take().and_then(|(_, outputs)| outputs);
+                let fingerprint = desired
+                    .as_ref()
+                    .map(|d| d.fingerprint.clone())
+                    .unwrap_or_default();
+                let remembered = Applied::new(fingerprint, handled.clone(), outputs.clone());
+                ctx.memory.remember_applied(&uid, remembered);
+                settled(outputs, true, None, then).ok_or(ReconcileError::Internal)
+            }
+            Step::Wait { then } | Step::Nothing { then } => {
+                // Nothing is sent: the outputs of this process's last write are newer than
+                // those of a cached copy that may not show its status write yet.
+                let outputs = applied.as_ref().and_then(Applied::outputs::<K::Outputs>);
+                settled(outputs, false, None, then).ok_or(ReconcileError::Internal)
             }
         };
-        conditions::apply(
-            &mut sync.conditions,
-            &health,
-            obj.meta().generation,
-            &conditions::now(),
-        );
-        sync.observed_generation = obj.meta().generation;
-        write_status(obj, ctx, K::make_status(sync, obj.outputs())).await?;
-        return Ok(Action::await_change());
+        return finish_sync(obj, ctx, &old, done).await;
     }
+}
 
-    let result = sync_vendor(obj, ctx, &namespace, &old_sync).await;
+/// An observation as a fact to decide on, and the outputs it carried.
+fn observation_facts<O>(observation: Observation<O>) -> (Observed, Option<O>) {
+    match observation {
+        Observation::UpToDate(outputs) => (Observed::UpToDate, Some(outputs)),
+        Observation::Drifted(outputs) => (Observed::Drifted, Some(outputs)),
+        Observation::Missing => (Observed::Missing, None),
+        Observation::Unknown => (Observed::Unknown, None),
+    }
+}
+
+/// What binding told the decision: the fingerprint of the full request and what the vendor
+/// can do.
+fn desired_state<O: Send + Sync + 'static>(
+    ctx: &Context,
+    (conn, _, external, client): &Bound<O>,
+) -> DesiredState {
+    DesiredState {
+        fingerprint: ctx.fingerprint_key.fingerprint(
+            &conn.fingerprint_material(),
+            &external.fingerprint_material(),
+        ),
+        client_identity: client.identity.to_string(),
+        readable: external.readable(),
+        supports_delete: external.supports_delete(),
+    }
+}
+
+/// The connection's tenancy admits `obj`, and `obj` holds its vendor record.
+fn admitted_and_claimed<K: Managed>(
+    obj: &K,
+    ctx: &Context,
+    (conn, _, _, client): &Bound<K::Outputs>,
+) -> Result<(), ReconcileError> {
+    admit(obj, conn, client)?;
+    claim_record(obj, ctx, conn)
+}
+
+/// Paused: write `Paused`, Ready only while `in_sync`; call nobody.
+async fn write_paused<K: Managed>(
+    obj: &K,
+    ctx: &Context,
+    old: &SyncStatus,
+    in_sync: bool,
+) -> Result<Action, ReconcileError> {
+    let mut sync = old.clone();
+    let message = format!("{PAUSED_ANNOTATION} is \"true\": no vendor calls until it is removed");
+    let health = if in_sync {
+        Health::Ready {
+            reason: "Paused",
+            message,
+        }
+    } else {
+        Health::Suspended {
+            reason: "Paused",
+            message: format!(
+                "{message}; the spec or a Secret changed since the last sync (or it never synced), and nothing is sent while paused"
+            ),
+        }
+    };
+    conditions::apply(
+        &mut sync.conditions,
+        &health,
+        obj.meta().generation,
+        &conditions::now(),
+    );
+    sync.observed_generation = obj.meta().generation;
+    write_status(obj, ctx, obj.status_with(sync, None)).await?;
+    Ok(Requeue::on_change(Why::Paused).action())
+}
+
+/// Write the outcome of a sync: conditions, what was applied, events; then the requeue, or the
+/// error for the error policy.
+async fn finish_sync<K: Managed>(
+    obj: &K,
+    ctx: &Context,
+    old_sync: &SyncStatus,
+    result: Result<Synced<K::Outputs>, ReconcileError>,
+) -> Result<Action, ReconcileError> {
+    let namespace = obj.namespace().unwrap_or_default();
     let now = conditions::now();
     let mut sync = old_sync.clone();
     sync.observed_generation = obj.meta().generation;
-    let mut outputs = obj.outputs();
+    let mut outputs = None;
     let (health, action, error) = match result {
-        Ok(done) if done.pending => return Ok(done.requeue),
         Ok(done) => {
             sync.applied_fingerprint = Some(done.fingerprint);
             sync.last_handled_reconcile_at = done.handled;
             if done.confirmed {
                 sync.last_synced_time = Some(now.clone());
             }
-            outputs = outputs.updated_by(done.outputs);
+            outputs = done.outputs;
             if let Some((reason, note)) = done.event {
                 publish(ctx, obj, EventType::Normal, reason, note);
             }
@@ -315,7 +556,7 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
                 reason: "Synced",
                 message: format!("in sync with the vendor through {}", done.connection),
             };
-            (health, done.requeue, None)
+            (health, done.requeue.action(), None)
         }
         Err(err) => {
             if let ReconcileError::OutcomeUnknown(_) = &err {
@@ -351,7 +592,7 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
         );
     }
     conditions::apply(&mut sync.conditions, &health, obj.meta().generation, &now);
-    write_status(obj, ctx, K::make_status(sync, outputs)).await?;
+    write_status(obj, ctx, obj.status_with(sync, outputs.as_ref())).await?;
     // Stalled is an error all the same (counted under its reason); the error policy retries
     // transient errors and waits for a change otherwise.
     match error {
@@ -365,187 +606,80 @@ async fn sync<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileErr
     }
 }
 
-/// Resolve the connection and Secrets, then call the vendor if the desired state changed or a
-/// drift check is due. Vendor error texts are scrubbed of every secret value (see [`scrub`]).
-async fn sync_vendor<K: Managed>(
-    obj: &K,
-    ctx: &Context,
-    namespace: &str,
-    old: &SyncStatus,
-) -> Result<Synced, ReconcileError> {
-    let uid = obj.uid().unwrap_or_default();
-    let bound = bind(obj, ctx, namespace, OwnSecrets::Read).await;
-    if let Err(ReconcileError::Connection { .. }) = &bound {
-        // It reaches no endpoint now, so it holds no record there.
-        ctx.claims.release(&uid);
-    }
-    let (conn, secrets, external, client) = bound?;
-    admit(obj, &conn, &client)?;
-    claim_record(obj, ctx, &conn)?;
-    if obj.deletion_policy() == DeletionPolicy::Delete && !external.supports_delete() {
-        return Err(ReconcileError::invalid(
-            "DeletionPolicyUnsupported",
-            format!(
-                "deletionPolicy Delete is not possible: {} has no delete operation; set deletionPolicy: Orphan",
-                conn.vendor().map(|v| v.to_string()).unwrap_or_default()
-            ),
-        ));
-    }
-    let wants_finalizer = obj.deletion_policy() == DeletionPolicy::Delete;
-    if ensure_finalizer(obj, ctx, wants_finalizer).await? && wants_finalizer {
-        // Apply once the finalizer is in place: its watch event brings the object back.
-        return Ok(Synced {
-            fingerprint: old.applied_fingerprint.clone().unwrap_or_default(),
-            handled: old.last_handled_reconcile_at.clone(),
-            outputs: Outputs::default(),
-            confirmed: false,
-            event: None,
-            requeue: Action::await_change(),
-            connection: conn.key.to_string(),
-            pending: true,
-        });
-    }
-
-    let fingerprint = ctx.fingerprint_key.fingerprint(
-        &conn.fingerprint_material(),
-        &external.fingerprint_material(),
-    );
-    let requested = annotation(obj, RECONCILE_REQUESTED_ANNOTATION);
-    let remembered = ctx.remembered(&uid);
-    let (last_fingerprint, last_handled) = last_applied(remembered.as_ref(), old);
-    // When nothing is sent, the outputs of the last write this process made are newer than
-    // those of a cached copy that may not show its status write yet.
-    let remembered_outputs = remembered.map(|a| a.outputs).unwrap_or_default();
-    // Each value of the annotation asks for one sync: a new value does, its removal (or the
-    // same value again, also after a restart) does not.
-    let sync_requested = requested.is_some_and(|r| last_handled.as_deref() != Some(r));
-    let changed = last_fingerprint != fingerprint || sync_requested;
-    let mut done = Synced {
-        handled: requested.map(str::to_string).or(last_handled),
-        fingerprint,
-        outputs: remembered_outputs,
-        confirmed: false,
-        event: None,
-        requeue: Action::await_change(),
-        connection: conn.key.to_string(),
-        pending: false,
-    };
-    let drift_check = if external.readable() {
-        Action::requeue(ctx.drift_interval)
-    } else {
-        Action::await_change()
-    };
-    let vendor_failed = |e| vendor_failure(&client, &secrets, e);
-    if changed {
-        // The same request on the same client was refused for good: say so again, call nobody.
-        let attempt = format!("{}|{}|{requested:?}", done.fingerprint, client.identity);
-        if let Some(refused) = ctx.refused(&uid, &attempt) {
-            return Err(ReconcileError::Vendor(refused));
-        }
-        done.outputs = match external.apply().await {
-            Ok(outputs) => outputs,
-            Err(e) => {
-                let err = vendor_failed(e);
-                if !err.is_transient() {
-                    ctx.refuse(uid.clone(), attempt, err.clone());
-                }
-                return Err(write_failure(ctx, &uid, err));
-            }
-        };
-        ctx.remember(uid, done.applied());
-        done.confirmed = true;
-        done.event = Some((
-            "Synced",
-            format!("applied the desired state through {}", done.connection),
-        ));
-        done.requeue = drift_check;
-        return Ok(done);
-    }
-    if !external.readable() {
-        return Ok(done);
-    }
-    if let Some(wait) = drift_due(old.last_synced_time.as_ref(), ctx.drift_interval) {
-        done.requeue = Action::requeue(wait);
-        return Ok(done);
-    }
-    match external.observe().await.map_err(vendor_failed)? {
-        Observation::UpToDate(outputs) => {
-            done.outputs = outputs;
-            done.confirmed = true;
-        }
-        Observation::Missing | Observation::Drifted(_) => {
-            done.outputs = external
-                .apply()
-                .await
-                .map_err(|e| write_failure(ctx, &uid, vendor_failed(e)))?;
-            done.confirmed = true;
-            done.event = Some((
-                "DriftCorrected",
-                format!(
-                    "the vendor's record differed from the spec; restored it through {}",
-                    done.connection
-                ),
-            ));
-        }
-        Observation::Unknown => return Ok(done),
-    }
-    // The vendor confirmed this state now, with these outputs (a re-created record has a new id).
-    ctx.remember(uid, done.applied());
-    done.requeue = drift_check;
-    Ok(done)
-}
-
 /// A write failed with `err`: when its outcome is unknown, what this process last applied no
 /// longer vouches for the vendor's state.
 fn write_failure(ctx: &Context, uid: &str, err: VendorError) -> ReconcileError {
     if err.outcome_unknown() {
-        ctx.forget_applied(uid);
+        ctx.memory.forget_applied(uid);
     }
     ReconcileError::write_failed(err)
 }
 
-/// What was last applied (fingerprint, handled sync request): this process's memory
-/// (`remembered`), else the status.
-fn last_applied(remembered: Option<&Applied>, old: &SyncStatus) -> (String, Option<String>) {
-    remembered
-        .map(|a| (a.fingerprint.clone(), a.handled.clone()))
-        .unwrap_or_else(|| {
-            (
-                old.applied_fingerprint.clone().unwrap_or_default(),
-                old.last_handled_reconcile_at.clone(),
-            )
-        })
-}
-
-/// Whether a paused object is still in sync: Ready for its current generation, and its spec
-/// and Secrets make the request last applied. Reads Secrets, calls no vendor.
-async fn paused_in_sync<K: Managed>(
-    obj: &K,
-    ctx: &Context,
-    namespace: &str,
-    old: &SyncStatus,
-) -> bool {
-    let ready_now = conditions::find(&old.conditions, conditions::READY)
-        .is_some_and(|c| c.status == "True" && c.observed_generation == obj.meta().generation);
-    if !ready_now {
-        return false;
-    }
-    let Ok((conn, _, external, _)) = bind(obj, ctx, namespace, OwnSecrets::Read).await else {
-        return false;
+/// Deletion (the object holds the finalizer; the helper drops it when this succeeds): with
+/// policy Delete, remove the vendor record first; when that cannot be done the finalizer stays
+/// and the conditions say why and how to let go.
+async fn cleanup<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileError> {
+    let uid = obj.uid().unwrap_or_default();
+    let namespace = obj.namespace().unwrap_or_default();
+    let mut facts = CleanupFacts {
+        deletion_policy: obj.deletion_policy(),
+        paused: annotation(obj, PAUSED_ANNOTATION) == Some("true"),
+        bound: None,
+        holds_claim: false,
     };
-    let desired = ctx.fingerprint_key.fingerprint(
-        &conn.fingerprint_material(),
-        &external.fingerprint_material(),
-    );
-    last_applied(ctx.remembered(&obj.uid().unwrap_or_default()).as_ref(), old).0 == desired
-}
-
-/// How long until the next drift check, or None when it is due now.
-fn drift_due(last: Option<&Time>, interval: Duration) -> Option<Duration> {
-    let last = last?;
-    let elapsed = k8s_openapi::jiff::Timestamp::now().duration_since(last.0);
-    let elapsed = Duration::try_from(elapsed).unwrap_or(Duration::ZERO);
-    interval.checked_sub(elapsed).filter(|d| !d.is_zero())
+    let mut bound = None;
+    let mut unbound = None;
+    loop {
+        match decide::decide_cleanup(&facts) {
+            CleanupStep::Release => return Ok(Action::await_change()),
+            CleanupStep::BlockedPaused => {
+                let err = ReconcileError::invalid(
+                    "Paused",
+                    format!("deletion waits: {PAUSED_ANNOTATION} is \"true\""),
+                );
+                return deletion_blocked(obj, ctx, err).await;
+            }
+            CleanupStep::Bind => {
+                let checked = match bind(obj, ctx, &namespace, OwnSecrets::Placeholders).await {
+                    // The connection's policy may no longer let this resource touch its record.
+                    Ok(b) => admit(obj, &b.0, &b.3).map(|()| b),
+                    Err(e) => Err(e),
+                };
+                match checked {
+                    Ok(b) => {
+                        bound = Some(b);
+                        facts.holds_claim = ctx.claims.holds(&uid);
+                        facts.bound = Some(true);
+                    }
+                    Err(e) => {
+                        unbound = Some(e);
+                        facts.bound = Some(false);
+                    }
+                }
+            }
+            CleanupStep::BlockedUnbound => {
+                let err = unbound.take().unwrap_or(ReconcileError::Internal);
+                return deletion_blocked(obj, ctx, err).await;
+            }
+            CleanupStep::Delete => {
+                let Some((_, secrets, external, client)) = bound.as_ref() else {
+                    return Err(ReconcileError::Internal);
+                };
+                if let Err(e) = external.delete().await {
+                    let e = vendor_failure(client, secrets, e);
+                    return deletion_blocked(obj, ctx, ReconcileError::Vendor(e)).await;
+                }
+                publish(
+                    ctx,
+                    obj,
+                    EventType::Normal,
+                    "Deleted",
+                    "removed the record from the vendor".into(),
+                );
+                return Ok(Action::await_change());
+            }
+        }
+    }
 }
 
 /// A vendor call failed: a wait the vendor asked for holds the whole connection back, and the
@@ -653,10 +787,10 @@ pub fn cached_claims<K: Managed>(
 
 /// Everything needed to talk to the vendor about `obj`: its connection, its Secret values, its
 /// ExternalClient and the connection's client.
-type Bound = (
+type Bound<O> = (
     ResolvedConnection,
     ResolvedSecrets,
-    Box<dyn ExternalClient>,
+    Box<dyn ExternalClient<Outputs = O>>,
     ConnectionClient,
 );
 
@@ -677,7 +811,7 @@ async fn bind<K: Managed>(
     ctx: &Context,
     namespace: &str,
     own: OwnSecrets,
-) -> Result<Bound, ReconcileError> {
+) -> Result<Bound<K::Outputs>, ReconcileError> {
     let conn = ctx
         .connections
         .resolve(&ctx.client, namespace, obj.connection_ref())
@@ -690,57 +824,6 @@ async fn bind<K: Managed>(
     };
     let external = obj.external(&client.vendor, &secrets)?;
     Ok((conn, secrets, external, client))
-}
-
-/// Deletion: with policy Delete, remove the vendor record before letting the object go; when
-/// that cannot be done the finalizer stays and the conditions say why and how to let go.
-async fn finalize<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileError> {
-    if !obj.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(Action::await_change());
-    }
-    if obj.deletion_policy() == DeletionPolicy::Delete {
-        if annotation(obj, PAUSED_ANNOTATION) == Some("true") {
-            return deletion_blocked(
-                obj,
-                ctx,
-                ReconcileError::invalid(
-                    "Paused",
-                    format!("deletion waits: {PAUSED_ANNOTATION} is \"true\""),
-                ),
-            )
-            .await;
-        }
-        let namespace = obj.namespace().unwrap_or_default();
-        let (conn, secrets, external, client) =
-            match bind(obj, ctx, &namespace, OwnSecrets::Placeholders).await {
-                Ok(bound) => bound,
-                Err(e) => return deletion_blocked(obj, ctx, e).await,
-            };
-        // The connection's policy no longer lets this resource touch its record.
-        if let Err(e) = admit(obj, &conn, &client) {
-            return deletion_blocked(obj, ctx, e).await;
-        }
-        // The record belongs to another resource: deleting it would take it from its owner.
-        if !ctx.claims.holds(&obj.uid().unwrap_or_default()) {
-            ensure_finalizer(obj, ctx, false).await?;
-            ctx.forget_object(obj);
-            return Ok(Action::await_change());
-        }
-        if let Err(e) = external.delete().await {
-            let e = vendor_failure(&client, &secrets, e);
-            return deletion_blocked(obj, ctx, ReconcileError::Vendor(e)).await;
-        }
-        publish(
-            ctx,
-            obj,
-            EventType::Normal,
-            "Deleted",
-            "removed the record from the vendor".into(),
-        );
-    }
-    ensure_finalizer(obj, ctx, false).await?;
-    ctx.forget_object(obj);
-    Ok(Action::await_change())
 }
 
 async fn deletion_blocked<K: Managed>(
@@ -785,48 +868,9 @@ async fn deletion_blocked<K: Managed>(
         obj.meta().generation,
         &conditions::now(),
     );
-    write_status(obj, ctx, K::make_status(sync, obj.outputs())).await?;
+    write_status(obj, ctx, obj.status_with(sync, None)).await?;
     // Transient: retried with backoff; otherwise the error policy waits for a change.
     Err(err)
-}
-
-/// Add or remove our finalizer. A merge patch carrying the resourceVersion fails rather than
-/// overwrite a finalizer someone else added meanwhile.
-/// Returns whether it changed anything.
-async fn ensure_finalizer<K: Managed>(
-    obj: &K,
-    ctx: &Context,
-    wanted: bool,
-) -> Result<bool, ReconcileError> {
-    let has = obj.finalizers().iter().any(|f| f == FINALIZER);
-    if has == wanted {
-        return Ok(false);
-    }
-    let mut finalizers: Vec<String> = obj
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    if wanted {
-        finalizers.push(FINALIZER.to_string());
-    }
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let patch =
-        json!({"metadata": {"finalizers": finalizers, "resourceVersion": obj.resource_version()}});
-    match api
-        .patch(
-            &obj.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(true),
-        // Gone already: nothing left to hold.
-        Err(kube::Error::Api(s)) if s.code == 404 && !wanted => Ok(true),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Write the status only when it differs from what the object has.

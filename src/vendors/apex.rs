@@ -30,7 +30,7 @@ use super::http::{HttpResponse, VendorHttp, classify_status, cut};
 use super::lenient;
 use super::xml::{self, Element, XmlWriter};
 use super::{
-    ClientBuilder, ConnectError, ExternalClient, Observation, Outputs, VendorClient, VendorError,
+    ClientBuilder, ConnectError, ExternalClient, Observation, VendorClient, VendorError,
     VendorModule, fingerprint_json,
 };
 use crate::api::{ApexErpEndpoint, ApexFormat};
@@ -949,15 +949,21 @@ impl ErpIdentityRecord {
     }
 }
 
-fn outputs(identity_id: i64) -> Outputs {
-    Outputs {
-        identity_id: Some(identity_id),
-        ..Outputs::default()
-    }
+/// What Apex ERP answers that the ErpIdentity status keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentityOutputs {
+    /// The identity's IdentityId: later saves update it rather than create another.
+    pub identity_id: i64,
+}
+
+fn outputs(identity_id: i64) -> IdentityOutputs {
+    IdentityOutputs { identity_id }
 }
 
 #[async_trait]
 impl ExternalClient for ErpIdentityRecord {
+    type Outputs = IdentityOutputs;
+
     fn readable(&self) -> bool {
         !self.client.listing_unavailable()
     }
@@ -966,7 +972,7 @@ impl ExternalClient for ErpIdentityRecord {
         fingerprint_json(&self.request)
     }
 
-    async fn observe(&self) -> Result<Observation, VendorError> {
+    async fn observe(&self) -> Result<Observation<IdentityOutputs>, VendorError> {
         Ok(match self.lookup(true, self.known_id).await? {
             Lookup::Unsupported => Observation::Unknown,
             Lookup::Missing => Observation::Missing,
@@ -981,7 +987,7 @@ impl ExternalClient for ErpIdentityRecord {
         })
     }
 
-    async fn apply(&self) -> Result<Outputs, VendorError> {
+    async fn apply(&self) -> Result<IdentityOutputs, VendorError> {
         // Update the identity the listing shows (by IdentityId, else by name) over what it
         // holds; create only when there is none. Without a listing, status.identityId decides.
         let mut found = self.lookup(false, self.known_id).await?;
@@ -1456,12 +1462,7 @@ mod against_the_simulator {
     }
 
     async fn applied(record: &ErpIdentityRecord) -> i64 {
-        record
-            .apply()
-            .await
-            .expect("apply")
-            .identity_id
-            .expect("IdentityId")
+        record.apply().await.expect("apply").identity_id
     }
 
     fn dialects() -> Vec<(ApexFormat, Dialect)> {
@@ -1570,7 +1571,7 @@ mod against_the_simulator {
             }
             // Observed before the apply: Missing (by Id), or the one of the name.
             assert!(
-                matches!(stale.observe().await, Ok(Observation::UpToDate(o)) if o.identity_id == Some(second)),
+                matches!(stale.observe().await, Ok(Observation::UpToDate(o)) if o.identity_id == second),
                 "{what}"
             );
             // A stale Id while the name exists under another Id: adopted, not duplicated.

@@ -19,7 +19,7 @@ use super::capabilities::{Capability, says_no_route};
 use super::http::{HttpResponse, VendorHttp, classify_status};
 use super::lenient;
 use super::{
-    ClientBuilder, ConnectError, ExternalClient, Observation, Outputs, VendorClient, VendorError,
+    ClientBuilder, ConnectError, ExternalClient, Observation, VendorClient, VendorError,
     VendorModule, expose_secret, fingerprint_json,
 };
 use crate::api::HelloIdEndpoint;
@@ -188,8 +188,17 @@ fn delete_outcome(response: &HttpResponse) -> DeleteOutcome {
     }
 }
 
+/// What HelloID answers that the SsoAppCredential status keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialSetOutputs {
+    /// The credential set's GUID, when the answer shows it.
+    pub credential_set_guid: Option<String>,
+}
+
 #[async_trait]
 impl ExternalClient for CredentialSet {
+    type Outputs = CredentialSetOutputs;
+
     fn readable(&self) -> bool {
         false
     }
@@ -198,11 +207,11 @@ impl ExternalClient for CredentialSet {
         fingerprint_json(&(&self.user_guid, &self.request))
     }
 
-    async fn observe(&self) -> Result<Observation, VendorError> {
+    async fn observe(&self) -> Result<Observation<CredentialSetOutputs>, VendorError> {
         Ok(Observation::Unknown)
     }
 
-    async fn apply(&self) -> Result<Outputs, VendorError> {
+    async fn apply(&self) -> Result<CredentialSetOutputs, VendorError> {
         let http = &self.client.http;
         let first = CredentialPath::remembered(http);
         let mut missed = Vec::new();
@@ -216,13 +225,12 @@ impl ExternalClient for CredentialSet {
             if response.status.is_success() {
                 http.capabilities()
                     .supported(SET_CREDENTIALS, Some(path.variant()));
-                return Ok(Outputs {
+                return Ok(CredentialSetOutputs {
                     credential_set_guid: credential_set_guid(
                         &response.body,
                         &self.request.application_guid,
                         &self.request.cred_set_name,
                     ),
-                    ..Outputs::default()
                 });
             }
             if !says_no_route(response.status, vendor_message(&response).as_deref()) {

@@ -109,57 +109,37 @@ impl VendorError {
     }
 }
 
-/// What the vendor returned that the resource keeps in its status.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Outputs {
-    /// Apex ERP IdentityId.
-    pub identity_id: Option<i64>,
-    /// HelloID credentialSetGUID.
-    pub credential_set_guid: Option<String>,
-}
-
-impl Outputs {
-    /// These outputs with whatever `newer` holds: a call that returned nothing for a field
-    /// (a write-only answer) keeps what the status had.
-    pub fn updated_by(self, newer: Outputs) -> Outputs {
-        // Destructured, so a new field cannot be forgotten here.
-        let Outputs {
-            identity_id,
-            credential_set_guid,
-        } = newer;
-        Outputs {
-            identity_id: identity_id.or(self.identity_id),
-            credential_set_guid: credential_set_guid.or(self.credential_set_guid),
-        }
-    }
-}
-
-/// What reading the vendor's record back showed.
+/// What reading the vendor's record back showed; `O` is what the vendor returns that the
+/// resource keeps in its status (see [`ExternalClient::Outputs`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Observation {
+pub enum Observation<O> {
     /// The API is write-only for this record: only the fingerprint decides whether to apply.
     Unknown,
     /// No record exists.
     Missing,
     /// The record exists and equals the desired state.
-    UpToDate(Outputs),
+    UpToDate(O),
     /// The record exists and differs from the desired state.
-    Drifted(Outputs),
+    Drifted(O),
 }
 
 /// One managed record in one vendor system, bound to its desired state (secret values
 /// included) and to the connection's client. Built fresh for each reconcile.
 #[async_trait]
 pub trait ExternalClient: Send + Sync {
+    /// What the vendor returns that the resource keeps in its status (an Apex IdentityId, a
+    /// HelloID credential set GUID; `()` when nothing). Each vendor names its own: the generic
+    /// reconciler only carries it to the kind, which merges it into its status.
+    type Outputs: Send + Sync + 'static;
     /// Whether [`ExternalClient::observe`] can read the record back (drift detection).
     fn readable(&self) -> bool;
     /// The bytes that identify the desired request, secret values included; the reconciler
     /// MACs them into `status.appliedFingerprint` and never stores or logs them.
     fn fingerprint_material(&self) -> zeroize::Zeroizing<Vec<u8>>;
     /// Read the record back, or [`Observation::Unknown`] for write-only APIs.
-    async fn observe(&self) -> Result<Observation, VendorError>;
+    async fn observe(&self) -> Result<Observation<Self::Outputs>, VendorError>;
     /// Create or update the record so it equals the desired state.
-    async fn apply(&self) -> Result<Outputs, VendorError>;
+    async fn apply(&self) -> Result<Self::Outputs, VendorError>;
     /// Remove the record. Only called when the resource's deletion policy is Delete and
     /// [`ExternalClient::supports_delete`] holds.
     async fn delete(&self) -> Result<(), VendorError>;

@@ -18,7 +18,7 @@ use super::http::{VendorHttp, cut};
 use super::soap::{self, Envelope, ROUTE_NOT_FOUND, SoapFault, SoapOutcome};
 use super::xml::XmlWriter;
 use super::{
-    ClientBuilder, ConnectError, ExternalClient, Observation, Outputs, VendorClient, VendorError,
+    ClientBuilder, ConnectError, ExternalClient, Observation, VendorClient, VendorError,
     VendorModule, expose_secret, fingerprint_json,
 };
 use crate::api::{OracleCrmOnDemandEndpoint, SoapVersion};
@@ -205,6 +205,9 @@ pub struct UserPassword {
 
 #[async_trait]
 impl ExternalClient for UserPassword {
+    /// Oracle answers nothing the status keeps.
+    type Outputs = ();
+
     fn readable(&self) -> bool {
         false
     }
@@ -213,11 +216,11 @@ impl ExternalClient for UserPassword {
         fingerprint_json(&self.user)
     }
 
-    async fn observe(&self) -> Result<Observation, VendorError> {
+    async fn observe(&self) -> Result<Observation<()>, VendorError> {
         Ok(Observation::Unknown)
     }
 
-    async fn apply(&self) -> Result<Outputs, VendorError> {
+    async fn apply(&self) -> Result<(), VendorError> {
         let http = &self.client.http;
         let envelope =
             set_password_envelope(&self.client.username, &self.client.password, &self.user);
@@ -273,7 +276,7 @@ impl ExternalClient for UserPassword {
                     .unwrap_or_default();
                 if status == "Success" {
                     http.capabilities().supported(SET_PASSWORD, None);
-                    Ok(Outputs::default())
+                    Ok(())
                 } else {
                     Err(VendorError::permanent(
                         "VendorRejected",

@@ -28,7 +28,7 @@ use super::lenient;
 use super::soap::{self, Envelope, ROUTE_NOT_FOUND, SoapFault, SoapOutcome};
 use super::xml::{Element, XmlWriter};
 use super::{
-    ClientBuilder, ConnectError, ExternalClient, Observation, Outputs, VendorClient, VendorError,
+    ClientBuilder, ConnectError, ExternalClient, Observation, VendorClient, VendorError,
     VendorModule, expose_secret, fingerprint_json,
 };
 use crate::api::{SoapVersion, SuperOfficeApi, SuperOfficeEndpoint};
@@ -561,6 +561,9 @@ impl UserCredentials {
 
 #[async_trait]
 impl ExternalClient for UserCredentials {
+    /// SuperOffice answers nothing the status keeps.
+    type Outputs = ();
+
     fn readable(&self) -> bool {
         !self
             .client
@@ -573,7 +576,7 @@ impl ExternalClient for UserCredentials {
         fingerprint_json(&self.spec)
     }
 
-    async fn observe(&self) -> Result<Observation, VendorError> {
+    async fn observe(&self) -> Result<Observation<()>, VendorError> {
         let want = &self.spec.credentials;
         let Some(read) = self.read().await? else {
             return Ok(Observation::Unknown);
@@ -589,20 +592,20 @@ impl ExternalClient for UserCredentials {
                     && same_time(&have.valid_from, &want.valid_from)
                     && same_time(&have.valid_to, &want.valid_to);
                 if same {
-                    Observation::UpToDate(Outputs::default())
+                    Observation::UpToDate(())
                 } else {
-                    Observation::Drifted(Outputs::default())
+                    Observation::Drifted(())
                 }
             }
         })
     }
 
-    async fn apply(&self) -> Result<Outputs, VendorError> {
+    async fn apply(&self) -> Result<(), VendorError> {
         let capabilities = self.client.http.capabilities();
         match self.call(Operation::Save).await {
             Ok(_) => {
                 capabilities.supported(Operation::Save.metric(), None);
-                Ok(Outputs::default())
+                Ok(())
             }
             Err(e) if e.reason() == ROUTE_NOT_FOUND => {
                 capabilities.unsupported(

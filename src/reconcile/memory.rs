@@ -1,0 +1,200 @@
+//! What this process remembers of each managed object between its reconciles, in one place
+//! keyed by the object's uid, behind one lock, and cleared in one call when the object goes.
+//!
+//! The status is the durable record; this memory only covers what it cannot: the reflector can
+//! lag behind our own status write (so a quick second trigger must not apply the same state
+//! twice, nor write back the outputs the stale copy holds), a request a vendor refused for good
+//! must not be sent again unchanged, and transient failures in a row set the backoff.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::vendors::VendorError;
+
+/// One object's last applied state, as this process knows it.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    /// The fingerprint of the request the vendor confirmed.
+    pub fingerprint: String,
+    /// The sync-now annotation's value acted on.
+    pub handled: Option<String>,
+    /// What the vendor returned for it: the kind's `Managed::Outputs` (the uid fixes the kind),
+    /// None when it returned nothing.
+    outputs: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Applied {
+    pub fn new<O: Send + Sync + 'static>(
+        fingerprint: String,
+        handled: Option<String>,
+        outputs: Option<O>,
+    ) -> Applied {
+        Applied {
+            fingerprint,
+            handled,
+            outputs: outputs.map(|o| Arc::new(o) as Arc<dyn Any + Send + Sync>),
+        }
+    }
+
+    /// The outputs remembered, as the kind's type `O`.
+    pub fn outputs<O: Clone + 'static>(&self) -> Option<O> {
+        self.outputs.as_ref()?.downcast_ref::<O>().cloned()
+    }
+}
+
+/// A request a vendor refused for good.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refusal {
+    /// Which request on which client (fingerprint, client identity, sync request): the same
+    /// attempt is refused again without a call.
+    pub attempt: String,
+    pub error: VendorError,
+}
+
+/// Everything remembered of one object.
+#[derive(Default, Debug)]
+struct Remembered {
+    applied: Option<Applied>,
+    refusal: Option<Refusal>,
+    /// Transient failures in a row, for the backoff.
+    failures: u32,
+}
+
+impl Remembered {
+    fn is_empty(&self) -> bool {
+        self.applied.is_none() && self.refusal.is_none() && self.failures == 0
+    }
+}
+
+/// The per-object memory of the process.
+#[derive(Default)]
+pub struct ObjectMemory {
+    objects: Mutex<HashMap<String, Remembered>>,
+}
+
+impl ObjectMemory {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Remembered>> {
+        // A panic while holding the lock left plain data behind, each field valid on its own.
+        self.objects.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Change what is remembered of `uid`; an object with nothing left is dropped.
+    fn update<R>(&self, uid: &str, change: impl FnOnce(&mut Remembered) -> R) -> R {
+        let mut objects = self.lock();
+        let entry = objects.entry(uid.to_string()).or_default();
+        let result = change(entry);
+        if entry.is_empty() {
+            objects.remove(uid);
+        }
+        result
+    }
+
+    /// What `uid` last applied, as this process knows it.
+    pub fn applied(&self, uid: &str) -> Option<Applied> {
+        self.lock().get(uid).and_then(|r| r.applied.clone())
+    }
+
+    /// The vendor confirmed `applied`: remember it, and forget any refusal (the request changed).
+    pub fn remember_applied(&self, uid: &str, applied: Applied) {
+        self.update(uid, |r| {
+            r.applied = Some(applied);
+            r.refusal = None;
+        });
+    }
+
+    /// What this process last applied no longer vouches for the vendor's state.
+    pub fn forget_applied(&self, uid: &str) {
+        self.update(uid, |r| r.applied = None);
+    }
+
+    /// The request the vendor last refused for good.
+    pub fn refusal(&self, uid: &str) -> Option<Refusal> {
+        self.lock().get(uid).and_then(|r| r.refusal.clone())
+    }
+
+    pub fn remember_refusal(&self, uid: &str, refusal: Refusal) {
+        self.update(uid, |r| r.refusal = Some(refusal));
+    }
+
+    /// Count one more transient failure in a row; returns how many there are now.
+    pub fn count_failure(&self, uid: &str) -> u32 {
+        self.update(uid, |r| {
+            r.failures = r.failures.saturating_add(1);
+            r.failures
+        })
+    }
+
+    /// A reconcile succeeded: the next failure starts the backoff over.
+    pub fn clear_failures(&self, uid: &str) {
+        self.update(uid, |r| r.failures = 0);
+    }
+
+    /// Transient failures in a row.
+    pub fn failures(&self, uid: &str) -> u32 {
+        self.lock().get(uid).map_or(0, |r| r.failures)
+    }
+
+    /// The object is gone: forget everything about it.
+    pub fn forget(&self, uid: &str) {
+        self.lock().remove(uid);
+    }
+
+    /// How many objects something is remembered of.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_per_uid_and_forgets_everything_at_once() {
+        let memory = ObjectMemory::default();
+        memory.remember_refusal(
+            "a",
+            Refusal {
+                attempt: "fp|client|None".into(),
+                error: VendorError::permanent("VendorRejected", "no"),
+            },
+        );
+        assert_eq!(memory.count_failure("a"), 1);
+        assert_eq!(memory.count_failure("a"), 2);
+        memory.remember_applied("a", Applied::new("fp".into(), None, Some(7_i64)));
+        assert_eq!(
+            memory.refusal("a"),
+            None,
+            "a confirmed write ends a refusal"
+        );
+        assert_eq!(
+            memory.applied("a").and_then(|a| a.outputs::<i64>()),
+            Some(7)
+        );
+        assert_eq!(
+            memory.applied("a").and_then(|a| a.outputs::<String>()),
+            None,
+            "another kind's outputs type reads nothing"
+        );
+        assert_eq!(memory.failures("b"), 0);
+        memory.forget("a");
+        assert!(memory.applied("a").is_none());
+        assert_eq!(memory.failures("a"), 0);
+        assert!(memory.is_empty());
+    }
+
+    #[test]
+    fn an_object_with_nothing_left_takes_no_room() {
+        let memory = ObjectMemory::default();
+        memory.count_failure("a");
+        memory.clear_failures("a");
+        memory.remember_applied("b", Applied::new::<()>("fp".into(), None, None));
+        memory.forget_applied("b");
+        assert_eq!(memory.len(), 0);
+    }
+}
