@@ -20,91 +20,6 @@ use crate::reconcile::in_use;
 use crate::secrets::SecretId;
 use crate::vendors::capabilities::{Capabilities, Capability};
 
-/// Keep the connection and its Secrets while a resource must still delete its record through
-/// them (see `reconcile::in_use`); let them go when none must.
-async fn hold_while_needed<C: ConnectionResource>(
-    conn: &C,
-    ctx: &ConnectionContext,
-) -> Result<(), ReconcileError> {
-    // Judged on complete caches only: a half-listed one would let go of what is still needed.
-    // The claim table opens once every kind's cache is complete. (Not Store::wait_until_ready:
-    // of several tasks waiting on one store at once, only the last is woken.)
-    ctx.base.claims.ready().await;
-    let needed = |key: &ConnectionKey| ctx.dependents.iter().any(|d| d.needs_for_cleanup(key));
-    let key = conn.key();
-    let in_use = needed(&key);
-    let finalizer = ctx.in_use_finalizer.as_str();
-    let held = in_use::held(conn.meta(), finalizer);
-    let version = (conn.meta().uid.clone(), conn.meta().generation);
-    let client = &ctx.base.client;
-    let api = conn.api(client.clone());
-    let name = conn.name_any();
-    let own = conn.meta().namespace.as_deref();
-    // A VendorConnection may name only its own namespace's Secrets: never touch another
-    // tenant's, whatever its spec says (its client could not be built from them either).
-    let secrets: Vec<SecretId> = secrets_named(conn)
-        .into_iter()
-        .filter(|secret| own.is_none_or(|own| own == secret.namespace))
-        .collect();
-    let mut held_versions = ctx.held.lock().await;
-    if in_use {
-        // Done for this spec already (its Secrets are held whenever the connection is): no
-        // API call on each of the many resource events that lead here.
-        if held && held_versions.get(&key) == Some(&version) {
-            return Ok(());
-        }
-        // Secrets first: a connection marked in use always has its credentials held.
-        for secret in &secrets {
-            in_use::hold_secret(client, &secret.namespace, &secret.name, finalizer, true).await?;
-        }
-        in_use::hold(&api, &name, finalizer, true).await?;
-        held_versions.insert(key, version);
-    } else {
-        held_versions.remove(&key);
-        // Its Secrets were let go before the connection was.
-        if !held {
-            return Ok(());
-        }
-        for secret in &secrets {
-            let shared_and_needed = ctx
-                .base
-                .connections
-                .naming_secret(secret)
-                .iter()
-                .any(&needed);
-            if !shared_and_needed {
-                in_use::hold_secret(client, &secret.namespace, &secret.name, finalizer, false)
-                    .await?;
-            }
-        }
-        in_use::hold(&api, &name, finalizer, false).await?;
-    }
-    // Here only when the hold changed or the spec did: a spec edited while in use may have
-    // left Secrets it no longer names on hold.
-    let mut namespaces: std::collections::BTreeSet<String> =
-        secrets.into_iter().map(|secret| secret.namespace).collect();
-    namespaces.extend(own.map(str::to_string));
-    for namespace in namespaces {
-        let listed = Api::<Secret>::namespaced(client.clone(), &namespace)
-            .list_metadata(&kube::api::ListParams::default())
-            .await?;
-        for secret in listed.items {
-            let secret_name = secret.name_any();
-            if in_use::held(&secret.metadata, finalizer)
-                && !ctx
-                    .base
-                    .connections
-                    .naming_secret(&SecretId::new(&namespace, &secret_name))
-                    .iter()
-                    .any(&needed)
-            {
-                in_use::hold_secret(client, &namespace, &secret_name, finalizer, false).await?;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// What connection reconciles share.
 pub struct ConnectionContext {
     base: Arc<Context>,
@@ -135,7 +50,7 @@ impl ConnectionContext {
 /// A connection is Ready when its settings and Secrets make a client; whether the vendor
 /// answers shows on the resources that use it. A change of its client or health re-queues
 /// those resources. One being deleted (held by someone else's finalizer) stays usable until it
-/// is gone; `connections_deleted` handles that.
+/// is gone; `triggers::connections_deleted` handles that.
 pub async fn reconcile_connection<C: ConnectionResource>(
     conn: Arc<C>,
     ctx: Arc<ConnectionContext>,
@@ -268,4 +183,89 @@ pub fn connection_error_policy<C: ConnectionResource>(
     _ctx: Arc<ConnectionContext>,
 ) -> Action {
     Action::requeue(Duration::from_secs(10))
+}
+
+/// Keep the connection and its Secrets while a resource must still delete its record through
+/// them (see `reconcile::in_use`); let them go when none must.
+async fn hold_while_needed<C: ConnectionResource>(
+    conn: &C,
+    ctx: &ConnectionContext,
+) -> Result<(), ReconcileError> {
+    // Judged on complete caches only: a half-listed one would let go of what is still needed.
+    // The claim table opens once every kind's cache is complete. (Not Store::wait_until_ready:
+    // of several tasks waiting on one store at once, only the last is woken.)
+    ctx.base.claims.ready().await;
+    let needed = |key: &ConnectionKey| ctx.dependents.iter().any(|d| d.needs_for_cleanup(key));
+    let key = conn.key();
+    let in_use = needed(&key);
+    let finalizer = ctx.in_use_finalizer.as_str();
+    let held = in_use::held(conn.meta(), finalizer);
+    let version = (conn.meta().uid.clone(), conn.meta().generation);
+    let client = &ctx.base.client;
+    let api = conn.api(client.clone());
+    let name = conn.name_any();
+    let own = conn.meta().namespace.as_deref();
+    // A VendorConnection may name only its own namespace's Secrets: never touch another
+    // tenant's, whatever its spec says (its client could not be built from them either).
+    let secrets: Vec<SecretId> = secrets_named(conn)
+        .into_iter()
+        .filter(|secret| own.is_none_or(|own| own == secret.namespace))
+        .collect();
+    let mut held_versions = ctx.held.lock().await;
+    if in_use {
+        // Done for this spec already (its Secrets are held whenever the connection is): no
+        // API call on each of the many resource events that lead here.
+        if held && held_versions.get(&key) == Some(&version) {
+            return Ok(());
+        }
+        // Secrets first: a connection marked in use always has its credentials held.
+        for secret in &secrets {
+            in_use::hold_secret(client, &secret.namespace, &secret.name, finalizer, true).await?;
+        }
+        in_use::hold(&api, &name, finalizer, true).await?;
+        held_versions.insert(key, version);
+    } else {
+        held_versions.remove(&key);
+        // Its Secrets were let go before the connection was.
+        if !held {
+            return Ok(());
+        }
+        for secret in &secrets {
+            let shared_and_needed = ctx
+                .base
+                .connections
+                .naming_secret(secret)
+                .iter()
+                .any(&needed);
+            if !shared_and_needed {
+                in_use::hold_secret(client, &secret.namespace, &secret.name, finalizer, false)
+                    .await?;
+            }
+        }
+        in_use::hold(&api, &name, finalizer, false).await?;
+    }
+    // Here only when the hold changed or the spec did: a spec edited while in use may have
+    // left Secrets it no longer names on hold.
+    let mut namespaces: std::collections::BTreeSet<String> =
+        secrets.into_iter().map(|secret| secret.namespace).collect();
+    namespaces.extend(own.map(str::to_string));
+    for namespace in namespaces {
+        let listed = Api::<Secret>::namespaced(client.clone(), &namespace)
+            .list_metadata(&kube::api::ListParams::default())
+            .await?;
+        for secret in listed.items {
+            let secret_name = secret.name_any();
+            if in_use::held(&secret.metadata, finalizer)
+                && !ctx
+                    .base
+                    .connections
+                    .naming_secret(&SecretId::new(&namespace, &secret_name))
+                    .iter()
+                    .any(&needed)
+            {
+                in_use::hold_secret(client, &namespace, &secret_name, finalizer, false).await?;
+            }
+        }
+    }
+    Ok(())
 }
