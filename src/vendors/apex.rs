@@ -157,10 +157,6 @@ impl VendorModule for ApexErpEndpoint {
         &self.url
     }
 
-    fn default_requests_per_second(&self) -> u32 {
-        super::DEFAULT_REQUESTS_PER_SECOND
-    }
-
     async fn credentials(
         &self,
         secrets: &ConnectionSecrets<'_>,

@@ -232,8 +232,11 @@ pub enum ConnectError {
 pub trait VendorModule: Sync {
     /// Base URL of the vendor block.
     fn url(&self) -> &str;
-    /// Requests per second when the connection sets `requestsPerSecond` to nothing.
-    fn default_requests_per_second(&self) -> u32;
+    /// Requests per second when the connection sets `requestsPerSecond` to nothing; a vendor
+    /// with documented limits of its own overrides it.
+    fn default_requests_per_second(&self) -> u32 {
+        DEFAULT_REQUESTS_PER_SECOND
+    }
     /// Read the Secrets the client needs, through `secrets` only, and check that what was read
     /// fits; the answer builds the client on the connection's transport. Nothing else may be
     /// awaited here: [`secrets_named`] runs it with stand-ins and no reads to list the Secrets.
