@@ -42,14 +42,8 @@ async fn populated(env: &mut TestEnv, sim: &HelloIdSim, server: &SimServer) {
         .await
         .expect("kube-controller-manager must start (hack/build-tools.sh control-plane)");
     env.namespace(NAMESPACE).await;
-    env.secret(NAMESPACE, "api", &[("key", "k"), ("secret", "s")])
-        .await;
     env.secret(NAMESPACE, "pw", &[("password", "p")]).await;
-    env.apply(
-        NAMESPACE,
-        &support::helloid_connection("helloid", &server.url(), json!({"name": "api"})),
-    )
-    .await;
+    env.helloid_tenant(NAMESPACE, &server.url(), "k", "s").await;
     for (name, user) in USERS {
         let mut cred =
             support::sso_credential(name, "VendorConnection", "helloid", "pw", "password");
@@ -145,7 +139,9 @@ fn records_deleted(sim: &HelloIdSim, server: &SimServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_namespace_deletes_its_vendor_records_and_finishes() {
-    let mut env = TestEnv::start().await;
+    // A control plane of its own: it runs kube-controller-manager (the namespace controller
+    // deletes whole namespaces) and an operator over every namespace.
+    let mut env = TestEnv::dedicated().await;
     let sim = HelloIdSim::new("k", "s");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
     populated(&mut env, &sim, &server).await;
@@ -160,7 +156,9 @@ async fn deleting_a_namespace_deletes_its_vendor_records_and_finishes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_namespace_finishes_across_an_operator_restart() {
-    let mut env = TestEnv::start().await;
+    // A control plane of its own: it runs kube-controller-manager (the namespace controller
+    // deletes whole namespaces) and an operator over every namespace.
+    let mut env = TestEnv::dedicated().await;
     let sim = HelloIdSim::new("k", "s");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
     populated(&mut env, &sim, &server).await;
@@ -219,7 +217,9 @@ async fn secret_held(secrets: &Api<Secret>, name: &str) -> bool {
 /// go (else deleting it would hang for ever).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_edited_while_in_use_moves_its_hold() {
-    let mut env = TestEnv::start().await;
+    // A control plane of its own: it runs kube-controller-manager (the namespace controller
+    // deletes whole namespaces) and an operator over every namespace.
+    let mut env = TestEnv::dedicated().await;
     let sim = HelloIdSim::new("k", "s");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
     populated(&mut env, &sim, &server).await;
