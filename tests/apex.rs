@@ -239,10 +239,7 @@ async fn vendor_errors_are_explained() {
     env.apply(ns, &identity("bad", "apex", "not-an-email"))
         .await;
     let stalled: ErpIdentity = env.wait_current_reason(ns, "bad", "VendorRejected").await;
-    let status = stalled.status.expect("status");
-    let message = &condition(&status.sync.conditions, "Stalled")
-        .expect("Stalled")
-        .message;
+    let message = support::message_of(&stalled, "Stalled");
     assert!(
         message.contains("ValidationException") && message.contains("Email is not valid"),
         "{message}"

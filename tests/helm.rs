@@ -50,6 +50,11 @@ fn template_command(helm: &Path, values: &[&str]) -> Command {
     cmd
 }
 
+/// `--set` for each of `values`.
+fn set<'a>(values: &[&'a str]) -> Vec<&'a str> {
+    values.iter().flat_map(|v| ["--set", v]).collect()
+}
+
 /// The chart rendered with `values` (which must render).
 fn template(helm: &Path, values: &[&str]) -> String {
     run(&mut template_command(helm, values))
@@ -488,16 +493,10 @@ async fn chart_webhook_refuses_unreadable_secret_references() {
     );
 
     // cert-manager: a Certificate from a self-signed Issuer (or the one named), CA injected.
+    let cert_manager = ["webhook.enabled=true", "webhook.certManager.enabled=true"];
     let cm = rendered_docs(&template(
         &helm,
-        &[
-            "--set",
-            "webhook.enabled=true",
-            "--set",
-            "webhook.certManager.enabled=true",
-            "--set",
-            "watchNamespace=team",
-        ],
+        &set(&[&cert_manager[..], &["watchNamespace=team"]].concat()),
     ));
     let vwc = find(&cm, "ValidatingWebhookConfiguration", "credsync");
     assert_eq!(
@@ -520,16 +519,14 @@ async fn chart_webhook_refuses_unreadable_secret_references() {
     assert!(!cm.iter().any(|d| d["kind"] == "Secret"));
     let named = rendered_docs(&template(
         &helm,
-        &[
-            "--set",
-            "webhook.enabled=true",
-            "--set",
-            "webhook.certManager.enabled=true",
-            "--set",
-            "webhook.certManager.issuerRef.name=corp-ca",
-            "--set",
-            "webhook.certManager.issuerRef.kind=ClusterIssuer",
-        ],
+        &set(&[
+            &cert_manager[..],
+            &[
+                "webhook.certManager.issuerRef.name=corp-ca",
+                "webhook.certManager.issuerRef.kind=ClusterIssuer",
+            ],
+        ]
+        .concat()),
     ));
     assert!(!named.iter().any(|d| d["kind"] == "Issuer"));
     assert_eq!(

@@ -117,10 +117,7 @@ async fn oracle_passwords_end_to_end() {
     let refused = env
         .wait_current_reason::<CrmUserCredential>(NS, "doomed", "DeletionPolicyUnsupported")
         .await;
-    let status = refused.status.expect("status");
-    let message = &condition(&status.sync.conditions, "Ready")
-        .expect("Ready")
-        .message;
+    let message = support::message_of(&refused, "Ready");
     assert!(
         message.contains("no delete operation") && message.contains("Orphan"),
         "{message}"
@@ -146,10 +143,7 @@ async fn oracle_passwords_end_to_end() {
     let lost = env
         .wait_current_reason::<CrmUserCredential>(NS, "lost", "VendorRouteNotFound")
         .await;
-    let status = lost.status.expect("status");
-    let message = &condition(&status.sync.conditions, "Ready")
-        .expect("Ready")
-        .message;
+    let message = support::message_of(&lost, "Ready");
     assert!(message.contains("/Services/Integration"), "{message}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(elsewhere.journal.len(), 1, "a missing route is not retried");

@@ -540,10 +540,7 @@ async fn pause_sync_now_and_deletion_that_always_finishes() {
                 .is_some_and(|c| c.reason == "DeletionFailed")
         })
         .await;
-    let status = blocked.status.clone().expect("status");
-    let message = &condition(&status.sync.conditions, "Ready")
-        .expect("Ready")
-        .message;
+    let message = support::message_of(&blocked, "Ready");
     assert!(message.contains("deletionPolicy: Orphan"), "{message}");
     api.patch(
         "user-2",

@@ -46,10 +46,7 @@ async fn references_never_cross_namespaces() {
     let refused = env
         .wait_reason::<SsoAppCredential>("tenant-a", "x", "CrossNamespaceReference")
         .await;
-    let status = refused.status.clone().expect("status");
-    let message = &condition(&status.sync.conditions, "Stalled")
-        .expect("Stalled")
-        .message;
+    let message = support::message_of(&refused, "Stalled");
     assert!(
         message.contains("tenant-b") && message.contains("own namespace"),
         "{message}"
@@ -98,27 +95,45 @@ async fn references_never_cross_namespaces() {
     env.stop().await;
 }
 
+/// ClusterVendorConnection `shared` to the HelloID simulator at `url`, for the namespaces
+/// `allowed` says, logging in with API key `key` (Secret `shared-api` in the operator namespace).
+async fn shared_helloid_connection(
+    env: &TestEnv,
+    url: &str,
+    (key, secret): (&str, &str),
+    allowed: serde_json::Value,
+) {
+    let operator_namespace = support::OPERATOR_NAMESPACE;
+    env.secret(
+        operator_namespace,
+        "shared-api",
+        &[("key", key), ("secret", secret)],
+    )
+    .await;
+    let shared: ClusterVendorConnection = support::object(
+        "shared",
+        json!({
+            "helloId": {"url": url, "apiKeySecretRef": {"name": "shared-api", "namespace": operator_namespace}},
+            "allowedNamespaces": allowed
+        }),
+    );
+    let api: Api<ClusterVendorConnection> = Api::all(env.client.clone());
+    env.apply_in(&api, "shared", &shared).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_connections_serve_only_allowed_namespaces() {
     // A control plane of its own: a ClusterVendorConnection is every operator's.
     let env = TestEnv::dedicated().await;
     let sim = HelloIdSim::new("key", "secret");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    env.secret(
-        support::OPERATOR_NAMESPACE,
-        "shared-helloid",
-        &[("key", "key"), ("secret", "secret")],
+    shared_helloid_connection(
+        &env,
+        &server.url(),
+        ("key", "secret"),
+        json!({"namespaces": ["listed"], "namespaceSelector": {"matchLabels": {"team": "blue"}}}),
     )
     .await;
-    let shared: ClusterVendorConnection = support::object(
-        "shared",
-        json!({
-            "helloId": {"url": server.url(), "apiKeySecretRef": {"name": "shared-helloid", "namespace": support::OPERATOR_NAMESPACE}},
-            "allowedNamespaces": {"namespaces": ["listed"], "namespaceSelector": {"matchLabels": {"team": "blue"}}}
-        }),
-    );
-    let api: Api<ClusterVendorConnection> = Api::all(env.client.clone());
-    env.apply_in(&api, "shared", &shared).await;
     env.namespace("listed").await;
     env.namespace_with_labels(
         "labelled",
@@ -149,10 +164,7 @@ async fn cluster_connections_serve_only_allowed_namespaces() {
     let denied = env
         .wait_reason::<SsoAppCredential>("outsider", "cred-outsider", "NamespaceNotAllowed")
         .await;
-    let status = denied.status.clone().expect("status");
-    let message = &condition(&status.sync.conditions, "Ready")
-        .expect("Ready")
-        .message;
+    let message = support::message_of(&denied, "Ready");
     assert!(
         message.contains("shared") && message.contains("outsider"),
         "{message}"
@@ -420,23 +432,11 @@ async fn one_vendor_record_has_one_owner() {
     let mut env = TestEnv::dedicated().await;
     let sim = HelloIdSim::new("k", "s");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    env.secret(
-        support::OPERATOR_NAMESPACE,
-        "shared-api",
-        &[("key", "k"), ("secret", "s")],
-    )
-    .await;
-    let shared: ClusterVendorConnection = support::object(
-        "shared",
-        json!({
-            "helloId": {"url": server.url(), "apiKeySecretRef": {"name": "shared-api", "namespace": support::OPERATOR_NAMESPACE}},
-            "allowedNamespaces": {"namespaces": ["team-a", "team-b"]}
-        }),
-    );
-    env.apply_in(
-        &Api::<ClusterVendorConnection>::all(env.client.clone()),
-        "shared",
-        &shared,
+    shared_helloid_connection(
+        &env,
+        &server.url(),
+        ("k", "s"),
+        json!({"namespaces": ["team-a", "team-b"]}),
     )
     .await;
     for (ns, value) in [("team-a", "from-a"), ("team-b", "from-b")] {

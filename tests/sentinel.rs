@@ -149,10 +149,7 @@ async fn secret_values_never_leak() {
     let rejected = env
         .wait_reason::<SsoAppCredential>(ns, "bob", "VendorRejected")
         .await;
-    let status = rejected.status.clone().expect("status");
-    let message = &condition(&status.sync.conditions, "Ready")
-        .expect("Ready")
-        .message;
+    let message = support::message_of(&rejected, "Ready");
     assert!(
         message.contains("[redacted]"),
         "the echoed value is scrubbed: {message}"

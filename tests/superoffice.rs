@@ -196,10 +196,7 @@ async fn superoffice_soap_and_rest_end_to_end() {
     let stalled = env
         .wait_current_reason::<CrmUserCredential>(NS, "toolong", "SecretValueTooLong")
         .await;
-    let status = stalled.status.expect("status");
-    let message = &condition(&status.sync.conditions, "Stalled")
-        .expect("Stalled")
-        .message;
+    let message = support::message_of(&stalled, "Stalled");
     assert!(
         message.contains("pw")
             && message.contains("long")

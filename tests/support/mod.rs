@@ -608,6 +608,14 @@ pub fn current_reason<K: Conditioned>(o: &K) -> Option<String> {
         .map(|c| c.reason.clone())
 }
 
+/// The message of the object's condition `type_`, which must be there.
+pub fn message_of<K: Conditioned>(o: &K, type_: &str) -> String {
+    condition(o.conditions(), type_)
+        .unwrap_or_else(|| panic!("no {type_} condition: {:?}", o.conditions()))
+        .message
+        .clone()
+}
+
 /// The message of the object's Ready condition ("" without one).
 pub fn ready_message<K: Conditioned>(o: &K) -> String {
     ready(o).map(|c| c.message.clone()).unwrap_or_default()
