@@ -10,9 +10,9 @@ use base64::Engine;
 use credsync::api::{SsoAppCredential, VendorConnection};
 use credsync::sim::SimServer;
 use credsync::sim::helloid::{CredentialRoutes, HelloIdSim};
+use kube::Api;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::{Api, ResourceExt};
 use serde_json::json;
 use support::{TestEnv, WAIT, condition, is_true, ready_reason, wait_count};
 
@@ -112,10 +112,7 @@ async fn sso_app_credential_end_to_end() {
             .is_some_and(|s| s.credentials[1].value == "g!sg*Z_x5")
     );
     assert!(
-        ready
-            .finalizers()
-            .iter()
-            .any(|f| f == "credsync.io/cleanup"),
+        support::holds_cleanup_finalizer(&ready),
         "Delete policy holds a finalizer"
     );
 

@@ -402,6 +402,11 @@ pub async fn label<K: Namespaced>(
         .await
 }
 
+/// Whether the operator holds the object for its vendor-side cleanup (deletionPolicy Delete).
+pub fn holds_cleanup_finalizer<K: Resource>(o: &K) -> bool {
+    o.finalizers().iter().any(|f| f == "credsync.io/cleanup")
+}
+
 /// The condition of `type_` in a status's conditions.
 pub fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
@@ -701,10 +706,7 @@ impl TestEnv {
             "{name}: {message}"
         );
         assert!(
-            blocked
-                .finalizers()
-                .iter()
-                .any(|f| f == "credsync.io/cleanup"),
+            holds_cleanup_finalizer(&blocked),
             "{name}: the finalizer stays"
         );
         blocked
