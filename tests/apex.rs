@@ -15,48 +15,32 @@ use credsync::sim::apex::{
 };
 use credsync::vendors::http::DEFAULT_MAX_RESPONSE_BYTES;
 use serde_json::json;
-use support::{TestEnv, condition};
-
-const WAIT: Duration = Duration::from_secs(30);
+use support::{TestEnv, WAIT, condition, current_reason};
 
 fn connection(name: &str, url: &str, format: &str, auth: serde_json::Value) -> VendorConnection {
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name},
-        "spec": {"apexErp": {"url": url, "format": format, "auth": auth}}
-    }))
-    .expect("connection")
+    support::object(
+        name,
+        json!({"apexErp": {"url": url, "format": format, "auth": auth}}),
+    )
 }
 
 fn identity(name: &str, connection: &str, email: &str) -> ErpIdentity {
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "ErpIdentity", "metadata": {"name": name},
-        "spec": {"connectionRef": {"name": connection}, "identityType": "User", "name": name,
+    support::object(
+        name,
+        json!({"connectionRef": {"name": connection}, "identityType": "User", "name": name,
                  "description": "Zoë <&> 'q' \"d\"", "isGranted": true,
-                 "userInfo": {"userName": name, "email": email, "maxSessionCount": 2}}
-    }))
-    .expect("identity")
-}
-
-fn reason(o: &ErpIdentity) -> Option<(String, Option<i64>)> {
-    o.status.as_ref().and_then(|s| {
-        condition(&s.sync.conditions, "Ready")
-            .filter(|c| c.observed_generation == o.metadata.generation)
-            .map(|c| (c.reason.clone(), s.identity_id))
-    })
+                 "userInfo": {"userName": name, "email": email, "maxSessionCount": 2}}),
+    )
 }
 
 async fn synced(env: &TestEnv, ns: &str, name: &str) -> ErpIdentity {
-    env.wait_for::<ErpIdentity>(ns, name, WAIT, |o| {
-        reason(o).is_some_and(|r| r.0 == "Synced")
-    })
-    .await
+    env.wait_current_reason(ns, name, "Synced").await
 }
 
-/// A JSON Apex simulator (HTTP Basic u/p) and a VendorConnection `apex` to it in a new `ns`.
+/// A JSON Apex simulator (HTTP Basic u/p) and a VendorConnection `apex` to it in `ns`.
 async fn apex_json_connection(env: &TestEnv, ns: &str) -> (ApexSim, SimServer) {
     let sim = ApexSim::new(ApexAuth::Basic("u".into(), "p".into()));
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    env.namespace(ns).await;
     env.secret(ns, "apex-basic", &[("username", "u"), ("password", "p")])
         .await;
     env.apply(
@@ -74,7 +58,8 @@ async fn apex_json_connection(env: &TestEnv, ns: &str) -> (ApexSim, SimServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erp_identity_create_update_drift_and_formats() {
-    let env = TestEnv::start_with(|s| s.drift_interval = Duration::from_secs(2)).await;
+    let ns = "erp";
+    let env = TestEnv::shared_with(ns, |s| s.drift_interval = Duration::from_secs(2)).await;
     let json_sim = ApexSim::new(ApexAuth::Basic("u".into(), "p".into()));
     let xml_sim = ApexSim::new(ApexAuth::Bearer("t0ken".into()));
     let json_server = SimServer::start(json_sim.router(), 0)
@@ -83,8 +68,6 @@ async fn erp_identity_create_update_drift_and_formats() {
     let xml_server = SimServer::start(xml_sim.router(), 0)
         .await
         .expect("simulator");
-    let ns = "erp";
-    env.namespace(ns).await;
     env.secret(ns, "apex-basic", &[("username", "u"), ("password", "p")])
         .await;
     env.secret(ns, "apex-token", &[("token", "t0ken")]).await;
@@ -153,7 +136,7 @@ async fn erp_identity_create_update_drift_and_formats() {
         o.status
             .as_ref()
             .is_some_and(|s| s.sync.observed_generation == changed.metadata.generation)
-            && reason(o).is_some_and(|r| r.0 == "Synced")
+            && current_reason(o).as_deref() == Some("Synced")
     })
     .await;
     assert_eq!(
@@ -190,8 +173,8 @@ async fn erp_identity_create_update_drift_and_formats() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_duplicate_after_a_crash_between_call_and_status() {
-    let mut env = TestEnv::start().await;
     let ns = "crash";
+    let mut env = TestEnv::shared(ns).await;
     let (sim, server) = apex_json_connection(&env, ns).await;
 
     // The operator is killed while its create is in flight: the vendor saves the identity, the
@@ -247,23 +230,16 @@ async fn no_duplicate_after_a_crash_between_call_and_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vendor_errors_are_explained() {
-    let env = TestEnv::start().await;
     let ns = "errs";
+    let env = TestEnv::shared(ns).await;
     let (sim, server) = apex_json_connection(&env, ns).await;
 
     // A validation error is permanent: Stalled with the vendor's words, not retried.
     sim.fail_next_with(1, 400, "ValidationException", "Email is not valid");
     env.apply(ns, &identity("bad", "apex", "not-an-email"))
         .await;
-    let stalled = env
-        .wait_for::<ErpIdentity>(ns, "bad", WAIT, |o| {
-            reason(o).is_some_and(|r| r.0 == "VendorRejected")
-        })
-        .await;
-    let status = stalled.status.expect("status");
-    let message = &condition(&status.sync.conditions, "Stalled")
-        .expect("Stalled")
-        .message;
+    let stalled: ErpIdentity = env.wait_current_reason(ns, "bad", "VendorRejected").await;
+    let message = support::message_of(&stalled, "Stalled");
     assert!(
         message.contains("ValidationException") && message.contains("Email is not valid"),
         "{message}"
@@ -290,8 +266,8 @@ async fn vendor_errors_are_explained() {
 /// fewer GETs than creates, each identity created exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creates_at_once_share_listings() {
-    let env = TestEnv::start().await;
     let ns = "erp-many";
+    let env = TestEnv::shared(ns).await;
     let (sim, server) = apex_json_connection(&env, ns).await;
     const N: usize = 60;
     let names: Vec<String> = (0..N).map(|i| format!("user-{i:02}")).collect();
@@ -321,8 +297,8 @@ async fn creates_at_once_share_listings() {
 /// thousands and creates only the one that is new.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_read_a_large_tenant() {
-    let env = TestEnv::start().await;
     let ns = "erp-large";
+    let env = TestEnv::shared(ns).await;
     let (sim, _server) = apex_json_connection(&env, ns).await;
     sim.preload(
         "User",
@@ -405,7 +381,7 @@ fn identity_born(name: &str, connection: &str, email: &str) -> ErpIdentity {
 /// Wait until `name`'s Ready condition is Synced for `generation`.
 async fn synced_at(env: &TestEnv, ns: &str, name: &str, generation: Option<i64>) -> ErpIdentity {
     env.wait_for::<ErpIdentity>(ns, name, WAIT, |o| {
-        o.metadata.generation == generation && reason(o).is_some_and(|r| r.0 == "Synced")
+        o.metadata.generation == generation && current_reason(o).as_deref() == Some("Synced")
     })
     .await
 }
@@ -420,9 +396,8 @@ fn requests(server: &SimServer, method: &axum::http::Method) -> usize {
 /// connection write-only: created, then updated by status.identityId, never listed again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erp_identity_in_every_vendor_dialect() {
-    let env = TestEnv::start_with(|s| s.drift_interval = Duration::from_secs(2)).await;
     let ns = "erp-dialects";
-    env.namespace(ns).await;
+    let env = TestEnv::shared_with(ns, |s| s.drift_interval = Duration::from_secs(2)).await;
     let d = Dialect::default();
     let variants = [
         (
@@ -452,11 +427,7 @@ async fn erp_identity_in_every_vendor_dialect() {
         sims.push((variant, dialect, sim, server));
     }
     for (variant, _, sim, _) in &sims {
-        let created = env
-            .wait_for::<ErpIdentity>(ns, variant, WAIT, |o| {
-                reason(o).is_some_and(|r| r.0 == "Synced")
-            })
-            .await;
+        let created = synced(&env, ns, variant).await;
         let stored = sim.identities("User");
         assert_eq!(stored.len(), 1, "{variant}: exactly one identity");
         assert_eq!(
@@ -546,9 +517,8 @@ async fn erp_identity_in_every_vendor_dialect() {
 /// UserId and CreatedDate the vendor holds (a ServiceStack save would reset what is left out).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_identity_ids_and_server_managed_fields() {
-    let env = TestEnv::start_with(|s| s.drift_interval = Duration::from_secs(2)).await;
     let ns = "erp-stale";
-    env.namespace(ns).await;
+    let env = TestEnv::shared_with(ns, |s| s.drift_interval = Duration::from_secs(2)).await;
     let (sim, _server) = dialect_connection(
         &env,
         ns,
@@ -582,7 +552,7 @@ async fn stale_identity_ids_and_server_managed_fields() {
     sim.remove("User", first);
     let recreated = env
         .wait_for::<ErpIdentity>(ns, "keeper", WAIT, |o| {
-            id_of(o).is_some_and(|id| id != first) && reason(o).is_some_and(|r| r.0 == "Synced")
+            id_of(o).is_some_and(|id| id != first) && current_reason(o).as_deref() == Some("Synced")
         })
         .await;
     let second = id_of(&recreated).expect("identityId");
@@ -597,7 +567,7 @@ async fn stale_identity_ids_and_server_managed_fields() {
     let third = sim.identities("User")[0].id;
     let adopted = env
         .wait_for::<ErpIdentity>(ns, "keeper", WAIT, |o| {
-            id_of(o) == Some(third) && reason(o).is_some_and(|r| r.0 == "Synced")
+            id_of(o) == Some(third) && current_reason(o).as_deref() == Some("Synced")
         })
         .await;
     assert_eq!(id_of(&adopted), Some(third));

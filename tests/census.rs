@@ -13,7 +13,9 @@ use support::{TestEnv, helloid_connection, sso_credential};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resources_are_counted_by_state() {
-    let env = TestEnv::start().await;
+    let ns = "census";
+    // The binary's only test: the counts are of every operator in the process.
+    let env = TestEnv::shared(ns).await;
     let up = SimServer::start(HelloIdSim::new("k", "s").router(), 0)
         .await
         .expect("simulator");
@@ -21,8 +23,6 @@ async fn resources_are_counted_by_state() {
         .await
         .expect("simulator");
     down.faults.push(Fault::ServerError, 10_000);
-    let ns = "census";
-    env.namespace(ns).await;
     env.secret(ns, "api", &[("key", "k"), ("secret", "s")])
         .await;
     env.secret(ns, "pw", &[("password", "p4ss")]).await;
@@ -36,16 +36,8 @@ async fn resources_are_counted_by_state() {
         &helloid_connection("down", &down.url(), json!({"name": "api"})),
     )
     .await;
-    env.apply(
-        ns,
-        &sso_credential("ready", "VendorConnection", "up", "pw", "password"),
-    )
-    .await;
-    env.apply(
-        ns,
-        &sso_credential("retrying", "VendorConnection", "down", "pw", "password"),
-    )
-    .await;
+    env.apply_sso(ns, "ready", "up").await;
+    env.apply_sso(ns, "retrying", "down").await;
     env.apply(
         ns,
         &sso_credential("stalled", "VendorConnection", "up", "missing", "password"),

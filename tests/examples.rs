@@ -11,7 +11,9 @@ use support::TestEnv;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn examples_apply_and_become_ready() {
-    let env = TestEnv::start().await;
+    // A control plane of its own: the examples hold ClusterVendorConnections and span
+    // namespaces, served by an operator over all of them.
+    let env = TestEnv::dedicated().await;
     let _sims = sim::start_demo(DemoPorts::default())
         .await
         .expect("simulators on the demo ports");

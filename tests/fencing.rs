@@ -86,12 +86,11 @@ fn election(identity: &str) -> LeaderElection {
 }
 
 fn connection(url: &str) -> VendorConnection {
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": "helloid"},
-        "spec": {"helloId": {"url": url, "apiKeySecretRef": {"name": "api"}},
-                 "maxConcurrentRequests": 2, "requestsPerSecond": 100, "timeoutSeconds": 30}
-    }))
-    .expect("connection")
+    support::object(
+        "helloid",
+        json!({"helloId": {"url": url, "apiKeySecretRef": {"name": "api"}},
+                 "maxConcurrentRequests": 2, "requestsPerSecond": 100, "timeoutSeconds": 30}),
+    )
 }
 
 fn credential(i: usize) -> SsoAppCredential {
@@ -137,7 +136,9 @@ async fn wait_until(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_off_leader_writes_nothing_after_the_new_leader_began() {
-    let env = TestEnv::start_bare().await;
+    // A control plane of its own: its leaders elect themselves over every namespace, one cut
+    // off from the API server by a proxy.
+    let env = TestEnv::dedicated_bare().await;
     let ns = "fence";
     let sim = HelloIdSim::new("k", "s");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
@@ -254,7 +255,8 @@ async fn a_cut_off_leader_writes_nothing_after_the_new_leader_began() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_fails_while_the_api_server_is_gone_and_recovers() {
-    let mut env = TestEnv::start_bare().await;
+    // A control plane of its own: it stops the API server.
+    let mut env = TestEnv::dedicated_bare().await;
     let ns = "alive";
     let sim = HelloIdSim::new("k", "s");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");

@@ -10,31 +10,26 @@ use base64::Engine;
 use credsync::api::{SsoAppCredential, VendorConnection};
 use credsync::sim::SimServer;
 use credsync::sim::helloid::{CredentialRoutes, HelloIdSim};
+use kube::Api;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::{Api, ResourceExt};
 use serde_json::json;
-use support::{TestEnv, condition, is_true, ready_reason, wait_count};
+use support::{TestEnv, WAIT, condition, is_true, ready_reason, wait_count};
 
-const NS: &str = "team-a";
 const USER: &str = "0c5b6a8e-31f2-4d57-9d7e-1a2b3c4d5e6f";
 const APP: &str = "6c9e917d-e4b0-44e6-83aa-6f01c6ea314f";
-const WAIT: Duration = Duration::from_secs(30);
 
 fn connection(url: &str) -> VendorConnection {
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection",
-        "metadata": {"name": "helloid"},
-        "spec": {"helloId": {"url": url, "apiKeySecretRef": {"name": "helloid-api"}}}
-    }))
-    .expect("connection")
+    support::object(
+        "helloid",
+        json!({"helloId": {"url": url, "apiKeySecretRef": {"name": "helloid-api"}}}),
+    )
 }
 
 fn credential(user_name: &str, policy: &str) -> SsoAppCredential {
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential",
-        "metadata": {"name": "mike-github"},
-        "spec": {
+    support::object(
+        "mike-github",
+        json!({
             "connectionRef": {"name": "helloid"},
             "userGuid": USER, "applicationGuid": APP,
             "credentials": [
@@ -42,9 +37,8 @@ fn credential(user_name: &str, policy: &str) -> SsoAppCredential {
                 {"function": "Password", "valueFrom": {"secretKeyRef": {"name": "mike-password", "key": "password"}}}
             ],
             "deletionPolicy": policy
-        }
-    }))
-    .expect("credential")
+        }),
+    )
 }
 
 fn posts(server: &SimServer) -> Vec<credsync::sim::Recorded> {
@@ -53,10 +47,10 @@ fn posts(server: &SimServer) -> Vec<credsync::sim::Recorded> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_app_credential_end_to_end() {
-    let env = TestEnv::start().await;
+    const NS: &str = "sso-end-to-end";
+    let env = TestEnv::shared(NS).await;
     let sim = HelloIdSim::new("api-key-1", "api-secret-1");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    env.namespace(NS).await;
     env.secret(
         NS,
         "helloid-api",
@@ -118,10 +112,7 @@ async fn sso_app_credential_end_to_end() {
             .is_some_and(|s| s.credentials[1].value == "g!sg*Z_x5")
     );
     assert!(
-        ready
-            .finalizers()
-            .iter()
-            .any(|f| f == "credsync.io/cleanup"),
+        support::holds_cleanup_finalizer(&ready),
         "Delete policy holds a finalizer"
     );
 
@@ -199,8 +190,10 @@ async fn sso_app_credential_end_to_end() {
     for column in ["READY", "REASON", "CONNECTION", "LAST-SYNCED", "AGE"] {
         assert!(header.contains(column), "column {column} in {header:?}");
     }
+    // Other tests' objects may be listed too (a shared control plane): ours must say Synced.
     assert!(
-        text.contains("mike-github") && text.contains("Synced"),
+        text.lines()
+            .any(|l| l.contains("mike-github") && l.contains("Synced")),
         "{text}"
     );
 
@@ -246,10 +239,10 @@ async fn sso_app_credential_end_to_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_explained_and_recover() {
-    let env = TestEnv::start().await;
+    const NS: &str = "sso-failures";
+    let env = TestEnv::shared(NS).await;
     let sim = HelloIdSim::new("k", "s");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    env.namespace(NS).await;
     env.secret(NS, "helloid-api", &[("key", "k"), ("secret", "wrong")])
         .await;
     env.apply(NS, &connection(&server.url())).await;
@@ -337,8 +330,8 @@ async fn failures_are_explained_and_recover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_objects_are_refused_by_the_api_server() {
-    let env = TestEnv::start().await;
-    env.namespace(NS).await;
+    const NS: &str = "invalid-objects";
+    let env = TestEnv::shared(NS).await;
     let create = |kind: &str, plural: &str, spec: serde_json::Value| {
         let gvk = GroupVersionKind::gvk("credsync.io", "v1alpha1", kind);
         let api: Api<DynamicObject> = Api::namespaced_with(
@@ -402,11 +395,10 @@ fn synced_event(described: &str) -> bool {
 /// once the Secret appears it turns Ready without any edit to the connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_status_follows_its_secret() {
-    let env = TestEnv::start().await;
+    let ns = "conn-secret";
+    let env = TestEnv::shared(ns).await;
     let sim = HelloIdSim::new("k3y", "s3cret");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    let ns = "conn-secret";
-    env.namespace(ns).await;
     env.apply(
         ns,
         &support::helloid_connection("late", &server.url(), json!({"name": "late-api"})),
@@ -435,7 +427,8 @@ async fn connection_status_follows_its_secret() {
 /// client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_created_again_gets_a_new_client() {
-    let env = TestEnv::start().await;
+    const NS: &str = "connection-recreated";
+    let env = TestEnv::shared(NS).await;
     let old_sim = HelloIdSim::new("k", "s");
     let old = SimServer::start(old_sim.router(), 0)
         .await
@@ -444,7 +437,6 @@ async fn a_connection_created_again_gets_a_new_client() {
     let new = SimServer::start(new_sim.router(), 0)
         .await
         .expect("simulator");
-    env.namespace(NS).await;
     env.secret(NS, "helloid-api", &[("key", "k"), ("secret", "s")])
         .await;
     env.secret(NS, "mike-password", &[("password", "pw-1")])
@@ -481,10 +473,10 @@ async fn a_connection_created_again_gets_a_new_client() {
 /// first its broken state (its Secret is missing), then Ready once the Secret is there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_appears_later_is_followed() {
-    let env = TestEnv::start().await;
+    const NS: &str = "connection-later";
+    let env = TestEnv::shared(NS).await;
     let sim = HelloIdSim::new("k", "s");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    env.namespace(NS).await;
     env.secret(NS, "mike-password", &[("password", "pw-1")])
         .await;
     let reason_is =
@@ -510,8 +502,8 @@ async fn a_connection_that_appears_later_is_followed() {
 /// live, so the finalizer stays); a "not found" in HelloID's own words lets the resource go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn either_documented_path_and_an_undocumented_delete() {
-    let env = TestEnv::start().await;
-    env.namespace(NS).await;
+    const NS: &str = "either-path";
+    let env = TestEnv::shared(NS).await;
     env.secret(NS, "helloid-api", &[("key", "k"), ("secret", "s")])
         .await;
     env.secret(NS, "mike-password", &[("password", "pw-1")])
@@ -597,16 +589,9 @@ async fn either_documented_path_and_an_undocumented_delete() {
     lost.spec.deletion_policy = serde_json::from_value(json!("Orphan")).expect("policy");
     env.apply(NS, &lost).await;
     let lost = env
-        .wait_for::<SsoAppCredential>(NS, "lost", WAIT, |o| {
-            ready_reason(o).as_deref() == Some("VendorRouteNotFound")
-        })
+        .wait_reason::<SsoAppCredential>(NS, "lost", "VendorRouteNotFound")
         .await;
-    let message = lost
-        .status
-        .as_ref()
-        .and_then(|s| condition(&s.sync.conditions, "Ready"))
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
+    let message = support::ready_message(&lost);
     assert!(
         message.contains("/api/v1/enduser/{userGuid}/credential")
             && message.contains("/api/v1/endusers/{userGuid}/credentials"),
@@ -620,29 +605,8 @@ async fn either_documented_path_and_an_undocumented_delete() {
     );
 
     // No DELETE route: the deletion is blocked, saying why and what to do; nothing was deleted.
-    env.delete::<SsoAppCredential>(NS, "plural").await;
-    let blocked = env
-        .wait_for::<SsoAppCredential>(NS, "plural", WAIT, |o| {
-            ready_reason(o).as_deref() == Some("DeletionBlocked")
-        })
+    env.deletion_blocked::<SsoAppCredential>(NS, "plural", "no such delete route")
         .await;
-    let message = blocked
-        .status
-        .as_ref()
-        .and_then(|s| condition(&s.sync.conditions, "Ready"))
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
-    assert!(
-        message.contains("no such delete route") && message.contains("deletionPolicy: Orphan"),
-        "{message}"
-    );
-    assert!(
-        blocked
-            .finalizers()
-            .iter()
-            .any(|f| f == "credsync.io/cleanup"),
-        "the finalizer stays"
-    );
     assert!(
         plural_sim.get(USER, APP, "plural").is_some(),
         "still live in HelloID"

@@ -6,7 +6,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use credsync::api::{ClusterVendorConnection, SsoAppCredential, VendorConnection}
 use credsync::leader::LeaderElection;
 use credsync::sim::SimServer;
 use credsync::sim::helloid::HelloIdSim;
-use kube::{Api, Client};
+use kube::Api;
 use serde_json::json;
 use support::{OPERATOR_NAMESPACE, TestEnv, condition};
 
@@ -38,6 +38,47 @@ fn helm() -> PathBuf {
     .join("helm")
 }
 
+/// The Kubernetes version the chart is rendered and linted for: the test control plane's.
+const KUBE_VERSION: &str = "1.36.3";
+
+/// `helm template` of the chart as release `credsync` in the operator namespace, with `values`.
+fn template_command(helm: &Path, values: &[&str]) -> Command {
+    let mut cmd = Command::new(helm);
+    cmd.args(["template", "credsync", CHART, "-n", OPERATOR_NAMESPACE])
+        .args(["--kube-version", KUBE_VERSION])
+        .args(values);
+    cmd
+}
+
+/// `--set` for each of `values`.
+fn set<'a>(values: &[&'a str]) -> Vec<&'a str> {
+    values.iter().flat_map(|v| ["--set", v]).collect()
+}
+
+/// The chart rendered with `values` (which must render).
+fn template(helm: &Path, values: &[&str]) -> String {
+    run(&mut template_command(helm, values))
+}
+
+/// `helm lint --strict` of the chart with `values`.
+fn lint_command(helm: &Path, values: &[&str]) -> Command {
+    let mut cmd = Command::new(helm);
+    cmd.args(["lint", "--strict", "--kube-version", KUBE_VERSION, CHART])
+        .args(values);
+    cmd
+}
+
+/// Server-side dry run of the `rendered` manifests: the API server accepts every object.
+fn accepted_by_the_api_server(env: &TestEnv, rendered: &str) {
+    let dry = tempfile::NamedTempFile::new().expect("temp");
+    std::fs::write(dry.path(), rendered).expect("write");
+    run(env
+        .cp
+        .kubectl()
+        .args(["apply", "--dry-run=server", "-n", OPERATOR_NAMESPACE, "-f"])
+        .arg(dry.path()));
+}
+
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("command runs");
     assert!(
@@ -59,7 +100,7 @@ fn ready(o: &SsoAppCredential) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chart_installs_and_grants_exactly_what_the_operator_uses() {
     let helm = helm();
-    run(Command::new(&helm).args(["lint", "--strict", "--kube-version", "1.36.3", CHART]));
+    run(&mut lint_command(&helm, &[]));
     for values in [
         &["--set", "replicaCount=1"][..],
         &[
@@ -71,17 +112,7 @@ async fn chart_installs_and_grants_exactly_what_the_operator_uses() {
             "grafanaDashboard.enabled=true",
         ][..],
     ] {
-        let rendered = run(Command::new(&helm)
-            .args([
-                "template",
-                "credsync",
-                CHART,
-                "-n",
-                OPERATOR_NAMESPACE,
-                "--kube-version",
-                "1.36.3",
-            ])
-            .args(values));
+        let rendered = template(&helm, values);
         assert!(rendered.contains("kind: Deployment"));
     }
     let crds = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/credsync.yaml"))
@@ -90,28 +121,14 @@ async fn chart_installs_and_grants_exactly_what_the_operator_uses() {
         std::fs::read_to_string(format!("{CHART}/crds/credsync.yaml")).expect("chart crds");
     assert_eq!(crds, chart_crds, "the chart's CRDs are the generated ones");
 
-    let env = TestEnv::start_bare().await;
+    // A control plane of its own: it reads the audit log, and the chart installs cluster-wide
+    // RBAC and a ClusterVendorConnection.
+    let env = TestEnv::dedicated_bare().await;
     let kubeconfig = env.cp.kubeconfig_path().to_path_buf();
     // Every object the chart renders is accepted by the real API server (ServiceMonitor aside:
     // its CRD belongs to prometheus-operator).
-    let rendered = run(Command::new(&helm).args([
-        "template",
-        "credsync",
-        CHART,
-        "-n",
-        OPERATOR_NAMESPACE,
-        "--kube-version",
-        "1.36.3",
-        "--set",
-        "networkPolicy.enabled=true",
-    ]));
-    let dry = tempfile::NamedTempFile::new().expect("temp");
-    std::fs::write(dry.path(), &rendered).expect("write");
-    run(env
-        .cp
-        .kubectl()
-        .args(["apply", "--dry-run=server", "-n", OPERATOR_NAMESPACE, "-f"])
-        .arg(dry.path()));
+    let rendered = template(&helm, &["--set", "networkPolicy.enabled=true"]);
+    accepted_by_the_api_server(&env, &rendered);
     run(Command::new(&helm)
         .args([
             "install",
@@ -144,13 +161,10 @@ async fn chart_installs_and_grants_exactly_what_the_operator_uses() {
     }
 
     // The operator, as the chart's ServiceAccount, under leader election as the chart runs it.
-    let mut config = env.cp.config().clone();
-    config.auth_info.impersonate = Some(SERVICE_ACCOUNT.into());
-    config.auth_info.impersonate_groups = Some(vec![
-        "system:serviceaccounts".into(),
-        "system:authenticated".into(),
-    ]);
-    let as_operator = Client::try_from(config).expect("impersonating client");
+    let as_operator = env.impersonating(
+        SERVICE_ACCOUNT,
+        &["system:serviceaccounts", "system:authenticated"],
+    );
     let election = LeaderElection {
         lease_name: "credsync-leader".into(),
         namespace: OPERATOR_NAMESPACE.into(),
@@ -173,18 +187,16 @@ async fn chart_installs_and_grants_exactly_what_the_operator_uses() {
         &[("key", "k"), ("secret", "s")],
     )
     .await;
-    let conn: VendorConnection = serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": "helloid"},
-        "spec": {"helloId": {"url": server.url(), "apiKeySecretRef": {"name": "api"}}}
-    }))
-    .expect("connection");
+    let conn: VendorConnection = support::object(
+        "helloid",
+        json!({"helloId": {"url": server.url(), "apiKeySecretRef": {"name": "api"}}}),
+    );
     env.apply("team", &conn).await;
-    let shared: ClusterVendorConnection = serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "ClusterVendorConnection", "metadata": {"name": "shared"},
-        "spec": {"helloId": {"url": server.url(), "apiKeySecretRef": {"name": "shared-api", "namespace": OPERATOR_NAMESPACE}},
-                 "allowedNamespaces": {"namespaceSelector": {"matchLabels": {"team": "blue"}}}}
-    }))
-    .expect("cluster connection");
+    let shared: ClusterVendorConnection = support::object(
+        "shared",
+        json!({"helloId": {"url": server.url(), "apiKeySecretRef": {"name": "shared-api", "namespace": OPERATOR_NAMESPACE}},
+                 "allowedNamespaces": {"namespaceSelector": {"matchLabels": {"team": "blue"}}}}),
+    );
     env.apply_in(
         &Api::<ClusterVendorConnection>::all(env.client.clone()),
         "shared",
@@ -195,15 +207,14 @@ async fn chart_installs_and_grants_exactly_what_the_operator_uses() {
         ("direct", "VendorConnection", "helloid"),
         ("via-cluster", "ClusterVendorConnection", "shared"),
     ] {
-        let cred: SsoAppCredential = serde_json::from_value(json!({
-            "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential", "metadata": {"name": name},
-            "spec": {"connectionRef": {"kind": kind, "name": connection},
+        let cred: SsoAppCredential = support::object(
+            name,
+            json!({"connectionRef": {"kind": kind, "name": connection},
                      "userGuid": "0c5b6a8e-31f2-4d57-9d7e-1a2b3c4d5e6f", "applicationGuid": "6c9e917d-e4b0-44e6-83aa-6f01c6ea314f",
                      "credSetName": name,
                      "credentials": [{"function": "Password", "valueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}],
-                     "deletionPolicy": "Delete"}
-        }))
-        .expect("credential");
+                     "deletionPolicy": "Delete"}),
+        );
         env.apply("team", &cred).await;
     }
     for name in ["direct", "via-cluster"] {
@@ -212,19 +223,17 @@ async fn chart_installs_and_grants_exactly_what_the_operator_uses() {
     }
     // The other kinds: status is written for them too (here: their connection is missing), and a
     // CrmUserCredential that still holds our finalizer with policy Orphan is let go on deletion.
-    let erp: credsync::api::ErpIdentity = serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "ErpIdentity", "metadata": {"name": "erp"},
-        "spec": {"connectionRef": {"name": "absent"}, "identityType": "User", "name": "jdoe"}
-    }))
-    .expect("erp identity");
+    let erp: credsync::api::ErpIdentity = support::object(
+        "erp",
+        json!({"connectionRef": {"name": "absent"}, "identityType": "User", "name": "jdoe"}),
+    );
     env.apply("team", &erp).await;
-    let crm: credsync::api::CrmUserCredential = serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "CrmUserCredential",
-        "metadata": {"name": "crm", "finalizers": ["credsync.io/cleanup"]},
-        "spec": {"connectionRef": {"name": "absent"}, "deletionPolicy": "Orphan",
-                 "superOffice": {"type": "imap", "publicValue": "u", "secretValueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}}
-    }))
-    .expect("crm credential");
+    let mut crm: credsync::api::CrmUserCredential = support::object(
+        "crm",
+        json!({"connectionRef": {"name": "absent"}, "deletionPolicy": "Orphan",
+                 "superOffice": {"type": "imap", "publicValue": "u", "secretValueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}}),
+    );
+    crm.metadata.finalizers = Some(vec!["credsync.io/cleanup".into()]);
     env.apply("team", &crm).await;
     let stalled =
         |conds: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>| {
@@ -330,10 +339,8 @@ async fn chart_installs_and_grants_exactly_what_the_operator_uses() {
 #[test]
 fn chart_schema_dashboard_and_image() {
     let helm = helm();
-    let template = |values: &[&str]| {
-        Command::new(&helm)
-            .args(["template", "credsync", CHART, "--kube-version", "1.36.3"])
-            .args(values)
+    let rendering = |values: &[&str]| {
+        template_command(&helm, values)
             .output()
             .expect("helm template")
     };
@@ -350,23 +357,14 @@ fn chart_schema_dashboard_and_image() {
         "webhook.certManager.issuerRef.kind=Secret",
         "webhook.unknown=1",
     ] {
-        let out = template(&["--set", bad]);
+        let out = rendering(&["--set", bad]);
         assert!(
             !out.status.success(),
             "--set {bad} must be refused by values.schema.json"
         );
     }
     for bad in ["logFormat=xml", "replicaCount=0"] {
-        let out = Command::new(&helm)
-            .args([
-                "lint",
-                "--strict",
-                "--kube-version",
-                "1.36.3",
-                CHART,
-                "--set",
-                bad,
-            ])
+        let out = lint_command(&helm, &["--set", bad])
             .output()
             .expect("helm lint");
         assert!(
@@ -375,7 +373,7 @@ fn chart_schema_dashboard_and_image() {
         );
     }
 
-    let rendered = template(&["--set", "grafanaDashboard.enabled=true"]);
+    let rendered = rendering(&["--set", "grafanaDashboard.enabled=true"]);
     assert!(rendered.status.success());
     let docs: Vec<serde_json::Value> =
         serde_yaml::Deserializer::from_str(&String::from_utf8_lossy(&rendered.stdout))
@@ -482,49 +480,24 @@ async fn chart_webhook_refuses_unreadable_secret_references() {
     use kube::api::{Patch, PatchParams, PostParams};
     let b64 = base64::engine::general_purpose::STANDARD;
     let helm = helm();
-    let template = |values: &[&str]| {
-        run(Command::new(&helm)
-            .args([
-                "template",
-                "credsync",
-                CHART,
-                "-n",
-                OPERATOR_NAMESPACE,
-                "--kube-version",
-                "1.36.3",
-            ])
-            .args(values))
-    };
     for values in [
         "webhook.enabled=true",
         "webhook.enabled=true,webhook.certManager.enabled=true,watchNamespace=team",
     ] {
-        run(Command::new(&helm)
-            .args([
-                "lint",
-                "--strict",
-                "--kube-version",
-                "1.36.3",
-                CHART,
-                "--set",
-            ])
-            .arg(values));
+        run(&mut lint_command(&helm, &["--set", values]));
     }
-    let off = template(&[]);
+    let off = template(&helm, &[]);
     assert!(
         !off.contains("ValidatingWebhookConfiguration") && !off.contains("--webhook-addr"),
         "the webhook is off by default"
     );
 
     // cert-manager: a Certificate from a self-signed Issuer (or the one named), CA injected.
-    let cm = rendered_docs(&template(&[
-        "--set",
-        "webhook.enabled=true",
-        "--set",
-        "webhook.certManager.enabled=true",
-        "--set",
-        "watchNamespace=team",
-    ]));
+    let cert_manager = ["webhook.enabled=true", "webhook.certManager.enabled=true"];
+    let cm = rendered_docs(&template(
+        &helm,
+        &set(&[&cert_manager[..], &["watchNamespace=team"]].concat()),
+    ));
     let vwc = find(&cm, "ValidatingWebhookConfiguration", "credsync");
     assert_eq!(
         vwc["webhooks"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
@@ -544,16 +517,17 @@ async fn chart_webhook_refuses_unreadable_secret_references() {
     );
     find(&cm, "Issuer", "credsync-webhook");
     assert!(!cm.iter().any(|d| d["kind"] == "Secret"));
-    let named = rendered_docs(&template(&[
-        "--set",
-        "webhook.enabled=true",
-        "--set",
-        "webhook.certManager.enabled=true",
-        "--set",
-        "webhook.certManager.issuerRef.name=corp-ca",
-        "--set",
-        "webhook.certManager.issuerRef.kind=ClusterIssuer",
-    ]));
+    let named = rendered_docs(&template(
+        &helm,
+        &set(&[
+            &cert_manager[..],
+            &[
+                "webhook.certManager.issuerRef.name=corp-ca",
+                "webhook.certManager.issuerRef.kind=ClusterIssuer",
+            ],
+        ]
+        .concat()),
+    ));
     assert!(!named.iter().any(|d| d["kind"] == "Issuer"));
     assert_eq!(
         find(&named, "Certificate", "credsync-webhook")["spec"]["issuerRef"]["kind"],
@@ -561,12 +535,15 @@ async fn chart_webhook_refuses_unreadable_secret_references() {
     );
 
     // Helm's own certificate: the operator loads it, and the caBundle is its CA.
-    let rendered = template(&[
-        "--set",
-        "webhook.enabled=true",
-        "--set",
-        "networkPolicy.enabled=true",
-    ]);
+    let rendered = template(
+        &helm,
+        &[
+            "--set",
+            "webhook.enabled=true",
+            "--set",
+            "networkPolicy.enabled=true",
+        ],
+    );
     let docs = rendered_docs(&rendered);
     let secret = find(&docs, "Secret", "credsync-webhook-tls");
     let field = |k: &str| {
@@ -612,14 +589,9 @@ async fn chart_webhook_refuses_unreadable_secret_references() {
     };
     assert_eq!(run_args.webhook_addr.map(|a| a.port()), Some(9443));
 
-    let env = TestEnv::start_bare().await;
-    let dry = tempfile::NamedTempFile::new().expect("temp");
-    std::fs::write(dry.path(), &rendered).expect("write");
-    run(env
-        .cp
-        .kubectl()
-        .args(["apply", "--dry-run=server", "-n", OPERATOR_NAMESPACE, "-f"])
-        .arg(dry.path()));
+    // A control plane of its own: the chart registers a cluster-wide admission webhook.
+    let env = TestEnv::dedicated_bare().await;
+    accepted_by_the_api_server(&env, &rendered);
     // The chart's RBAC, for real: the webhook's SubjectAccessReviews and the operator's writes.
     let rbac: Vec<&serde_json::Value> = docs
         .iter()
@@ -643,47 +615,22 @@ async fn chart_webhook_refuses_unreadable_secret_references() {
         .args(["apply", "-n", OPERATOR_NAMESPACE, "-f"])
         .arg(rbac_file.path()));
 
-    let impersonating = |user: &str, groups: &[&str]| {
-        let mut config = env.cp.config().clone();
-        config.auth_info.impersonate = Some(user.into());
-        config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
-        Client::try_from(config).expect("impersonating client")
-    };
-    let as_operator = impersonating(
+    let as_operator = env.impersonating(
         SERVICE_ACCOUNT,
         &["system:serviceaccounts", "system:authenticated"],
     );
 
     // The webhook in-process on loopback (its own certificate for 127.0.0.1), as the chart's
     // ServiceAccount; the chart's configuration, pointed at it.
-    let ca_key = rcgen::KeyPair::generate().expect("key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
-    let key = rcgen::KeyPair::generate().expect("key");
-    let serving = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .and_then(|p| p.signed_by(&key, &ca))
-        .expect("certificate");
+    let serving = support::loopback_certificate();
     let tls =
-        webhook::tls_config(serving.pem().as_bytes(), key.serialize_pem().as_bytes()).expect("tls");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let server = webhook::Server::new(
-        listener,
-        tls,
-        std::sync::Arc::new(webhook::SubjectAccessReviews::new(as_operator.clone())),
-    );
-    let port = server.local_addr().expect("address").port();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let serving_task = {
-        let stop = stop.clone();
-        tokio::spawn(server.run(async move { stop.cancelled().await }))
-    };
+        webhook::tls_config(serving.cert_pem.as_bytes(), serving.key_pem.as_bytes()).expect("tls");
+    let served = support::serve_webhook(tls, as_operator.clone()).await;
+    let (port, stop, serving_task) = (served.port, served.stop, served.task);
     let mut vwc = vwc.clone();
     vwc["webhooks"][0]["clientConfig"] = json!({
         "url": format!("https://127.0.0.1:{port}{}", webhook::PATH),
-        "caBundle": b64.encode(ca.pem()),
+        "caBundle": b64.encode(&serving.ca_pem),
     });
     Api::<ValidatingWebhookConfiguration>::all(env.client.clone())
         .create(
@@ -727,7 +674,7 @@ async fn chart_webhook_refuses_unreadable_secret_references() {
             "--user=alice",
         ]));
     }
-    let alice = impersonating("alice", &["system:authenticated"]);
+    let alice = env.impersonating("alice", &["system:authenticated"]);
     let alice_creds: Api<SsoAppCredential> = Api::namespaced(alice, "team");
     let cred = |name: &str, secret: &str| -> SsoAppCredential {
         support::sso_credential(name, "VendorConnection", "helloid", secret, "password")
@@ -776,12 +723,7 @@ async fn chart_webhook_refuses_unreadable_secret_references() {
     )
     .expect("refused while the webhook is down");
     assert!(down.contains("failed calling webhook"), "{down}");
-    alice_creds
-        .patch(
-            "theirs",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"seen": "yes"}}})),
-        )
+    support::label(&alice_creds, "theirs", json!({"seen": "yes"}))
         .await
         .expect("a metadata-only change never calls the webhook");
     Api::<SsoAppCredential>::namespaced(as_operator, "team")

@@ -6,15 +6,12 @@ mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use credsync::api::{SsoAppCredential, VendorConnection};
 use credsync::sim::SimServer;
 use credsync::sim::helloid::HelloIdSim;
 use serde_json::json;
-use support::{TestEnv, condition};
-
-const WAIT: Duration = Duration::from_secs(30);
+use support::TestEnv;
 
 /// Build hack/kstatus (a few lines of Go over cli-utils) once into the cache.
 fn kstatus_binary() -> std::path::PathBuf {
@@ -36,32 +33,23 @@ fn kstatus_binary() -> std::path::PathBuf {
 }
 
 fn credential(name: &str, connection: &str, secret: &str) -> SsoAppCredential {
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential", "metadata": {"name": name},
-        "spec": {
+    support::object(
+        name,
+        json!({
             "connectionRef": {"name": connection},
             "userGuid": "0c5b6a8e-31f2-4d57-9d7e-1a2b3c4d5e6f", "applicationGuid": "6c9e917d-e4b0-44e6-83aa-6f01c6ea314f",
             "credentials": [{"function": "Password", "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}}]
-        }
-    }))
-    .expect("credential")
-}
-
-fn reason(o: &SsoAppCredential) -> Option<String> {
-    o.status
-        .as_ref()
-        .and_then(|s| condition(&s.sync.conditions, "Ready"))
-        .map(|c| c.reason.clone())
+        }),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kstatus_reads_the_conditions() {
     let kstatus = kstatus_binary();
-    let env = TestEnv::start().await;
+    let ns = "gitops";
+    let env = TestEnv::shared(ns).await;
     let sim = HelloIdSim::new("k", "s");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    let ns = "gitops";
-    env.namespace(ns).await;
     env.secret(ns, "api", &[("key", "k"), ("secret", "s")])
         .await;
     env.secret(ns, "pw", &[("password", "p")]).await;
@@ -69,28 +57,21 @@ async fn kstatus_reads_the_conditions() {
         ("up", server.url()),
         ("down", "http://127.0.0.1:1".to_string()),
     ] {
-        let conn: VendorConnection = serde_json::from_value(json!({
-            "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name},
-            "spec": {"helloId": {"url": url, "apiKeySecretRef": {"name": "api"}}, "timeoutSeconds": 1}
-        }))
-        .expect("connection");
+        let conn: VendorConnection = support::object(
+            name,
+            json!({"helloId": {"url": url, "apiKeySecretRef": {"name": "api"}}, "timeoutSeconds": 1}),
+        );
         env.apply(ns, &conn).await;
     }
     env.apply(ns, &credential("ready", "up", "pw")).await;
     env.apply(ns, &credential("retrying", "down", "pw")).await;
     env.apply(ns, &credential("stalled", "up", "missing")).await;
-    env.wait_for::<SsoAppCredential>(ns, "ready", WAIT, |o| {
-        reason(o).as_deref() == Some("Synced")
-    })
-    .await;
-    env.wait_for::<SsoAppCredential>(ns, "retrying", WAIT, |o| {
-        reason(o).as_deref() == Some("VendorUnreachable")
-    })
-    .await;
-    env.wait_for::<SsoAppCredential>(ns, "stalled", WAIT, |o| {
-        reason(o).as_deref() == Some("SecretNotFound")
-    })
-    .await;
+    env.wait_reason::<SsoAppCredential>(ns, "ready", "Synced")
+        .await;
+    env.wait_reason::<SsoAppCredential>(ns, "retrying", "VendorUnreachable")
+        .await;
+    env.wait_reason::<SsoAppCredential>(ns, "stalled", "SecretNotFound")
+        .await;
 
     let list = env
         .cp

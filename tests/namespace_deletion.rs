@@ -34,22 +34,22 @@ fn ready(o: &SsoAppCredential) -> bool {
         .is_some_and(|s| is_true(&s.sync.conditions, "Ready", o.metadata.generation))
 }
 
-/// A namespace with a HelloID connection, its API key Secret, a password Secret and two
-/// Delete-policy SsoAppCredentials, all Ready with their credential sets in the simulator.
-async fn populated(env: &mut TestEnv, sim: &HelloIdSim, server: &SimServer) {
+/// A control plane of its own with kube-controller-manager (the namespace controller deletes
+/// whole namespaces; a shared control plane must not change) and an operator over every
+/// namespace; in it, a namespace with a HelloID connection, its API key Secret, a password
+/// Secret and two Delete-policy SsoAppCredentials, all Ready with their credential sets in the
+/// simulator.
+async fn populated() -> (TestEnv, HelloIdSim, SimServer) {
+    let mut env = TestEnv::dedicated().await;
+    let sim = HelloIdSim::new("k", "s");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
     env.cp
         .start_controller_manager()
         .await
         .expect("kube-controller-manager must start (hack/build-tools.sh control-plane)");
     env.namespace(NAMESPACE).await;
-    env.secret(NAMESPACE, "api", &[("key", "k"), ("secret", "s")])
-        .await;
     env.secret(NAMESPACE, "pw", &[("password", "p")]).await;
-    env.apply(
-        NAMESPACE,
-        &support::helloid_connection("helloid", &server.url(), json!({"name": "api"})),
-    )
-    .await;
+    env.helloid_tenant(NAMESPACE, &server.url(), "k", "s").await;
     for (name, user) in USERS {
         let mut cred =
             support::sso_credential(name, "VendorConnection", "helloid", "pw", "password");
@@ -80,6 +80,7 @@ async fn populated(env: &mut TestEnv, sim: &HelloIdSim, server: &SimServer) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    (env, sim, server)
 }
 
 fn delete_namespace(env: &TestEnv) {
@@ -145,10 +146,7 @@ fn records_deleted(sim: &HelloIdSim, server: &SimServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_namespace_deletes_its_vendor_records_and_finishes() {
-    let mut env = TestEnv::start().await;
-    let sim = HelloIdSim::new("k", "s");
-    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    populated(&mut env, &sim, &server).await;
+    let (env, sim, server) = populated().await;
 
     let started = Instant::now();
     delete_namespace(&env);
@@ -160,10 +158,7 @@ async fn deleting_a_namespace_deletes_its_vendor_records_and_finishes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_namespace_finishes_across_an_operator_restart() {
-    let mut env = TestEnv::start().await;
-    let sim = HelloIdSim::new("k", "s");
-    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    populated(&mut env, &sim, &server).await;
+    let (mut env, sim, server) = populated().await;
 
     // Slow vendor: the DELETEs are in flight when the operator dies.
     server.faults.set_latency(Duration::from_secs(3));
@@ -219,10 +214,7 @@ async fn secret_held(secrets: &Api<Secret>, name: &str) -> bool {
 /// go (else deleting it would hang for ever).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_edited_while_in_use_moves_its_hold() {
-    let mut env = TestEnv::start().await;
-    let sim = HelloIdSim::new("k", "s");
-    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    populated(&mut env, &sim, &server).await;
+    let (env, _sim, server) = populated().await;
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), NAMESPACE);
     assert!(
         secret_held(&secrets, "api").await,

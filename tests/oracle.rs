@@ -10,35 +10,24 @@ use credsync::api::{CrmUserCredential, VendorConnection};
 use credsync::sim::SimServer;
 use credsync::sim::oracle::OracleSim;
 use serde_json::json;
-use support::{TestEnv, condition, wait_count};
+use support::{TestEnv, WAIT, condition, wait_count};
 
-const WAIT: Duration = Duration::from_secs(30);
 const NS: &str = "crm";
 
 fn credential(name: &str, user_id: &str, policy: &str) -> CrmUserCredential {
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "CrmUserCredential", "metadata": {"name": name},
-        "spec": {"connectionRef": {"name": "oracle"}, "deletionPolicy": policy,
+    support::object(
+        name,
+        json!({"connectionRef": {"name": "oracle"}, "deletionPolicy": policy,
                  "oracleCrmOnDemand": {"userId": user_id, "externalSystemId": "Zoë <&>",
-                                       "passwordFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}}
-    }))
-    .expect("credential")
-}
-
-fn reason(o: &CrmUserCredential) -> Option<String> {
-    o.status
-        .as_ref()
-        .and_then(|s| condition(&s.sync.conditions, "Ready"))
-        .filter(|c| c.observed_generation == o.metadata.generation)
-        .map(|c| c.reason.clone())
+                                       "passwordFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}}),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oracle_passwords_end_to_end() {
-    let env = TestEnv::start().await;
+    let env = TestEnv::shared(NS).await;
     let sim = OracleSim::new("integration", "int-pw");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    env.namespace(NS).await;
     env.secret(
         NS,
         "oracle-creds",
@@ -47,17 +36,16 @@ async fn oracle_passwords_end_to_end() {
     .await;
     env.secret(NS, "pw", &[("password", "first<&>Pässword")])
         .await;
-    let conn: VendorConnection = serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": "oracle"},
-        "spec": {"oracleCrmOnDemand": {"url": server.url(), "credentialsSecretRef": {"name": "oracle-creds"}}}
-    }))
-    .expect("connection");
+    let conn: VendorConnection = support::object(
+        "oracle",
+        json!({"oracleCrmOnDemand": {"url": server.url(), "credentialsSecretRef": {"name": "oracle-creds"}}}),
+    );
     env.apply(NS, &conn).await;
 
     // Apply → Ready; the password is set with the seed's envelope and SOAPAction.
     env.apply(NS, &credential("hrz", "HRZ780-KGY67", "Orphan"))
         .await;
-    env.wait_for::<CrmUserCredential>(NS, "hrz", WAIT, |o| reason(o).as_deref() == Some("Synced"))
+    env.wait_current_reason::<CrmUserCredential>(NS, "hrz", "Synced")
         .await;
     assert_eq!(
         sim.password_of("HRZ780-KGY67").as_deref(),
@@ -93,9 +81,7 @@ async fn oracle_passwords_end_to_end() {
     env.apply(NS, &credential("ghost", "NOPE-1", "Orphan"))
         .await;
     let ghost = env
-        .wait_for::<CrmUserCredential>(NS, "ghost", WAIT, |o| {
-            reason(o).as_deref() == Some("VendorFault")
-        })
+        .wait_current_reason::<CrmUserCredential>(NS, "ghost", "VendorFault")
         .await;
     let status = ghost.status.expect("status");
     assert!(
@@ -129,14 +115,9 @@ async fn oracle_passwords_end_to_end() {
     env.apply(NS, &credential("doomed", "DEL-1", "Delete"))
         .await;
     let refused = env
-        .wait_for::<CrmUserCredential>(NS, "doomed", WAIT, |o| {
-            reason(o).as_deref() == Some("DeletionPolicyUnsupported")
-        })
+        .wait_current_reason::<CrmUserCredential>(NS, "doomed", "DeletionPolicyUnsupported")
         .await;
-    let status = refused.status.expect("status");
-    let message = &condition(&status.sync.conditions, "Ready")
-        .expect("Ready")
-        .message;
+    let message = support::message_of(&refused, "Ready");
     assert!(
         message.contains("no delete operation") && message.contains("Orphan"),
         "{message}"
@@ -151,24 +132,18 @@ async fn oracle_passwords_end_to_end() {
     let elsewhere = SimServer::start(elsewhere_sim.router_at("/OnDemand/Services/Integration"), 0)
         .await
         .expect("simulator");
-    let conn: VendorConnection = serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": "oracle-elsewhere"},
-        "spec": {"oracleCrmOnDemand": {"url": elsewhere.url(), "credentialsSecretRef": {"name": "oracle-creds"}}}
-    }))
-    .expect("connection");
+    let conn: VendorConnection = support::object(
+        "oracle-elsewhere",
+        json!({"oracleCrmOnDemand": {"url": elsewhere.url(), "credentialsSecretRef": {"name": "oracle-creds"}}}),
+    );
     env.apply(NS, &conn).await;
     let mut lost = credential("lost", "LOST-1", "Orphan");
     lost.spec.connection_ref.name = "oracle-elsewhere".into();
     env.apply(NS, &lost).await;
     let lost = env
-        .wait_for::<CrmUserCredential>(NS, "lost", WAIT, |o| {
-            reason(o).as_deref() == Some("VendorRouteNotFound")
-        })
+        .wait_current_reason::<CrmUserCredential>(NS, "lost", "VendorRouteNotFound")
         .await;
-    let status = lost.status.expect("status");
-    let message = &condition(&status.sync.conditions, "Ready")
-        .expect("Ready")
-        .message;
+    let message = support::message_of(&lost, "Ready");
     assert!(message.contains("/Services/Integration"), "{message}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(elsewhere.journal.len(), 1, "a missing route is not retried");

@@ -13,36 +13,28 @@ use credsync::sim::{Fault, SimServer};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
-use support::{TEST_APP_GUID, TEST_USER_GUID, TestEnv, condition, ready_reason, sso_credential};
-
-const WAIT: Duration = Duration::from_secs(30);
+use support::{TEST_APP_GUID, TEST_USER_GUID, TestEnv, WAIT, condition, ready_reason};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_outcomes_and_pauses_never_claim_sync() {
     // A retry long after the failure, so only a change can bring the object back meanwhile.
-    let env = TestEnv::start_with(|s| {
+    let ns = "promises";
+    let env = TestEnv::shared_with(ns, |s| {
         s.backoff_base = Duration::from_secs(60);
         s.backoff_max = Duration::from_secs(60);
     })
     .await;
     let sim = HelloIdSim::new("k", "s");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    let ns = "promises";
-    env.namespace(ns).await;
     env.secret(ns, "api", &[("key", "k"), ("secret", "s")])
         .await;
     env.secret(ns, "pw", &[("password", "v1")]).await;
-    let conn: VendorConnection = serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": "helloid"},
-        "spec": {"helloId": {"url": server.url(), "apiKeySecretRef": {"name": "api"}}, "timeoutSeconds": 5}
-    }))
-    .expect("connection");
+    let conn: VendorConnection = support::object(
+        "helloid",
+        json!({"helloId": {"url": server.url(), "apiKeySecretRef": {"name": "api"}}, "timeoutSeconds": 5}),
+    );
     env.apply(ns, &conn).await;
-    env.apply(
-        ns,
-        &sso_credential("jane", "VendorConnection", "helloid", "pw", "password"),
-    )
-    .await;
+    env.apply_sso(ns, "jane", "helloid").await;
     let synced = |o: &SsoAppCredential| ready_reason(o).as_deref() == Some("Synced");
     env.wait_for::<SsoAppCredential>(ns, "jane", WAIT, synced)
         .await;
@@ -60,9 +52,7 @@ async fn unknown_outcomes_and_pauses_never_claim_sync() {
         .push(Fault::CommitThenDelay(Duration::from_secs(8)), 1);
     env.secret(ns, "pw", &[("password", "v2")]).await;
     let timed_out = env
-        .wait_for::<SsoAppCredential>(ns, "jane", WAIT, |o| {
-            ready_reason(o).as_deref() == Some("VendorTimeout")
-        })
+        .wait_reason::<SsoAppCredential>(ns, "jane", "VendorTimeout")
         .await;
     assert_eq!(
         timed_out.status.and_then(|s| s.sync.applied_fingerprint),
@@ -153,24 +143,13 @@ async fn unknown_outcomes_and_pauses_never_claim_sync() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_request_is_handled_once_per_value() {
-    let mut env = TestEnv::start().await;
+    let ns = "sync-now";
+    let mut env = TestEnv::shared(ns).await;
     let sim = HelloIdSim::new("k", "s");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    let ns = "sync-now";
-    env.namespace(ns).await;
-    env.secret(ns, "api", &[("key", "k"), ("secret", "s")])
-        .await;
     env.secret(ns, "pw", &[("password", "p")]).await;
-    env.apply(
-        ns,
-        &support::helloid_connection("helloid", &server.url(), json!({"name": "api"})),
-    )
-    .await;
-    env.apply(
-        ns,
-        &sso_credential("jane", "VendorConnection", "helloid", "pw", "password"),
-    )
-    .await;
+    env.helloid_tenant(ns, &server.url(), "k", "s").await;
+    env.apply_sso(ns, "jane", "helloid").await;
     let api: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), ns);
     let writes = || server.journal.len();
     support::wait_count("the first write", 1, WAIT, writes).await;

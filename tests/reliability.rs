@@ -28,10 +28,7 @@ fn connection(url: &str, extra: serde_json::Value) -> VendorConnection {
     if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
         spec.extend(extra.clone());
     }
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": "helloid"}, "spec": spec
-    }))
-    .expect("connection")
+    support::object("helloid", spec)
 }
 
 fn credential(i: usize, password: &str) -> SsoAppCredential {
@@ -69,6 +66,7 @@ async fn all_ready(env: &TestEnv, ns: &str, n: usize, timeout: Duration) {
     }
 }
 
+/// A simulator for `sim` and a connection `helloid` to it (with `extra` settings) in `ns`.
 async fn setup(env: &TestEnv, ns: &str, sim: &HelloIdSim, extra: serde_json::Value) -> SimServer {
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
     env.namespace(ns).await;
@@ -95,7 +93,7 @@ fn busiest_second(server: &SimServer) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_per_second_holds_across_resources() {
-    let env = TestEnv::start().await;
+    let env = TestEnv::shared("rate").await;
     let sim = HelloIdSim::new("k", "s");
     let server = setup(
         &env,
@@ -122,7 +120,7 @@ async fn requests_per_second_holds_across_resources() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_is_honoured() {
-    let env = TestEnv::start().await;
+    let env = TestEnv::shared("later").await;
     let sim = HelloIdSim::new("k", "s");
     let server = setup(&env, "later", &sim, json!({})).await;
     server.faults.push(
@@ -195,8 +193,8 @@ async fn converges_across_all_five_apis_after_faults() {
     use credsync::sim::oracle::OracleSim;
     use credsync::sim::superoffice::SuperOfficeSim;
 
-    let env = TestEnv::start_with(|s| s.backoff_max = Duration::from_secs(2)).await;
     let ns = "faulty";
+    let env = TestEnv::shared_with(ns, |s| s.backoff_max = Duration::from_secs(2)).await;
     let limits = json!({"maxConcurrentRequests": 8, "requestsPerSecond": 500, "timeoutSeconds": 2});
     let helloid = HelloIdSim::new("k", "s");
     let helloid_server = setup(&env, ns, &helloid, limits.clone()).await;
@@ -223,10 +221,7 @@ async fn converges_across_all_five_apis_after_faults() {
         if let (Some(spec), Some(block)) = (spec.as_object_mut(), block.as_object()) {
             spec.extend(block.clone());
         }
-        serde_json::from_value::<VendorConnection>(json!({
-            "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name}, "spec": spec
-        }))
-        .expect("connection")
+        support::object::<VendorConnection>(name, spec)
     };
     let ticket = json!({"ticketSecretRef": {"name": "vendor", "key": "ticket"}});
     for conn in [
@@ -335,7 +330,8 @@ async fn converges_across_all_five_apis_after_faults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_an_api_server_restart() {
-    let mut env = TestEnv::start().await;
+    // A control plane of its own: it stops the API server.
+    let mut env = TestEnv::dedicated().await;
     let sim = HelloIdSim::new("k", "s");
     let server = setup(&env, "restart", &sim, json!({})).await;
     env.apply("restart", &credential(1, "before")).await;
@@ -364,7 +360,9 @@ async fn survives_an_api_server_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_leader_at_a_time_and_a_quick_takeover() {
-    let env = TestEnv::start_bare().await;
+    // A control plane of its own: its operators serve every namespace, under a Lease in the
+    // operator namespace.
+    let env = TestEnv::dedicated_bare().await;
     let sim = HelloIdSim::new("k", "s");
     let _server = setup(&env, "ha", &sim, json!({})).await;
     let election = |id: &str| LeaderElection {
@@ -419,7 +417,8 @@ async fn one_leader_at_a_time_and_a_quick_takeover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_means_no_calls_and_no_writes() {
-    let env = TestEnv::start().await;
+    // A control plane of its own: it counts every status write in the audit log.
+    let env = TestEnv::dedicated().await;
     let sim = HelloIdSim::new("k", "s");
     let server = setup(
         &env,
@@ -459,7 +458,7 @@ async fn idle_means_no_calls_and_no_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_sync_now_and_deletion_that_always_finishes() {
-    let env = TestEnv::start().await;
+    let env = TestEnv::shared("ops").await;
     let sim = HelloIdSim::new("k", "s");
     let server = setup(&env, "ops", &sim, json!({})).await;
     let api: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), "ops");
@@ -541,10 +540,7 @@ async fn pause_sync_now_and_deletion_that_always_finishes() {
                 .is_some_and(|c| c.reason == "DeletionFailed")
         })
         .await;
-    let status = blocked.status.clone().expect("status");
-    let message = &condition(&status.sync.conditions, "Ready")
-        .expect("Ready")
-        .message;
+    let message = support::message_of(&blocked, "Ready");
     assert!(message.contains("deletionPolicy: Orphan"), "{message}");
     api.patch(
         "user-2",
@@ -557,18 +553,19 @@ async fn pause_sync_now_and_deletion_that_always_finishes() {
         .await;
     server.faults.clear();
 
-    // The connection is deleted first: it stays (credsync.io/in-use) until the resource has
-    // deleted its record through it, then goes (as in a namespace deletion).
+    // The connection is deleted first: it stays (the operator's credsync.io/in-use hold) until
+    // the resource has deleted its record through it, then goes (as in a namespace deletion).
     let mut orphaned = credential(3, "pw");
     orphaned.spec.deletion_policy = credsync::api::DeletionPolicy::Delete;
     env.apply("ops", &orphaned).await;
     env.wait_for::<SsoAppCredential>("ops", "user-3", Duration::from_secs(20), is_ready)
         .await;
+    let in_use = env.in_use_finalizer();
     env.wait_for::<VendorConnection>("ops", "helloid", Duration::from_secs(20), |c| {
         c.metadata
             .finalizers
             .as_ref()
-            .is_some_and(|f| f.iter().any(|f| f == "credsync.io/in-use"))
+            .is_some_and(|f| f.contains(&in_use))
     })
     .await;
     env.delete::<VendorConnection>("ops", "helloid").await;

@@ -22,7 +22,8 @@ const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn references_never_cross_namespaces() {
-    let env = TestEnv::start().await;
+    // A control plane of its own: it reads the audit log, and its operator serves two namespaces.
+    let env = TestEnv::dedicated().await;
     let sim = HelloIdSim::new("key", "secret");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
     env.namespace("tenant-a").await;
@@ -41,20 +42,11 @@ async fn references_never_cross_namespaces() {
         ),
     )
     .await;
-    env.apply(
-        "tenant-a",
-        &sso_credential("x", "VendorConnection", "sneaky", "pw", "password"),
-    )
-    .await;
+    env.apply_sso("tenant-a", "x", "sneaky").await;
     let refused = env
-        .wait_for::<SsoAppCredential>("tenant-a", "x", WAIT, |o| {
-            ready_reason(o).as_deref() == Some("CrossNamespaceReference")
-        })
+        .wait_reason::<SsoAppCredential>("tenant-a", "x", "CrossNamespaceReference")
         .await;
-    let status = refused.status.clone().expect("status");
-    let message = &condition(&status.sync.conditions, "Stalled")
-        .expect("Stalled")
-        .message;
+    let message = support::message_of(&refused, "Stalled");
     assert!(
         message.contains("tenant-b") && message.contains("own namespace"),
         "{message}"
@@ -78,15 +70,9 @@ async fn references_never_cross_namespaces() {
         &helloid_connection("b-conn", &server.url(), json!({"name": "b-conn-api"})),
     )
     .await;
-    env.apply(
-        "tenant-a",
-        &sso_credential("y", "VendorConnection", "b-conn", "pw", "password"),
-    )
-    .await;
-    env.wait_for::<SsoAppCredential>("tenant-a", "y", WAIT, |o| {
-        ready_reason(o).as_deref() == Some("ConnectionNotFound")
-    })
-    .await;
+    env.apply_sso("tenant-a", "y", "b-conn").await;
+    env.wait_reason::<SsoAppCredential>("tenant-a", "y", "ConnectionNotFound")
+        .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
         server.journal.is_empty(),
@@ -109,27 +95,45 @@ async fn references_never_cross_namespaces() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_connections_serve_only_allowed_namespaces() {
-    let env = TestEnv::start().await;
-    let sim = HelloIdSim::new("key", "secret");
-    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+/// ClusterVendorConnection `shared` to the HelloID simulator at `url`, for the namespaces
+/// `allowed` says, logging in with API key `key` (Secret `shared-api` in the operator namespace).
+async fn shared_helloid_connection(
+    env: &TestEnv,
+    url: &str,
+    (key, secret): (&str, &str),
+    allowed: serde_json::Value,
+) {
+    let operator_namespace = support::OPERATOR_NAMESPACE;
     env.secret(
-        support::OPERATOR_NAMESPACE,
-        "shared-helloid",
-        &[("key", "key"), ("secret", "secret")],
+        operator_namespace,
+        "shared-api",
+        &[("key", key), ("secret", secret)],
     )
     .await;
-    let shared: ClusterVendorConnection = serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "ClusterVendorConnection", "metadata": {"name": "shared"},
-        "spec": {
-            "helloId": {"url": server.url(), "apiKeySecretRef": {"name": "shared-helloid", "namespace": support::OPERATOR_NAMESPACE}},
-            "allowedNamespaces": {"namespaces": ["listed"], "namespaceSelector": {"matchLabels": {"team": "blue"}}}
-        }
-    }))
-    .expect("cluster connection");
+    let shared: ClusterVendorConnection = support::object(
+        "shared",
+        json!({
+            "helloId": {"url": url, "apiKeySecretRef": {"name": "shared-api", "namespace": operator_namespace}},
+            "allowedNamespaces": allowed
+        }),
+    );
     let api: Api<ClusterVendorConnection> = Api::all(env.client.clone());
     env.apply_in(&api, "shared", &shared).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_connections_serve_only_allowed_namespaces() {
+    // A control plane of its own: a ClusterVendorConnection is every operator's.
+    let env = TestEnv::dedicated().await;
+    let sim = HelloIdSim::new("key", "secret");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    shared_helloid_connection(
+        &env,
+        &server.url(),
+        ("key", "secret"),
+        json!({"namespaces": ["listed"], "namespaceSelector": {"matchLabels": {"team": "blue"}}}),
+    )
+    .await;
     env.namespace("listed").await;
     env.namespace_with_labels(
         "labelled",
@@ -158,14 +162,9 @@ async fn cluster_connections_serve_only_allowed_namespaces() {
         .await;
     }
     let denied = env
-        .wait_for::<SsoAppCredential>("outsider", "cred-outsider", WAIT, |o| {
-            ready_reason(o).as_deref() == Some("NamespaceNotAllowed")
-        })
+        .wait_reason::<SsoAppCredential>("outsider", "cred-outsider", "NamespaceNotAllowed")
         .await;
-    let status = denied.status.clone().expect("status");
-    let message = &condition(&status.sync.conditions, "Ready")
-        .expect("Ready")
-        .message;
+    let message = support::message_of(&denied, "Ready");
     assert!(
         message.contains("shared") && message.contains("outsider"),
         "{message}"
@@ -195,8 +194,7 @@ async fn cluster_connections_serve_only_allowed_namespaces() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_needs_the_operator_flag() {
-    let env = TestEnv::start_with(|s| s.transport.allow_http = false).await;
-    env.namespace("tenant-h").await;
+    let env = TestEnv::shared_with("tenant-h", |s| s.transport.allow_http = false).await;
     env.secret("tenant-h", "api", &[("key", "k"), ("secret", "s")])
         .await;
     env.apply(
@@ -221,13 +219,12 @@ async fn plain_http_needs_the_operator_flag() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_custom_ca_is_trusted_and_verification_is_never_off() {
-    let env = TestEnv::start_with(|s| s.transport.allow_http = false).await;
+    let ns = "tls";
+    let env = TestEnv::shared_with(ns, |s| s.transport.allow_http = false).await;
     let sim = HelloIdSim::new("k", "s");
     let (server, ca_pem) = SimServer::start_tls(sim.router())
         .await
         .expect("https simulator");
-    let ns = "tls";
-    env.namespace(ns).await;
     env.secret(ns, "api", &[("key", "k"), ("secret", "s")])
         .await;
     env.secret(ns, "vendor-ca", &[("ca.crt", &ca_pem)]).await;
@@ -239,18 +236,13 @@ async fn a_custom_ca_is_trusted_and_verification_is_never_off() {
         ),
         ("without-ca", json!({})),
     ] {
-        let conn: VendorConnection = serde_json::from_value(json!({
-            "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name},
-            "spec": {"helloId": {"url": server.https_url(), "apiKeySecretRef": {"name": "api"}}, "tls": tls}
-        }))
-        .expect("connection");
+        let conn: VendorConnection = support::object(
+            name,
+            json!({"helloId": {"url": server.https_url(), "apiKeySecretRef": {"name": "api"}}, "tls": tls}),
+        );
         env.apply(ns, &conn).await;
     }
-    env.apply(
-        ns,
-        &sso_credential("trusted", "VendorConnection", "with-ca", "pw", "password"),
-    )
-    .await;
+    env.apply_sso(ns, "trusted", "with-ca").await;
     env.apply(
         ns,
         &sso_credential(
@@ -262,14 +254,10 @@ async fn a_custom_ca_is_trusted_and_verification_is_never_off() {
         ),
     )
     .await;
-    env.wait_for::<SsoAppCredential>(ns, "trusted", WAIT, |o| {
-        ready_reason(o).as_deref() == Some("Synced")
-    })
-    .await;
+    env.wait_reason::<SsoAppCredential>(ns, "trusted", "Synced")
+        .await;
     let refused = env
-        .wait_for::<SsoAppCredential>(ns, "untrusted", WAIT, |o| {
-            ready_reason(o).as_deref() == Some("VendorCertificateInvalid")
-        })
+        .wait_reason::<SsoAppCredential>(ns, "untrusted", "VendorCertificateInvalid")
         .await;
     let status = refused.status.clone().expect("status");
     let stalled = condition(&status.sync.conditions, "Stalled").expect("Stalled");
@@ -292,28 +280,15 @@ async fn a_custom_ca_is_trusted_and_verification_is_never_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_are_never_followed() {
-    let env = TestEnv::start().await;
+    let env = TestEnv::shared("redir").await;
     let sim = HelloIdSim::new("k", "s");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    env.namespace("redir").await;
-    env.secret("redir", "api", &[("key", "k"), ("secret", "s")])
-        .await;
     env.secret("redir", "pw", &[("password", "p")]).await;
-    env.apply(
-        "redir",
-        &helloid_connection("helloid", &server.url(), json!({"name": "api"})),
-    )
-    .await;
+    env.helloid_tenant("redir", &server.url(), "k", "s").await;
     server.faults.push(credsync::sim::Fault::Redirect, 1);
-    env.apply(
-        "redir",
-        &sso_credential("moved", "VendorConnection", "helloid", "pw", "password"),
-    )
-    .await;
+    env.apply_sso("redir", "moved", "helloid").await;
     let stalled = env
-        .wait_for::<SsoAppCredential>("redir", "moved", WAIT, |o| {
-            ready_reason(o).as_deref() == Some("VendorRedirect")
-        })
+        .wait_reason::<SsoAppCredential>("redir", "moved", "VendorRedirect")
         .await;
     let status = stalled.status.expect("status");
     assert!(
@@ -331,7 +306,8 @@ async fn redirects_are_never_followed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_vendor_addresses_need_the_operator_flag() {
-    let mut env = TestEnv::start_with(|s| s.transport.allow_private_addresses = false).await;
+    let ns = "ssrf";
+    let mut env = TestEnv::shared_with(ns, |s| s.transport.allow_private_addresses = false).await;
     let sim = HelloIdSim::new("k", "s");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
     let port = server
@@ -340,8 +316,6 @@ async fn private_vendor_addresses_need_the_operator_flag() {
         .next()
         .unwrap_or_default()
         .to_string();
-    let ns = "ssrf";
-    env.namespace(ns).await;
     env.secret(ns, "api", &[("key", "k"), ("secret", "s")])
         .await;
     env.secret(ns, "pw", &[("password", "p")]).await;
@@ -357,17 +331,11 @@ async fn private_vendor_addresses_need_the_operator_flag() {
     for (name, url) in &targets {
         env.apply(ns, &helloid_connection(name, url, json!({"name": "api"})))
             .await;
-        env.apply(
-            ns,
-            &sso_credential(name, "VendorConnection", name, "pw", "password"),
-        )
-        .await;
+        env.apply_sso(ns, name, name).await;
     }
     for (name, _) in &targets {
         let refused = env
-            .wait_for::<SsoAppCredential>(ns, name, WAIT, |o| {
-                ready_reason(o).as_deref() == Some("VendorAddressNotAllowed")
-            })
+            .wait_reason::<SsoAppCredential>(ns, name, "VendorAddressNotAllowed")
             .await;
         let ready = condition(&refused.status.expect("status").sync.conditions, "Ready")
             .cloned()
@@ -392,10 +360,8 @@ async fn private_vendor_addresses_need_the_operator_flag() {
     env.stop_operator().await;
     env.settings.transport.allow_private_addresses = true;
     env.start_operator();
-    env.wait_for::<SsoAppCredential>(ns, "loopback", WAIT, |o| {
-        ready_reason(o).as_deref() == Some("Synced")
-    })
-    .await;
+    env.wait_reason::<SsoAppCredential>(ns, "loopback", "Synced")
+        .await;
     assert!(!server.journal.is_empty());
     env.stop().await;
 }
@@ -403,18 +369,11 @@ async fn private_vendor_addresses_need_the_operator_flag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_credentials_are_never_read_for_a_reference() {
     use k8s_openapi::api::core::v1::Secret;
-    let env = TestEnv::start().await;
+    let ns = "typed";
+    let env = TestEnv::shared(ns).await;
     let sim = HelloIdSim::new("k", "s");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    let ns = "typed";
-    env.namespace(ns).await;
-    env.secret(ns, "api", &[("key", "k"), ("secret", "s")])
-        .await;
-    env.apply(
-        ns,
-        &helloid_connection("helloid", &server.url(), json!({"name": "api"})),
-    )
-    .await;
+    env.helloid_tenant(ns, &server.url(), "k", "s").await;
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), ns);
     for (name, type_, data) in [
         (
@@ -444,9 +403,7 @@ async fn cluster_credentials_are_never_read_for_a_reference() {
     }
     for name in ["release", "registry"] {
         let refused = env
-            .wait_for::<SsoAppCredential>(ns, name, WAIT, |o| {
-                ready_reason(o).as_deref() == Some("SecretTypeNotAllowed")
-            })
+            .wait_reason::<SsoAppCredential>(ns, name, "SecretTypeNotAllowed")
             .await;
         assert!(refused.finalizers().is_empty());
     }
@@ -456,43 +413,30 @@ async fn cluster_credentials_are_never_read_for_a_reference() {
 
 /// Two teams name one HelloID record over a shared ClusterVendorConnection.
 fn claimant(name: &str) -> SsoAppCredential {
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential", "metadata": {"name": name},
-        "spec": {
+    support::object(
+        name,
+        json!({
             "connectionRef": {"kind": "ClusterVendorConnection", "name": "shared"},
             "userGuid": support::TEST_USER_GUID,
             // The same record in another casing.
             "applicationGuid": if name == "second" { support::TEST_APP_GUID.to_uppercase() } else { support::TEST_APP_GUID.to_string() },
             "credentials": [{"function": "Password", "valueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}],
             "deletionPolicy": "Delete"
-        }
-    }))
-    .expect("credential")
+        }),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_vendor_record_has_one_owner() {
-    let mut env = TestEnv::start().await;
+    // A control plane of its own: a ClusterVendorConnection is every operator's.
+    let mut env = TestEnv::dedicated().await;
     let sim = HelloIdSim::new("k", "s");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    env.secret(
-        support::OPERATOR_NAMESPACE,
-        "shared-api",
-        &[("key", "k"), ("secret", "s")],
-    )
-    .await;
-    let shared: ClusterVendorConnection = serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "ClusterVendorConnection", "metadata": {"name": "shared"},
-        "spec": {
-            "helloId": {"url": server.url(), "apiKeySecretRef": {"name": "shared-api", "namespace": support::OPERATOR_NAMESPACE}},
-            "allowedNamespaces": {"namespaces": ["team-a", "team-b"]}
-        }
-    }))
-    .expect("cluster connection");
-    env.apply_in(
-        &Api::<ClusterVendorConnection>::all(env.client.clone()),
-        "shared",
-        &shared,
+    shared_helloid_connection(
+        &env,
+        &server.url(),
+        ("k", "s"),
+        json!({"namespaces": ["team-a", "team-b"]}),
     )
     .await;
     for (ns, value) in [("team-a", "from-a"), ("team-b", "from-b")] {
@@ -500,15 +444,11 @@ async fn one_vendor_record_has_one_owner() {
         env.secret(ns, "pw", &[("password", value)]).await;
     }
     env.apply("team-a", &claimant("first")).await;
-    env.wait_for::<SsoAppCredential>("team-a", "first", WAIT, |o| {
-        ready_reason(o).as_deref() == Some("Synced")
-    })
-    .await;
+    env.wait_reason::<SsoAppCredential>("team-a", "first", "Synced")
+        .await;
     env.apply("team-b", &claimant("second")).await;
     let claimed = env
-        .wait_for::<SsoAppCredential>("team-b", "second", WAIT, |o| {
-            ready_reason(o).as_deref() == Some("RecordClaimed")
-        })
+        .wait_reason::<SsoAppCredential>("team-b", "second", "RecordClaimed")
         .await;
     let status = claimed.status.clone().expect("status");
     assert!(is_true(
@@ -553,19 +493,15 @@ async fn one_vendor_record_has_one_owner() {
         "{:?}",
         writes()
     );
-    env.wait_for::<SsoAppCredential>("team-b", "second", WAIT, |o| {
-        ready_reason(o).as_deref() == Some("RecordClaimed")
-    })
-    .await;
+    env.wait_reason::<SsoAppCredential>("team-b", "second", "RecordClaimed")
+        .await;
 
     // The holder goes (deleting its record): the other takes over and writes.
     env.delete::<SsoAppCredential>("team-a", "first").await;
     env.wait_gone::<SsoAppCredential>("team-a", "first", WAIT)
         .await;
-    env.wait_for::<SsoAppCredential>("team-b", "second", WAIT, |o| {
-        ready_reason(o).as_deref() == Some("Synced")
-    })
-    .await;
+    env.wait_reason::<SsoAppCredential>("team-b", "second", "Synced")
+        .await;
     assert!(writes().last().is_some_and(|w| w.contains("from-b-2")));
     assert!(
         sim.get(support::TEST_USER_GUID, support::TEST_APP_GUID, "Default")
@@ -579,7 +515,8 @@ async fn a_connection_policy_limits_what_tenants_target() {
     use credsync::api::{CrmUserCredential, ErpIdentity};
     use credsync::sim::apex::{ApexAuth, ApexSim};
     use credsync::sim::oracle::OracleSim;
-    let env = TestEnv::start().await;
+    // A control plane of its own: ClusterVendorConnections are every operator's.
+    let env = TestEnv::dedicated().await;
     let helloid = HelloIdSim::new("k", "s");
     let helloid_server = SimServer::start(helloid.router(), 0)
         .await
@@ -621,38 +558,32 @@ async fn a_connection_policy_limits_what_tenants_target() {
     ] {
         let mut spec = spec;
         spec["allowedNamespaces"] = json!({"namespaces": ["team-a"]});
-        let conn: ClusterVendorConnection = serde_json::from_value(json!({
-            "apiVersion": "credsync.io/v1alpha1", "kind": "ClusterVendorConnection", "metadata": {"name": name}, "spec": spec
-        }))
-        .expect("cluster connection");
+        let conn: ClusterVendorConnection = support::object(name, spec);
         env.apply_in(&clusters, name, &conn).await;
     }
     let ns = "team-a";
     env.namespace(ns).await;
     env.secret(ns, "pw", &[("password", "p4ss")]).await;
     let sso = |name: &str, app: &str| -> SsoAppCredential {
-        serde_json::from_value(json!({
-            "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential", "metadata": {"name": name},
-            "spec": {"connectionRef": {"kind": "ClusterVendorConnection", "name": "sso"},
+        support::object(
+            name,
+            json!({"connectionRef": {"kind": "ClusterVendorConnection", "name": "sso"},
                      "userGuid": support::TEST_USER_GUID, "applicationGuid": app,
-                     "credentials": [{"function": "Password", "valueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}]}
-        }))
-        .expect("sso")
+                     "credentials": [{"function": "Password", "valueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}]}),
+        )
     };
     let erp = |name: &str, sys_admin: bool| -> ErpIdentity {
-        serde_json::from_value(json!({
-            "apiVersion": "credsync.io/v1alpha1", "kind": "ErpIdentity", "metadata": {"name": name},
-            "spec": {"connectionRef": {"kind": "ClusterVendorConnection", "name": "erp"}, "identityType": "User",
-                     "name": name, "userInfo": {"userName": name, "isSysAdmin": sys_admin}}
-        }))
-        .expect("erp")
+        support::object(
+            name,
+            json!({"connectionRef": {"kind": "ClusterVendorConnection", "name": "erp"}, "identityType": "User",
+                     "name": name, "userInfo": {"userName": name, "isSysAdmin": sys_admin}}),
+        )
     };
-    let crm: CrmUserCredential = serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "CrmUserCredential", "metadata": {"name": "integration-user"},
-        "spec": {"connectionRef": {"kind": "ClusterVendorConnection", "name": "crm"},
-                 "oracleCrmOnDemand": {"userId": "INTEGRATION@ACME", "passwordFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}}
-    }))
-    .expect("crm");
+    let crm: CrmUserCredential = support::object(
+        "integration-user",
+        json!({"connectionRef": {"kind": "ClusterVendorConnection", "name": "crm"},
+                 "oracleCrmOnDemand": {"userId": "INTEGRATION@ACME", "passwordFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}}),
+    );
     env.apply(
         ns,
         &sso("other-app", "11111111-2222-3333-4444-555555555555"),
@@ -665,41 +596,20 @@ async fn a_connection_policy_limits_what_tenants_target() {
     env.apply(ns, &erp("team-a-user", false)).await;
     env.apply(ns, &crm).await;
 
-    let denied = |reason: Option<String>| reason.as_deref() == Some("PolicyDenied");
-    let erp_reason = |o: &ErpIdentity| {
-        o.status
-            .as_ref()
-            .and_then(|s| condition(&s.sync.conditions, "Ready"))
-            .map(|c| c.reason.clone())
-    };
-    let crm_reason = |o: &CrmUserCredential| {
-        o.status
-            .as_ref()
-            .and_then(|s| condition(&s.sync.conditions, "Ready"))
-            .map(|c| c.reason.clone())
-    };
-    env.wait_for::<SsoAppCredential>(ns, "other-app", WAIT, |o| denied(ready_reason(o)))
+    env.wait_reason::<SsoAppCredential>(ns, "other-app", "PolicyDenied")
         .await;
-    env.wait_for::<ErpIdentity>(ns, "team-b-intruder", WAIT, |o| denied(erp_reason(o)))
+    env.wait_reason::<ErpIdentity>(ns, "team-b-intruder", "PolicyDenied")
         .await;
-    let admin = env
-        .wait_for::<ErpIdentity>(ns, "team-a-admin", WAIT, |o| denied(erp_reason(o)))
-        .await;
-    let message = condition(&admin.status.expect("status").sync.conditions, "Ready")
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
+    let admin: ErpIdentity = env.wait_reason(ns, "team-a-admin", "PolicyDenied").await;
+    let message = support::ready_message(&admin);
     assert!(message.contains("allowSysAdmin"), "{message}");
-    env.wait_for::<CrmUserCredential>(ns, "integration-user", WAIT, |o| denied(crm_reason(o)))
+    env.wait_reason::<CrmUserCredential>(ns, "integration-user", "PolicyDenied")
         .await;
     // What the policy allows goes through.
-    env.wait_for::<SsoAppCredential>(ns, "allowed-app", WAIT, |o| {
-        ready_reason(o).as_deref() == Some("Synced")
-    })
-    .await;
-    env.wait_for::<ErpIdentity>(ns, "team-a-user", WAIT, |o| {
-        erp_reason(o).as_deref() == Some("Synced")
-    })
-    .await;
+    env.wait_reason::<SsoAppCredential>(ns, "allowed-app", "Synced")
+        .await;
+    env.wait_reason::<ErpIdentity>(ns, "team-a-user", "Synced")
+        .await;
     assert_eq!(
         helloid_server.journal.len(),
         1,

@@ -115,31 +115,18 @@ async fn assert_nowhere(
 async fn secret_values_never_leak() {
     let logs = logs();
 
-    let env = TestEnv::start().await;
+    let ns = "tenant-s";
+    let env = TestEnv::shared(ns).await;
     let sentinel = format!("S3ntinel-{}", hex::encode(rand::random::<[u8; 8]>()));
     let sim = HelloIdSim::new("key", "right");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    let ns = "tenant-s";
-    env.namespace(ns).await;
-    env.secret(ns, "api", &[("key", "key"), ("secret", "right")])
-        .await;
     env.secret(ns, "pw", &[("password", &sentinel)]).await;
-    env.apply(
-        ns,
-        &helloid_connection("helloid", &server.url(), json!({"name": "api"})),
-    )
-    .await;
+    env.helloid_tenant(ns, &server.url(), "key", "right").await;
 
     // The happy path.
-    env.apply(
-        ns,
-        &sso_credential("alice", "VendorConnection", "helloid", "pw", "password"),
-    )
-    .await;
+    env.apply_sso(ns, "alice", "helloid").await;
     let ready = env
-        .wait_for::<SsoAppCredential>(ns, "alice", WAIT, |o| {
-            ready_reason(o).as_deref() == Some("Synced")
-        })
+        .wait_reason::<SsoAppCredential>(ns, "alice", "Synced")
         .await;
     assert!(
         sim.get(USER, APP, "alice")
@@ -158,20 +145,11 @@ async fn secret_values_never_leak() {
 
     // A vendor that echoes the request (with the secret) in a permanent error.
     server.faults.push(Fault::Echo(400), 1);
-    env.apply(
-        ns,
-        &sso_credential("bob", "VendorConnection", "helloid", "pw", "password"),
-    )
-    .await;
+    env.apply_sso(ns, "bob", "helloid").await;
     let rejected = env
-        .wait_for::<SsoAppCredential>(ns, "bob", WAIT, |o| {
-            ready_reason(o).as_deref() == Some("VendorRejected")
-        })
+        .wait_reason::<SsoAppCredential>(ns, "bob", "VendorRejected")
         .await;
-    let status = rejected.status.clone().expect("status");
-    let message = &condition(&status.sync.conditions, "Ready")
-        .expect("Ready")
-        .message;
+    let message = support::message_of(&rejected, "Ready");
     assert!(
         message.contains("[redacted]"),
         "the echoed value is scrubbed: {message}"
@@ -179,15 +157,9 @@ async fn secret_values_never_leak() {
 
     // ... and in transient errors while retrying.
     server.faults.push(Fault::Echo(500), 2);
-    env.apply(
-        ns,
-        &sso_credential("carol", "VendorConnection", "helloid", "pw", "password"),
-    )
-    .await;
-    env.wait_for::<SsoAppCredential>(ns, "carol", WAIT, |o| {
-        ready_reason(o).as_deref() == Some("Synced")
-    })
-    .await;
+    env.apply_sso(ns, "carol", "helloid").await;
+    env.wait_reason::<SsoAppCredential>(ns, "carol", "Synced")
+        .await;
 
     // A missing key, a rejected API key, and deletion.
     env.apply(
@@ -195,24 +167,18 @@ async fn secret_values_never_leak() {
         &sso_credential("dave", "VendorConnection", "helloid", "pw", "nope"),
     )
     .await;
-    env.wait_for::<SsoAppCredential>(ns, "dave", WAIT, |o| {
-        ready_reason(o).as_deref() == Some("SecretKeyNotFound")
-    })
-    .await;
+    env.wait_reason::<SsoAppCredential>(ns, "dave", "SecretKeyNotFound")
+        .await;
     env.secret(ns, "api", &[("key", "key"), ("secret", "wrong")])
         .await;
     env.secret(ns, "pw", &[("password", &format!("{sentinel}-2"))])
         .await;
-    env.wait_for::<SsoAppCredential>(ns, "alice", WAIT, |o| {
-        ready_reason(o).as_deref() == Some("VendorUnauthorized")
-    })
-    .await;
+    env.wait_reason::<SsoAppCredential>(ns, "alice", "VendorUnauthorized")
+        .await;
     env.secret(ns, "api", &[("key", "key"), ("secret", "right")])
         .await;
-    env.wait_for::<SsoAppCredential>(ns, "alice", WAIT, |o| {
-        ready_reason(o).as_deref() == Some("Synced")
-    })
-    .await;
+    env.wait_reason::<SsoAppCredential>(ns, "alice", "Synced")
+        .await;
     env.delete::<SsoAppCredential>(ns, "alice").await;
     env.wait_gone::<SsoAppCredential>(ns, "alice", WAIT).await;
 
@@ -231,35 +197,9 @@ async fn secret_values_never_leak() {
         ],
     )
     .await;
-    let ticket = json!({"ticketSecretRef": {"name": "crm", "key": "ticket"}});
-    for (name, spec) in [
-        (
-            "so-rest",
-            json!({"superOffice": {"url": so_server.url(), "api": "Rest", "auth": ticket}}),
-        ),
-        (
-            "so-soap",
-            json!({"superOffice": {"url": so_server.url(), "api": "Soap", "auth": ticket}}),
-        ),
-        (
-            "oracle",
-            json!({"oracleCrmOnDemand": {"url": oracle_server.url(), "credentialsSecretRef": {"name": "crm"}}}),
-        ),
-    ] {
-        let conn: credsync::api::VendorConnection = serde_json::from_value(json!({
-            "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name}, "spec": spec
-        }))
-        .expect("connection");
-        env.apply(ns, &conn).await;
-    }
+    support::crm_connections(&env, ns, "crm", &so_server.url(), &oracle_server.url()).await;
     // The echoing error goes to crm-rest, applied (and rejected) before the others: any other
     // order would hand the one fault to whichever request came first.
-    let crm_reason = |o: &credsync::api::CrmUserCredential| {
-        o.status
-            .as_ref()
-            .and_then(|s| condition(&s.sync.conditions, "Ready"))
-            .map(|c| c.reason.clone())
-    };
     so_server.faults.push(Fault::Echo(400), 1);
     for (name, block) in [
         (
@@ -278,30 +218,19 @@ async fn secret_values_never_leak() {
             "oracleCrmOnDemand": {"userId": "U-1", "passwordFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}}),
         ),
     ] {
-        let crm: credsync::api::CrmUserCredential = serde_json::from_value(json!({
-            "apiVersion": "credsync.io/v1alpha1", "kind": "CrmUserCredential", "metadata": {"name": name}, "spec": block
-        }))
-        .expect("crm");
+        let crm: credsync::api::CrmUserCredential = support::object(name, block);
         env.apply(ns, &crm).await;
         if name == "crm-rest" {
-            env.wait_for::<credsync::api::CrmUserCredential>(ns, name, WAIT, |o| {
-                crm_reason(o).as_deref() == Some("VendorRejected")
-            })
-            .await;
+            env.wait_reason::<credsync::api::CrmUserCredential>(ns, name, "VendorRejected")
+                .await;
         }
     }
-    env.wait_for::<credsync::api::CrmUserCredential>(ns, "crm-soap", WAIT, |o| {
-        crm_reason(o).as_deref() == Some("Synced")
-    })
-    .await;
-    env.wait_for::<credsync::api::CrmUserCredential>(ns, "crm-oracle", WAIT, |o| {
-        crm_reason(o).as_deref() == Some("Synced")
-    })
-    .await;
+    env.wait_reason::<credsync::api::CrmUserCredential>(ns, "crm-soap", "Synced")
+        .await;
+    env.wait_reason::<credsync::api::CrmUserCredential>(ns, "crm-oracle", "Synced")
+        .await;
     let echoed = env
-        .wait_for::<credsync::api::CrmUserCredential>(ns, "crm-rest", WAIT, |o| {
-            crm_reason(o).as_deref() == Some("VendorRejected")
-        })
+        .wait_reason::<credsync::api::CrmUserCredential>(ns, "crm-rest", "VendorRejected")
         .await;
     let status = echoed.status.clone().expect("status");
     assert!(
@@ -328,7 +257,8 @@ async fn hostile_vendors_cannot_crash_the_operator_or_extract_secrets() {
     use credsync::api::CrmUserCredential;
     use credsync::sim::EchoForm;
     let logs = logs();
-    let env = TestEnv::start().await;
+    let ns = "hostile";
+    let env = TestEnv::shared(ns).await;
     // The operator's /healthz and /readyz, served as in a Pod.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -344,8 +274,6 @@ async fn hostile_vendors_cannot_crash_the_operator_or_extract_secrets() {
     let conn_marker = hex::encode(rand::random::<[u8; 8]>());
     let own = format!("S3nt&<>\"\\é-{own_marker}");
     let login = format!("C0nn&<>\"\\ü-{conn_marker}");
-    let ns = "hostile";
-    env.namespace(ns).await;
     env.secret(ns, "api", &[("key", "key"), ("secret", &login)])
         .await;
     env.secret(
@@ -372,27 +300,7 @@ async fn hostile_vendors_cannot_crash_the_operator_or_extract_secrets() {
         &helloid_connection("helloid", &helloid_server.url(), json!({"name": "api"})),
     )
     .await;
-    let ticket = json!({"ticketSecretRef": {"name": "crm", "key": "ticket"}});
-    for (name, spec) in [
-        (
-            "so-soap",
-            json!({"superOffice": {"url": so_server.url(), "api": "Soap", "auth": ticket}}),
-        ),
-        (
-            "so-rest",
-            json!({"superOffice": {"url": so_server.url(), "api": "Rest", "auth": ticket}}),
-        ),
-        (
-            "oracle",
-            json!({"oracleCrmOnDemand": {"url": oracle_server.url(), "credentialsSecretRef": {"name": "crm"}}}),
-        ),
-    ] {
-        let conn: credsync::api::VendorConnection = serde_json::from_value(json!({
-            "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name}, "spec": spec
-        }))
-        .expect("connection");
-        env.apply(ns, &conn).await;
-    }
+    support::crm_connections(&env, ns, "crm", &so_server.url(), &oracle_server.url()).await;
 
     // Every echo form, one resource each, applied one after the other so each gets its fault.
     for (i, (status, form, reason)) in [
@@ -407,15 +315,8 @@ async fn hostile_vendors_cannot_crash_the_operator_or_extract_secrets() {
     {
         let name = format!("echo-{i}");
         helloid_server.faults.push(Fault::EchoAll(status, form), 1);
-        env.apply(
-            ns,
-            &sso_credential(&name, "VendorConnection", "helloid", "pw", "password"),
-        )
-        .await;
-        env.wait_for::<SsoAppCredential>(ns, &name, WAIT, |o| {
-            ready_reason(o).as_deref() == Some(reason)
-        })
-        .await;
+        env.apply_sso(ns, &name, "helloid").await;
+        env.wait_reason::<SsoAppCredential>(ns, &name, reason).await;
     }
     // A transient echo, then an absurd Retry-After: retried, capped, and synced in the end.
     helloid_server
@@ -427,11 +328,7 @@ async fn hostile_vendors_cannot_crash_the_operator_or_extract_secrets() {
         },
         1,
     );
-    env.apply(
-        ns,
-        &sso_credential("patient", "VendorConnection", "helloid", "pw", "password"),
-    )
-    .await;
+    env.apply_sso(ns, "patient", "helloid").await;
     env.wait_for::<SsoAppCredential>(ns, "patient", Duration::from_secs(60), |o| {
         ready_reason(o).as_deref() == Some("Synced")
     })
@@ -441,20 +338,11 @@ async fn hostile_vendors_cannot_crash_the_operator_or_extract_secrets() {
     let crm = |name: &str, conn: &str, block: serde_json::Value| -> CrmUserCredential {
         let mut spec = block;
         spec["connectionRef"] = json!({"name": conn});
-        serde_json::from_value(json!({
-            "apiVersion": "credsync.io/v1alpha1", "kind": "CrmUserCredential", "metadata": {"name": name}, "spec": spec
-        }))
-        .expect("crm")
+        support::object(name, spec)
     };
     let so_block = |public: &str| {
         json!({"superOffice": {"type": "imap", "publicValue": public,
             "secretValueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}})
-    };
-    let crm_reason = |o: &CrmUserCredential| {
-        o.status
-            .as_ref()
-            .and_then(|s| condition(&s.sync.conditions, "Ready"))
-            .map(|c| c.reason.clone())
     };
     for (i, (conn, fault)) in [
         ("so-soap", Fault::EchoAll(500, EchoForm::SoapFault)),
@@ -468,7 +356,7 @@ async fn hostile_vendors_cannot_crash_the_operator_or_extract_secrets() {
         so_server.faults.push(fault, 1);
         env.apply(ns, &crm(&name, conn, so_block(&name))).await;
         env.wait_for::<CrmUserCredential>(ns, &name, WAIT, |o| {
-            crm_reason(o)
+            ready_reason(o)
                 .as_deref()
                 .is_some_and(|r| r.starts_with("Vendor") || r == "Synced")
         })
@@ -490,7 +378,7 @@ async fn hostile_vendors_cannot_crash_the_operator_or_extract_secrets() {
     )
     .await;
     env.wait_for::<CrmUserCredential>(ns, "oracle-user", Duration::from_secs(60), |o| {
-        crm_reason(o).as_deref() == Some("Synced")
+        ready_reason(o).as_deref() == Some("Synced")
     })
     .await;
     oracle_server
@@ -505,10 +393,8 @@ async fn hostile_vendors_cannot_crash_the_operator_or_extract_secrets() {
         ),
     )
     .await;
-    env.wait_for::<CrmUserCredential>(ns, "oracle-echo", WAIT, |o| {
-        crm_reason(o).as_deref() == Some("VendorFault")
-    })
-    .await;
+    env.wait_reason::<CrmUserCredential>(ns, "oracle-echo", "VendorFault")
+        .await;
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Still up and healthy after everything the vendors did.

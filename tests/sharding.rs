@@ -14,31 +14,31 @@ use serde_json::json;
 use support::{TestEnv, condition};
 
 fn credential(name: &str, labels: serde_json::Value) -> SsoAppCredential {
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"connectionRef": {"name": "helloid"},
+    let mut credential: SsoAppCredential = support::object(
+        name,
+        json!({"connectionRef": {"name": "helloid"},
                  "userGuid": "0c5b6a8e-31f2-4d57-9d7e-1a2b3c4d5e6f", "applicationGuid": "6c9e917d-e4b0-44e6-83aa-6f01c6ea314f",
                  "credSetName": name,
-                 "credentials": [{"function": "UserName", "value": name}]}
-    }))
-    .expect("credential")
+                 "credentials": [{"function": "UserName", "value": name}]}),
+    );
+    credential.metadata.labels = serde_json::from_value(labels).expect("labels");
+    credential
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_serve_only_their_shard() {
-    let mut env = TestEnv::start_bare().await;
+    // A control plane of its own: its operators serve shards of every namespace.
+    let mut env = TestEnv::dedicated_bare().await;
     let sim = HelloIdSim::new("k", "s");
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
     for ns in ["shard-a", "other"] {
         env.namespace(ns).await;
         env.secret(ns, "api", &[("key", "k"), ("secret", "s")])
             .await;
-        let conn: VendorConnection = serde_json::from_value(json!({
-            "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": "helloid"},
-            "spec": {"helloId": {"url": server.url(), "apiKeySecretRef": {"name": "api"}}}
-        }))
-        .expect("connection");
+        let conn: VendorConnection = support::object(
+            "helloid",
+            json!({"helloId": {"url": server.url(), "apiKeySecretRef": {"name": "api"}}}),
+        );
         env.apply(ns, &conn).await;
     }
     env.settings.watch_namespace = Some("shard-a".into());

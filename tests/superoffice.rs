@@ -10,10 +10,7 @@ use credsync::api::{CrmUserCredential, VendorConnection};
 use credsync::sim::SimServer;
 use credsync::sim::superoffice::SuperOfficeSim;
 use serde_json::json;
-use support::{TestEnv, condition, wait_count};
-
-const WAIT: Duration = Duration::from_secs(30);
-const NS: &str = "so";
+use support::{TestEnv, WAIT, condition, wait_count};
 
 fn connection(
     name: &str,
@@ -22,12 +19,22 @@ fn connection(
     soap_version: &str,
     auth: serde_json::Value,
 ) -> VendorConnection {
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name},
-        "spec": {"superOffice": {"url": url, "api": api, "soapVersion": soap_version,
-                                 "applicationTokenSecretRef": {"name": "so", "key": "appToken"}, "auth": auth}}
-    }))
-    .expect("connection")
+    support::object(
+        name,
+        json!({"superOffice": {"url": url, "api": api, "soapVersion": soap_version,
+                                 "applicationTokenSecretRef": {"name": "so", "key": "appToken"}, "auth": auth}}),
+    )
+}
+
+/// A REST connection `name` to `url` logging in with the user and password of Secret `so`.
+fn rest_with_basic_login(name: &str, url: &str) -> VendorConnection {
+    connection(
+        name,
+        url,
+        "Rest",
+        "1.1",
+        json!({"basicSecretRef": {"name": "so"}}),
+    )
 }
 
 fn credential(
@@ -43,34 +50,17 @@ fn credential(
     if let Some(a) = associate {
         so["associateId"] = a.into();
     }
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "CrmUserCredential", "metadata": {"name": name},
-        "spec": {"connectionRef": {"name": connection}, "deletionPolicy": "Delete", "superOffice": so}
-    }))
-    .expect("credential")
+    support::object(
+        name,
+        json!({"connectionRef": {"name": connection}, "deletionPolicy": "Delete", "superOffice": so}),
+    )
 }
 
-fn reason(o: &CrmUserCredential) -> Option<String> {
-    o.status
-        .as_ref()
-        .and_then(|s| condition(&s.sync.conditions, "Ready"))
-        .filter(|c| c.observed_generation == o.metadata.generation)
-        .map(|c| c.reason.clone())
-}
-
-async fn synced(env: &TestEnv, name: &str) {
-    env.wait_for::<CrmUserCredential>(NS, name, WAIT, |o| reason(o).as_deref() == Some("Synced"))
-        .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn superoffice_soap_and_rest_end_to_end() {
-    let env = TestEnv::start_with(|s| s.drift_interval = Duration::from_secs(2)).await;
-    let sim = SuperOfficeSim::new("7T:ticket==", Some("app-1")).with_basic("so-user", "so-pass");
-    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    env.namespace(NS).await;
+/// Secret `so` in `ns` with every login the simulators accept: application token, ticket, and
+/// user and password.
+async fn so_logins(env: &TestEnv, ns: &str) {
     env.secret(
-        NS,
+        ns,
         "so",
         &[
             ("appToken", "app-1"),
@@ -80,6 +70,20 @@ async fn superoffice_soap_and_rest_end_to_end() {
         ],
     )
     .await;
+}
+
+async fn synced(env: &TestEnv, ns: &str, name: &str) {
+    env.wait_current_reason::<CrmUserCredential>(ns, name, "Synced")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn superoffice_soap_and_rest_end_to_end() {
+    const NS: &str = "so-end-to-end";
+    let env = TestEnv::shared_with(NS, |s| s.drift_interval = Duration::from_secs(2)).await;
+    let sim = SuperOfficeSim::new("7T:ticket==", Some("app-1")).with_basic("so-user", "so-pass");
+    let server = SimServer::start(sim.router(), 0).await.expect("simulator");
+    so_logins(&env, NS).await;
     env.secret(
         NS,
         "pw",
@@ -97,17 +101,8 @@ async fn superoffice_soap_and_rest_end_to_end() {
         &connection("soap12", &server.url(), "Soap", "1.2", ticket.clone()),
     )
     .await;
-    env.apply(
-        NS,
-        &connection(
-            "rest",
-            &server.url(),
-            "Rest",
-            "1.1",
-            json!({"basicSecretRef": {"name": "so"}}),
-        ),
-    )
-    .await;
+    env.apply(NS, &rest_with_basic_login("rest", &server.url()))
+        .await;
     env.apply(
         NS,
         &connection("rest-ticket", &server.url(), "Rest", "1.1", ticket),
@@ -127,7 +122,7 @@ async fn superoffice_soap_and_rest_end_to_end() {
         .await;
     }
     for name in ["a11", "a12", "ar", "at"] {
-        synced(&env, name).await;
+        synced(&env, NS, name).await;
     }
     for (associate, name) in [(0, "a11"), (42, "a12"), (0, "ar"), (7, "at")] {
         let stored = sim
@@ -176,7 +171,7 @@ async fn superoffice_soap_and_rest_end_to_end() {
     let saves = sim.saves();
     env.apply(NS, &credential("ar", "rest", None, "changed", "password"))
         .await;
-    synced(&env, "ar").await;
+    synced(&env, NS, "ar").await;
     wait_count("saves", saves + 1, WAIT, || sim.saves()).await;
     sim.tamper(0, "imap", "mail.example.com/a11", |c| {
         c.comment = "tampered".into()
@@ -199,14 +194,9 @@ async fn superoffice_soap_and_rest_end_to_end() {
     env.apply(NS, &credential("toolong", "rest", None, "c", "long"))
         .await;
     let stalled = env
-        .wait_for::<CrmUserCredential>(NS, "toolong", WAIT, |o| {
-            reason(o).as_deref() == Some("SecretValueTooLong")
-        })
+        .wait_current_reason::<CrmUserCredential>(NS, "toolong", "SecretValueTooLong")
         .await;
-    let status = stalled.status.expect("status");
-    let message = &condition(&status.sync.conditions, "Stalled")
-        .expect("Stalled")
-        .message;
+    let message = support::message_of(&stalled, "Stalled");
     assert!(
         message.contains("pw")
             && message.contains("long")
@@ -220,9 +210,7 @@ async fn superoffice_soap_and_rest_end_to_end() {
     env.apply(NS, &credential("refused", "soap11", None, "c", "password"))
         .await;
     let refused = env
-        .wait_for::<CrmUserCredential>(NS, "refused", WAIT, |o| {
-            reason(o).as_deref() == Some("VendorRejected")
-        })
+        .wait_current_reason::<CrmUserCredential>(NS, "refused", "VendorRejected")
         .await;
     let status = refused.status.expect("status");
     assert!(
@@ -249,25 +237,15 @@ async fn superoffice_soap_and_rest_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn superoffice_answers_where_the_seeds_are_silent() {
     const DRIFT: Duration = Duration::from_secs(2);
-    let env = TestEnv::start_with(|s| s.drift_interval = DRIFT).await;
+    const NS: &str = "so-seeds-silent";
+    let env = TestEnv::shared_with(NS, |s| s.drift_interval = DRIFT).await;
     let sim = SuperOfficeSim::new("7T:ticket==", Some("app-1"))
         .with_basic("so-user", "so-pass")
         .dates_without_offset()
         .camel_case()
         .without_remove();
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
-    env.namespace(NS).await;
-    env.secret(
-        NS,
-        "so",
-        &[
-            ("appToken", "app-1"),
-            ("ticket", "7T:ticket=="),
-            ("username", "so-user"),
-            ("password", "so-pass"),
-        ],
-    )
-    .await;
+    so_logins(&env, NS).await;
     env.secret(NS, "pw", &[("password", "pw-1")]).await;
     let ticket = json!({"ticketSecretRef": {"name": "so", "key": "ticket"}});
     for (name, api, version, auth) in [
@@ -289,7 +267,7 @@ async fn superoffice_answers_where_the_seeds_are_silent() {
         .await;
     }
     for name in ["d-soap11", "d-soap12", "d-rest"] {
-        synced(&env, name).await;
+        synced(&env, NS, name).await;
     }
 
     // Several drift intervals: every credential is read back, none is saved again.
@@ -332,23 +310,14 @@ async fn superoffice_answers_where_the_seeds_are_silent() {
     let no_get = SimServer::start(no_get_sim.router(), 0)
         .await
         .expect("simulator");
-    env.apply(
-        NS,
-        &connection(
-            "rest-noget",
-            &no_get.url(),
-            "Rest",
-            "1.1",
-            json!({"basicSecretRef": {"name": "so"}}),
-        ),
-    )
-    .await;
+    env.apply(NS, &rest_with_basic_login("rest-noget", &no_get.url()))
+        .await;
     env.apply(
         NS,
         &credential("d-noget", "rest-noget", None, "c", "password"),
     )
     .await;
-    synced(&env, "d-noget").await;
+    synced(&env, NS, "d-noget").await;
     tokio::time::sleep(DRIFT * 4).await;
     let no_get_reads = no_get
         .journal
@@ -356,36 +325,13 @@ async fn superoffice_answers_where_the_seeds_are_silent() {
         .len();
     assert_eq!(no_get_reads, 1, "a missing Get is asked once");
     assert_eq!(no_get_sim.saves(), 1, "and the credential is not re-saved");
-    synced(&env, "d-noget").await;
+    synced(&env, NS, "d-noget").await;
 
     // No Remove operation (SOAP: ActionNotSupported; REST: ASP.NET's routing 404): deletion
     // is blocked with the way out, the finalizer stays, the credentials stay in SuperOffice.
     for name in ["d-soap11", "d-rest"] {
-        env.delete::<CrmUserCredential>(NS, name).await;
-        let blocked = env
-            .wait_for::<CrmUserCredential>(NS, name, WAIT, |o| {
-                reason(o).as_deref() == Some("DeletionBlocked")
-            })
+        env.deletion_blocked::<CrmUserCredential>(NS, name, "no such delete operation")
             .await;
-        let message = blocked
-            .status
-            .as_ref()
-            .and_then(|s| condition(&s.sync.conditions, "Ready"))
-            .map(|c| c.message.clone())
-            .unwrap_or_default();
-        assert!(
-            message.contains("no such delete operation")
-                && message.contains("deletionPolicy: Orphan"),
-            "{name}: {message}"
-        );
-        assert!(
-            blocked
-                .metadata
-                .finalizers
-                .unwrap_or_default()
-                .iter()
-                .any(|f| f == "credsync.io/cleanup")
-        );
         let public = format!("mail.example.com/{name}");
         assert!(
             sim.get(0, "imap", &public).is_some(),
@@ -408,16 +354,9 @@ async fn superoffice_answers_where_the_seeds_are_silent() {
     refused.spec.deletion_policy = serde_json::from_value(json!("Orphan")).expect("policy");
     env.apply(NS, &refused).await;
     let refused = env
-        .wait_for::<CrmUserCredential>(NS, "refused", WAIT, |o| {
-            reason(o).as_deref() == Some("VendorRejected")
-        })
+        .wait_current_reason::<CrmUserCredential>(NS, "refused", "VendorRejected")
         .await;
-    let message = refused
-        .status
-        .as_ref()
-        .and_then(|s| condition(&s.sync.conditions, "Ready"))
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
+    let message = support::ready_message(&refused);
     assert!(message.contains("not enabled"), "{message}");
     env.stop().await;
 }

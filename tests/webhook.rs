@@ -5,11 +5,10 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use credsync::api::{ClusterVendorConnection, SsoAppCredential, VendorConnection};
-use credsync::webhook::{self, DENIED_MARKER, SubjectAccessReviews, WEBHOOK_NAME};
+use credsync::webhook::{self, DENIED_MARKER, WEBHOOK_NAME};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -17,7 +16,6 @@ use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use support::{OPERATOR_NAMESPACE, TestEnv, helloid_connection, sso_credential};
-use tokio_util::sync::CancellationToken;
 
 const NS: &str = "team";
 const WEBHOOK_USER: &str = "system:serviceaccount:credsync-system:credsync";
@@ -26,28 +24,51 @@ fn typed<K: DeserializeOwned>(value: Value) -> K {
     serde_json::from_value(value).expect("object")
 }
 
-fn impersonating(env: &TestEnv, user: &str, groups: &[&str]) -> Client {
-    let mut config = env.cp.config().clone();
-    config.auth_info.impersonate = Some(user.into());
-    config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
-    Client::try_from(config).expect("impersonating client")
-}
-
 /// A CA and a serving certificate for 127.0.0.1, written as tls.crt/tls.key the way the chart
 /// mounts them; returns the folder and the CA's PEM (the caBundle).
 fn serving_certificate() -> (tempfile::TempDir, String) {
-    let ca_key = rcgen::KeyPair::generate().expect("key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
-    let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .and_then(|p| p.signed_by(&key, &ca))
-        .expect("serving certificate");
+    let certificate = support::loopback_certificate();
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("tls.crt"), cert.pem()).expect("tls.crt");
-    std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).expect("tls.key");
-    (dir, ca.pem())
+    std::fs::write(dir.path().join("tls.crt"), &certificate.cert_pem).expect("tls.crt");
+    std::fs::write(dir.path().join("tls.key"), &certificate.key_pem).expect("tls.key");
+    (dir, certificate.ca_pem)
+}
+
+/// Grant `subject` the `rules`: a Role and RoleBinding `name` in `namespace`, or a ClusterRole
+/// and ClusterRoleBinding `name` when there is none.
+async fn grant(admin: &Client, namespace: Option<&str>, name: &str, rules: Value, subject: Value) {
+    let role = json!({"metadata": {"name": name}, "rules": rules});
+    let binding = |kind: &str| {
+        json!({
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
+            "subjects": [subject]
+        })
+    };
+    let created: Result<(), kube::Error> = async {
+        let create = PostParams::default();
+        match namespace {
+            Some(ns) => {
+                Api::<Role>::namespaced(admin.clone(), ns)
+                    .create(&create, &typed(role))
+                    .await?;
+                Api::<RoleBinding>::namespaced(admin.clone(), ns)
+                    .create(&create, &typed(binding("Role")))
+                    .await?;
+            }
+            None => {
+                Api::<ClusterRole>::all(admin.clone())
+                    .create(&create, &typed(role))
+                    .await?;
+                Api::<ClusterRoleBinding>::all(admin.clone())
+                    .create(&create, &typed(binding("ClusterRole")))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    created.unwrap_or_else(|e| panic!("granting {name}: {e}"));
 }
 
 /// The API server's refusal text, or None when the request was admitted.
@@ -119,7 +140,9 @@ async fn register_webhook(admin: &Client, port: u16, ca_pem: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_refuses_references_to_secrets_the_user_cannot_read() {
-    let env = TestEnv::start_bare().await;
+    // A control plane of its own: it registers a cluster-wide admission webhook and reads the
+    // audit log.
+    let env = TestEnv::dedicated_bare().await;
     env.namespace(NS).await;
     env.namespace("other").await;
     for (ns, name) in [
@@ -139,59 +162,37 @@ async fn webhook_refuses_references_to_secrets_the_user_cannot_read() {
     // alice may create credsync resources in `team` and get exactly one Secret there, and may
     // create ClusterVendorConnections; nothing else.
     let admin = env.client.clone();
-    Api::<Role>::namespaced(admin.clone(), NS)
-        .create(&PostParams::default(), &typed(json!({
-            "metadata": {"name": "alice"},
-            "rules": [
+    let alice = json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"});
+    for (namespace, name, rules, subject) in [
+        (
+            Some(NS),
+            "alice",
+            json!([
                 {"apiGroups": ["credsync.io"], "resources": ["ssoappcredentials", "vendorconnections", "crmusercredentials"],
                  "verbs": ["get", "list", "create", "update", "patch"]},
                 {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["readable"], "verbs": ["get"]}
-            ]
-        })))
-        .await
-        .expect("role");
-    Api::<RoleBinding>::namespaced(admin.clone(), NS)
-        .create(&PostParams::default(), &typed(json!({
-            "metadata": {"name": "alice"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "alice"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]
-        })))
-        .await
-        .expect("role binding");
-    Api::<ClusterRole>::all(admin.clone())
-        .create(&PostParams::default(), &typed(json!({
-            "metadata": {"name": "alice-cluster-connections"},
-            "rules": [{"apiGroups": ["credsync.io"], "resources": ["clustervendorconnections"], "verbs": ["create"]}]
-        })))
-        .await
-        .expect("cluster role");
-    Api::<ClusterRoleBinding>::all(admin.clone())
-        .create(&PostParams::default(), &typed(json!({
-            "metadata": {"name": "alice-cluster-connections"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "alice-cluster-connections"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]
-        })))
-        .await
-        .expect("cluster role binding");
-    // The webhook runs as the chart's ServiceAccount with only what the chart grants it.
-    Api::<ClusterRole>::all(admin.clone())
-        .create(&PostParams::default(), &typed(json!({
-            "metadata": {"name": "credsync-webhook"},
-            "rules": [{"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}]
-        })))
-        .await
-        .expect("webhook cluster role");
+            ]),
+            alice.clone(),
+        ),
+        (
+            None,
+            "alice-cluster-connections",
+            json!([{"apiGroups": ["credsync.io"], "resources": ["clustervendorconnections"], "verbs": ["create"]}]),
+            alice,
+        ),
+        // The webhook runs as the chart's ServiceAccount with only what the chart grants it.
+        (
+            None,
+            "credsync-webhook",
+            json!([{"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}]),
+            json!({"kind": "ServiceAccount", "name": "credsync", "namespace": OPERATOR_NAMESPACE}),
+        ),
+    ] {
+        grant(&admin, namespace, name, rules, subject).await;
+    }
     let webhook_binding = Api::<ClusterRoleBinding>::all(admin.clone());
-    webhook_binding
-        .create(&PostParams::default(), &typed(json!({
-            "metadata": {"name": "credsync-webhook"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "credsync-webhook"},
-            "subjects": [{"kind": "ServiceAccount", "name": "credsync", "namespace": OPERATOR_NAMESPACE}]
-        })))
-        .await
-        .expect("webhook cluster role binding");
 
-    let alice = impersonating(&env, "alice", &["system:authenticated"]);
+    let alice = env.impersonating("alice", &["system:authenticated"]);
     let alice_creds: Api<SsoAppCredential> = Api::namespaced(alice.clone(), NS);
     let dry_run = PostParams {
         dry_run: true,
@@ -219,24 +220,15 @@ async fn webhook_refuses_references_to_secrets_the_user_cannot_read() {
     let tls = webhook::load_tls(cert_dir.path())
         .await
         .expect("webhook TLS");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let server = webhook::Server::new(
-        listener,
+    let served = support::serve_webhook(
         tls,
-        Arc::new(SubjectAccessReviews::new(impersonating(
-            &env,
+        env.impersonating(
             WEBHOOK_USER,
             &["system:serviceaccounts", "system:authenticated"],
-        ))),
-    );
-    let port = server.local_addr().expect("address").port();
-    let stop = CancellationToken::new();
-    let serving = {
-        let stop = stop.clone();
-        tokio::spawn(server.run(async move { stop.cancelled().await }))
-    };
+        ),
+    )
+    .await;
+    let (port, stop, serving) = (served.port, served.stop, served.task);
     register_webhook(&admin, port, &ca_pem).await;
     let first = eventually_refused(
         "the webhook configuration taking effect",
@@ -315,12 +307,7 @@ async fn webhook_refuses_references_to_secrets_the_user_cannot_read() {
         )
         .await
         .expect("system:masters may reference any Secret");
-    alice_creds
-        .patch(
-            "legacy",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"owner": "alice"}}})),
-        )
+    support::label(&alice_creds, "legacy", json!({"owner": "alice"}))
         .await
         .expect("a metadata-only change is admitted");
     let refused = refusal(
@@ -427,25 +414,18 @@ async fn webhook_refuses_references_to_secrets_the_user_cannot_read() {
 /// its controllers; a certificate it cannot read stops it at start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_binary_serves_the_webhook() {
-    let env = TestEnv::start_bare().await;
+    // A control plane of its own: it registers a cluster-wide admission webhook.
+    let env = TestEnv::dedicated_bare().await;
     env.namespace(NS).await;
     env.secret(NS, "forbidden", &[("password", "p")]).await;
-    let admin = env.client.clone();
-    Api::<Role>::namespaced(admin.clone(), NS)
-        .create(&PostParams::default(), &typed(json!({
-            "metadata": {"name": "alice"},
-            "rules": [{"apiGroups": ["credsync.io"], "resources": ["ssoappcredentials"], "verbs": ["create"]}]
-        })))
-        .await
-        .expect("role");
-    Api::<RoleBinding>::namespaced(admin.clone(), NS)
-        .create(&PostParams::default(), &typed(json!({
-            "metadata": {"name": "alice"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "alice"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]
-        })))
-        .await
-        .expect("role binding");
+    grant(
+        &env.client,
+        Some(NS),
+        "alice",
+        json!([{"apiGroups": ["credsync.io"], "resources": ["ssoappcredentials"], "verbs": ["create"]}]),
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}),
+    )
+    .await;
 
     let operator = |cert_dir: &std::path::Path, port: u16| {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_credsync"));
@@ -497,8 +477,8 @@ async fn the_operator_binary_serves_the_webhook() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("credsync run");
-    register_webhook(&admin, port, &ca_pem).await;
-    let alice = impersonating(&env, "alice", &["system:authenticated"]);
+    register_webhook(&env.client, port, &ca_pem).await;
+    let alice = env.impersonating("alice", &["system:authenticated"]);
     let alice_creds: Api<SsoAppCredential> = Api::namespaced(alice, NS);
     let message = eventually_refused(
         "the operator's webhook",

@@ -3,10 +3,14 @@
 //! RBAC, and an audit log of every request. No controllers or nodes run: credsync needs only the
 //! API server. Tests of namespace deletion start kube-controller-manager with its namespace
 //! controller alone ([`ControlPlane::start_controller_manager`]); nothing else needs it.
+//!
+//! Test binaries share one control plane between their tests ([`ControlPlane::shared`]): it
+//! is started once per process and its processes die with the process, however it ends.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -180,6 +184,32 @@ impl ControlPlane {
             cp.dir.path().display()
         );
         Ok(cp)
+    }
+
+    /// This process's shared control plane, started on first use. Its processes are started
+    /// from a thread that lives as long as the process, so that they die with it (see
+    /// [`spawn`]); at exit they are stopped and their folder removed. A test binary's tests
+    /// share it: each brings its own clients (a client belongs to its test's runtime) and
+    /// namespaces. The first start's failure is every caller's.
+    pub async fn shared() -> Result<&'static ControlPlane, DevError> {
+        static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+        // Blocking: every test but the first waits here for the first to finish starting it.
+        let shared = tokio::task::spawn_blocking(|| SHARED.get_or_init(start_for_the_process))
+            .await
+            .map_err(|e| setup(format!("starting the shared control plane: {e}")))?;
+        shared.as_ref().map_err(|e| setup(e.clone()))
+    }
+
+    /// Process ids of every process this control plane runs.
+    fn child_pids(&self) -> Vec<u32> {
+        [
+            self.etcd.id(),
+            self.apiserver.as_ref().and_then(|c| c.id()),
+            self.controller_manager.as_ref().and_then(|c| c.id()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     async fn wait_ready(&mut self, timeout: Duration) -> Result<(), DevError> {
@@ -456,6 +486,87 @@ impl Drop for ControlPlane {
     }
 }
 
+/// What the exit hook stops and removes: the shared control plane's processes and folder.
+static SHARED_AT_EXIT: OnceLock<(Vec<u32>, PathBuf)> = OnceLock::new();
+
+/// Start the shared control plane on a thread of its own that never ends: its runtime reaps
+/// the processes, and their parent-death signal (tied to the spawning thread) fires only when
+/// the process ends. Statics are never dropped, so an exit hook stops them and removes the
+/// folder.
+fn start_for_the_process() -> Result<ControlPlane, String> {
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("shared-control-plane".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = started_tx.send(Err(format!("a runtime for the control plane: {e}")));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let started = ControlPlane::start().await.map_err(|e| e.to_string());
+                let _ = started_tx.send(started);
+                std::future::pending::<()>().await
+            });
+        })
+        .map_err(|e| format!("a thread for the control plane: {e}"))?;
+    let started = started_rx
+        .recv()
+        .map_err(|_| "the control plane's thread ended before it started".to_string())?;
+    if let Ok(cp) = &started {
+        let _ = SHARED_AT_EXIT.set((cp.child_pids(), cp.dir().to_path_buf()));
+        // SAFETY: registers a plain function with no arguments; it touches only statics.
+        if unsafe { sys::atexit(stop_shared_at_exit) } != 0 {
+            tracing::warn!("no exit hook: the shared control plane's folder stays behind");
+        }
+    }
+    started
+}
+
+/// The exit hook: kill the shared control plane's processes, reap them, remove its folder.
+extern "C" fn stop_shared_at_exit() {
+    let Some((pids, dir)) = SHARED_AT_EXIT.get() else {
+        return;
+    };
+    for &pid in pids {
+        // SAFETY: signals and reaps only our own children, by id.
+        unsafe { sys::kill(pid as i32, sys::SIGKILL) };
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    for &pid in pids {
+        let mut status = 0;
+        // SAFETY: as above; WNOHANG never blocks. 0: still running; -1: already reaped.
+        while unsafe { sys::waitpid(pid as i32, &mut status, sys::WNOHANG) } == 0
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The few C library calls the harness needs (std links the C library anyway).
+mod sys {
+    use std::ffi::c_int;
+
+    pub const SIGKILL: c_int = 9;
+    pub const WNOHANG: c_int = 1;
+    pub const PR_SET_PDEATHSIG: c_int = 1;
+
+    unsafe extern "C" {
+        pub fn atexit(hook: extern "C" fn()) -> c_int;
+        pub fn kill(pid: i32, signal: c_int) -> c_int;
+        pub fn waitpid(pid: i32, status: *mut c_int, options: c_int) -> i32;
+        pub fn prctl(option: c_int, ...) -> c_int;
+        pub fn getppid() -> i32;
+    }
+}
+
 fn kubeconfig(port: u16, ca_pem: &str, token: &str) -> Result<Kubeconfig, DevError> {
     use base64::Engine;
     let yaml = serde_json::json!({
@@ -478,10 +589,28 @@ fn free_port() -> Result<u16, DevError> {
         .port())
 }
 
+/// Start a control-plane process that dies with the thread that started it (Linux's parent-death
+/// signal), so that no etcd or kube-apiserver outlives a test process killed or aborted before
+/// its destructors run.
 fn spawn(program: &Path, args: &[String], log: &Path) -> Result<Child, DevError> {
     let out = std::fs::File::create(log)?;
     let err = out.try_clone()?;
-    Command::new(program)
+    let parent = std::process::id() as i32;
+    let mut command = Command::new(program);
+    // SAFETY: between fork and exec only async-signal-safe system calls run (prctl, getppid).
+    unsafe {
+        command.pre_exec(move || {
+            if sys::prctl(sys::PR_SET_PDEATHSIG, sys::SIGKILL as std::ffi::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have gone before the signal was asked for.
+            if sys::getppid() != parent {
+                return Err(std::io::Error::other("the test process is gone"));
+            }
+            Ok(())
+        });
+    }
+    command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))

@@ -1,9 +1,20 @@
 //! Shared integration-test environment: a real kube-apiserver + etcd (credsync::dev), the CRDs,
-//! and the operator running in-process with short intervals.
+//! the operator running in-process with short intervals, and the fixtures every test file would
+//! otherwise write again (waiting for a Ready reason, the common kinds' builders).
+//!
+//! Starting a control plane costs seconds of both cores, so a test binary's tests share one
+//! ([`TestEnv::shared`]): each test gets its own client, namespace and operator, the operator
+//! serving that namespace only (`--watch-namespace`) with an operator namespace of its own (its
+//! fingerprint key), so that tests running at once never see each other's objects. A test that
+//! stops the API server, reads its audit log, uses cluster-scoped objects (ClusterVendorConnections,
+//! webhooks, Leases in the shared operator namespace) or an operator over every namespace takes
+//! a control plane of its own ([`TestEnv::dedicated`]) and says why.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
+use std::ops::{Deref, DerefMut};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use credsync::controller::{self, Settings};
@@ -20,10 +31,57 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// A namespaced kind the fixtures can read: what every fixture over "any kind" asks of it.
+pub trait Namespaced:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned
+{
+}
+
+impl<K> Namespaced for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned
+{
+}
+
+/// The operator namespace of a test with a control plane of its own.
 pub const OPERATOR_NAMESPACE: &str = "credsync-system";
 
+/// How long a test waits for the operator to reach a state, unless it says otherwise.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The control plane a test runs against: its own, or the one its test binary shares.
+pub enum Plane {
+    Dedicated(Box<ControlPlane>),
+    Shared(&'static ControlPlane),
+}
+
+impl Deref for Plane {
+    type Target = ControlPlane;
+    fn deref(&self) -> &ControlPlane {
+        match self {
+            Plane::Dedicated(cp) => cp,
+            Plane::Shared(cp) => cp,
+        }
+    }
+}
+
+/// Stopping or changing the control plane (restarts, kube-controller-manager) would change it
+/// under every other test of the binary: only a dedicated one may.
+impl DerefMut for Plane {
+    fn deref_mut(&mut self) -> &mut ControlPlane {
+        match self {
+            Plane::Dedicated(cp) => cp,
+            Plane::Shared(_) => {
+                panic!("this test shares its control plane; use TestEnv::dedicated to change it")
+            }
+        }
+    }
+}
+
 pub struct TestEnv {
-    pub cp: ControlPlane,
+    pub cp: Plane,
     pub client: Client,
     pub settings: Settings,
     /// What /readyz and /healthz of the in-process operator (the last one started) answer.
@@ -46,25 +104,65 @@ pub fn test_settings() -> Settings {
     }
 }
 
+/// Namespaces taken by this binary's tests on the shared control plane: one test each.
+static CLAIMED_NAMESPACES: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
 impl TestEnv {
-    pub async fn start() -> TestEnv {
-        Self::start_with(|_| {}).await
+    /// The binary's shared control plane and an operator serving `namespace` (created here, and
+    /// no other test's) with test settings.
+    pub async fn shared(namespace: &str) -> TestEnv {
+        Self::shared_with(namespace, |_| {}).await
     }
 
-    /// Start the control plane and the operator with `tweak`ed settings.
-    pub async fn start_with(tweak: impl FnOnce(&mut Settings)) -> TestEnv {
-        let mut env = Self::start_bare().await;
+    /// As [`TestEnv::shared`], the operator with `tweak`ed settings.
+    pub async fn shared_with(namespace: &str, tweak: impl FnOnce(&mut Settings)) -> TestEnv {
+        let newly_claimed = CLAIMED_NAMESPACES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(namespace.to_string());
+        assert!(
+            newly_claimed,
+            "namespace {namespace} is already another test's in this binary"
+        );
+        credsync::telemetry::init("info", credsync::telemetry::LogFormat::Pretty);
+        let cp = ControlPlane::shared()
+            .await
+            .expect("control plane must start (see KUBEBUILDER_ASSETS / hack/build-tools.sh)");
+        let mut settings = test_settings();
+        settings.watch_namespace = Some(namespace.into());
+        settings.operator_namespace = format!("{namespace}-operator");
+        tweak(&mut settings);
+        let mut env = Self::on(Plane::Shared(cp), settings).await;
+        env.namespace(namespace).await;
+        env.start_operator();
+        env
+    }
+
+    /// A control plane of this test's own and an operator over every namespace.
+    pub async fn dedicated() -> TestEnv {
+        Self::dedicated_with(|_| {}).await
+    }
+
+    /// As [`TestEnv::dedicated`], the operator with `tweak`ed settings.
+    pub async fn dedicated_with(tweak: impl FnOnce(&mut Settings)) -> TestEnv {
+        let mut env = Self::dedicated_bare().await;
         tweak(&mut env.settings);
         env.start_operator();
         env
     }
 
-    /// Start the control plane and CRDs only; operators are started by the test.
-    pub async fn start_bare() -> TestEnv {
+    /// A control plane of this test's own with the CRDs only; operators are started by the test.
+    pub async fn dedicated_bare() -> TestEnv {
         credsync::telemetry::init("info", credsync::telemetry::LogFormat::Pretty);
         let cp = ControlPlane::start()
             .await
             .expect("control plane must start (see KUBEBUILDER_ASSETS / hack/build-tools.sh)");
+        Self::on(Plane::Dedicated(Box::new(cp)), test_settings()).await
+    }
+
+    /// The CRDs (applied again on a shared plane: cheap, and idempotent) and the operator
+    /// namespace on `cp`.
+    async fn on(cp: Plane, settings: Settings) -> TestEnv {
         eprintln!(
             "integration test against kube-apiserver {}",
             cp.server_version()
@@ -76,12 +174,30 @@ impl TestEnv {
         let env = TestEnv {
             cp,
             client,
-            settings: test_settings(),
+            settings,
             readiness: Readiness::default(),
             operator: None,
         };
-        env.namespace(OPERATOR_NAMESPACE).await;
+        env.namespace(&env.settings.operator_namespace).await;
         env
+    }
+
+    /// A client acting as `user` in `groups` (impersonated by the admin), to test what RBAC
+    /// lets them do.
+    pub fn impersonating(&self, user: &str, groups: &[&str]) -> Client {
+        let mut config = self.cp.config().clone();
+        config.auth_info.impersonate = Some(user.into());
+        config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
+        Client::try_from(config).expect("impersonating client")
+    }
+
+    /// The finalizer by which this test's operator holds a connection or Secret in use (its
+    /// name depends on the namespace and labels the operator serves).
+    pub fn in_use_finalizer(&self) -> String {
+        credsync::reconcile::in_use::finalizer_for_shard(
+            self.settings.watch_namespace.as_deref(),
+            self.settings.label_selector.as_deref(),
+        )
     }
 
     /// Start (again) the in-process operator.
@@ -187,11 +303,7 @@ impl TestEnv {
     /// Server-side apply a namespaced object.
     pub async fn apply<K>(&self, namespace: &str, obj: &K) -> K
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + Debug
-            + Serialize
-            + DeserializeOwned,
+        K: Namespaced + Serialize,
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         self.apply_in(&api, &obj.name_any(), obj).await
@@ -219,10 +331,7 @@ impl TestEnv {
     /// Delete a namespaced object.
     pub async fn delete<K>(&self, namespace: &str, name: &str)
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + Debug
-            + DeserializeOwned,
+        K: Namespaced,
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let _ = api.delete(name, &DeleteParams::default()).await;
@@ -237,10 +346,7 @@ impl TestEnv {
         ready: impl Fn(&K) -> bool,
     ) -> K
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + Debug
-            + DeserializeOwned,
+        K: Namespaced,
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let deadline = tokio::time::Instant::now() + timeout;
@@ -265,10 +371,7 @@ impl TestEnv {
     /// Wait until the object is gone.
     pub async fn wait_gone<K>(&self, namespace: &str, name: &str, timeout: Duration)
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + Debug
-            + DeserializeOwned,
+        K: Namespaced,
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let deadline = tokio::time::Instant::now() + timeout;
@@ -285,6 +388,23 @@ impl TestEnv {
     pub async fn stop(mut self) {
         self.stop_operator().await;
     }
+}
+
+/// Merge `labels` into the object's labels: a metadata-only change (admission webhooks over
+/// references must let it through).
+pub async fn label<K: Namespaced>(
+    api: &Api<K>,
+    name: &str,
+    labels: serde_json::Value,
+) -> Result<K, kube::Error> {
+    let patch = serde_json::json!({"metadata": {"labels": labels}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+}
+
+/// Whether the operator holds the object for its vendor-side cleanup (deletionPolicy Delete).
+pub fn holds_cleanup_finalizer<K: Resource>(o: &K) -> bool {
+    o.finalizers().iter().any(|f| f == "credsync.io/cleanup")
 }
 
 /// The condition of `type_` in a status's conditions.
@@ -311,17 +431,118 @@ pub async fn wait_count(what: &str, n: usize, timeout: Duration, count: impl Fn(
     }
 }
 
+/// A credsync object of kind `K` named `name` with `spec` (JSON, as a manifest would say it).
+pub fn object<K: DeserializeOwned + Resource<DynamicType = ()>>(
+    name: &str,
+    spec: serde_json::Value,
+) -> K {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": K::api_version(&()), "kind": K::kind(&()), "metadata": {"name": name},
+        "spec": spec
+    }))
+    .unwrap_or_else(|e| panic!("{} {name}: {e}", K::kind(&())))
+}
+
+/// A VendorConnection with `spec` (a vendor block and any settings).
+pub fn vendor_connection(name: &str, spec: serde_json::Value) -> credsync::api::VendorConnection {
+    object(name, spec)
+}
+
 /// A HelloID VendorConnection whose API key Secret reference is `api_key_ref` (JSON).
 pub fn helloid_connection(
     name: &str,
     url: &str,
     api_key_ref: serde_json::Value,
 ) -> credsync::api::VendorConnection {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "credsync.io/v1alpha1", "kind": "VendorConnection", "metadata": {"name": name},
-        "spec": {"helloId": {"url": url, "apiKeySecretRef": api_key_ref}}
-    }))
-    .expect("connection")
+    vendor_connection(
+        name,
+        serde_json::json!({"helloId": {"url": url, "apiKeySecretRef": api_key_ref}}),
+    )
+}
+
+/// The CRM connections of the CRM tests: `so-rest` and `so-soap` to the SuperOffice simulator
+/// at `superoffice_url` (ticket from Secret `secret` key `ticket`) and `oracle` to the Oracle one
+/// at `oracle_url` (its login from `secret`'s username and password).
+pub async fn crm_connections(
+    env: &TestEnv,
+    ns: &str,
+    secret: &str,
+    superoffice_url: &str,
+    oracle_url: &str,
+) {
+    let ticket = serde_json::json!({"ticketSecretRef": {"name": secret, "key": "ticket"}});
+    for (name, spec) in [
+        (
+            "so-rest",
+            serde_json::json!({"superOffice": {"url": superoffice_url, "api": "Rest", "auth": ticket}}),
+        ),
+        (
+            "so-soap",
+            serde_json::json!({"superOffice": {"url": superoffice_url, "api": "Soap", "auth": ticket}}),
+        ),
+        (
+            "oracle",
+            serde_json::json!({"oracleCrmOnDemand": {"url": oracle_url, "credentialsSecretRef": {"name": secret}}}),
+        ),
+    ] {
+        env.apply(ns, &vendor_connection(name, spec)).await;
+    }
+}
+
+/// The admission webhook, served in-process on a loopback port.
+pub struct ServedWebhook {
+    pub port: u16,
+    /// Cancel to stop serving.
+    pub stop: CancellationToken,
+    pub task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Serve the admission webhook with `tls` on a loopback port, asking the API server through
+/// `asker` whether a user may read a Secret.
+pub async fn serve_webhook(
+    tls: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
+    asker: Client,
+) -> ServedWebhook {
+    use credsync::webhook::{Server, SubjectAccessReviews};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let server = Server::new(
+        listener,
+        tls,
+        std::sync::Arc::new(SubjectAccessReviews::new(asker)),
+    );
+    let port = server.local_addr().expect("address").port();
+    let stop = CancellationToken::new();
+    let task = {
+        let stop = stop.clone();
+        tokio::spawn(server.run(async move { stop.cancelled().await }))
+    };
+    ServedWebhook { port, stop, task }
+}
+
+/// A serving certificate for 127.0.0.1 from a throwaway CA, for webhooks served in-process.
+pub struct LoopbackCertificate {
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// The CA's certificate: what the API server is told to trust (a caBundle).
+    pub ca_pem: String,
+}
+
+pub fn loopback_certificate() -> LoopbackCertificate {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .and_then(|p| p.signed_by(&key, &ca))
+        .expect("serving certificate");
+    LoopbackCertificate {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        ca_pem: ca.pem(),
+    }
 }
 
 pub const TEST_USER_GUID: &str = "0c5b6a8e-31f2-4d57-9d7e-1a2b3c4d5e6f";
@@ -353,10 +574,141 @@ pub fn sso_credential(
     .expect("credential")
 }
 
-/// The reason of an SsoAppCredential's Ready condition.
-pub fn ready_reason(o: &credsync::api::SsoAppCredential) -> Option<String> {
-    o.status
-        .as_ref()
-        .and_then(|s| condition(&s.sync.conditions, "Ready"))
+/// The kinds whose status carries credsync's kstatus conditions, for fixtures over all of them.
+pub trait Conditioned: Namespaced {
+    /// The status conditions (none before the first status).
+    fn conditions(&self) -> &[Condition];
+}
+
+macro_rules! conditioned {
+    ($($kind:ty),*) => {$(
+        impl Conditioned for $kind {
+            fn conditions(&self) -> &[Condition] {
+                self.status.as_ref().map_or(&[][..], |s| s.sync.conditions.as_slice())
+            }
+        }
+    )*};
+}
+conditioned!(
+    credsync::api::SsoAppCredential,
+    credsync::api::CrmUserCredential,
+    credsync::api::ErpIdentity,
+    credsync::api::VendorConnection
+);
+
+/// The object's Ready condition.
+pub fn ready<K: Conditioned>(o: &K) -> Option<&Condition> {
+    condition(o.conditions(), "Ready")
+}
+
+/// The reason of the object's Ready condition, whichever generation it describes.
+pub fn ready_reason<K: Conditioned>(o: &K) -> Option<String> {
+    ready(o).map(|c| c.reason.clone())
+}
+
+/// The reason of the object's Ready condition once it describes the current generation.
+pub fn current_reason<K: Conditioned>(o: &K) -> Option<String> {
+    ready(o)
+        .filter(|c| c.observed_generation == o.meta().generation)
         .map(|c| c.reason.clone())
+}
+
+/// The message of the object's condition `type_`, which must be there.
+pub fn message_of<K: Conditioned>(o: &K, type_: &str) -> String {
+    condition(o.conditions(), type_)
+        .unwrap_or_else(|| panic!("no {type_} condition: {:?}", o.conditions()))
+        .message
+        .clone()
+}
+
+/// The message of the object's Ready condition ("" without one).
+pub fn ready_message<K: Conditioned>(o: &K) -> String {
+    ready(o).map(|c| c.message.clone()).unwrap_or_default()
+}
+
+impl TestEnv {
+    /// Wait (up to [`WAIT`]) until the object's Ready reason is `reason`, for any generation.
+    pub async fn wait_reason<K: Conditioned>(
+        &self,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+    ) -> K {
+        self.wait_reason_read(namespace, name, reason, ready_reason)
+            .await
+    }
+
+    /// Wait (up to [`WAIT`]) until the object's Ready reason is `reason` for its current
+    /// generation.
+    pub async fn wait_current_reason<K: Conditioned>(
+        &self,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+    ) -> K {
+        self.wait_reason_read(namespace, name, reason, current_reason)
+            .await
+    }
+
+    async fn wait_reason_read<K: Conditioned>(
+        &self,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+        read: fn(&K) -> Option<String>,
+    ) -> K {
+        self.wait_for::<K>(namespace, name, WAIT, |o| {
+            read(o).as_deref() == Some(reason)
+        })
+        .await
+    }
+
+    /// In `ns`: Secret `api` holding HelloID API key `key` and `secret`, and VendorConnection
+    /// `helloid` to `url` that logs in with it.
+    pub async fn helloid_tenant(&self, ns: &str, url: &str, key: &str, secret: &str) {
+        self.secret(ns, "api", &[("key", key), ("secret", secret)])
+            .await;
+        let api_key = serde_json::json!({"name": "api"});
+        self.apply(ns, &helloid_connection("helloid", url, api_key))
+            .await;
+    }
+
+    /// Apply [`sso_credential`] `name` over VendorConnection `connection`, its Password from
+    /// Secret `pw` key `password`.
+    pub async fn apply_sso(
+        &self,
+        ns: &str,
+        name: &str,
+        connection: &str,
+    ) -> credsync::api::SsoAppCredential {
+        self.apply(
+            ns,
+            &sso_credential(name, "VendorConnection", connection, "pw", "password"),
+        )
+        .await
+    }
+
+    /// Delete the object and wait until the deletion is blocked (its vendor offers no delete):
+    /// the message says `why` and names the way out, and the cleanup finalizer stays.
+    pub async fn deletion_blocked<K: Conditioned>(
+        &self,
+        namespace: &str,
+        name: &str,
+        why: &str,
+    ) -> K {
+        self.delete::<K>(namespace, name).await;
+        let blocked: K = self
+            .wait_current_reason(namespace, name, "DeletionBlocked")
+            .await;
+        let message = ready_message(&blocked);
+        assert!(
+            message.contains(why) && message.contains("deletionPolicy: Orphan"),
+            "{name}: {message}"
+        );
+        assert!(
+            holds_cleanup_finalizer(&blocked),
+            "{name}: the finalizer stays"
+        );
+        blocked
+    }
 }
