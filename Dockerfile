@@ -1,11 +1,14 @@
 # syntax=docker/dockerfile:1
 # The operator image: a release build on Debian, run from distroless (glibc, no shell) as non-root.
-# Only the `credsync` binary ships (no simulators, no dev tools: feature `dev` stays off).
+# Only the `credsync` binary ships (no simulators, no dev tools: those live in crates/testkit and crates/bench).
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The workspace's other members (testkit, bench) must be present for cargo to load it; only
+# the credsync binary is built from them.
+COPY crates ./crates
 # Cache mounts keep the registry and build tree between image builds.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

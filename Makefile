@@ -11,13 +11,13 @@ tools:
 	bash hack/build-tools.sh all
 
 build:
-	$(CARGO) build --features dev --bins
+	$(CARGO) build --workspace --bins
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --all-targets --features dev -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Regenerate crds/ (and the chart's copy) from the Rust types.
 crds:
@@ -46,7 +46,7 @@ test: fmt-check clippy crds-check lua-test dockerfile-lint
 	assets="$${KUBEBUILDER_ASSETS:-}"; \
 	if [[ -z "$$assets" ]]; then assets="$$(bash hack/build-tools.sh control-plane | tail -n 1)"; fi; \
 	export KUBEBUILDER_ASSETS="$$assets"; \
-	$(CARGO) test --features dev -- --test-threads=2
+	$(CARGO) test --workspace -- --test-threads=2
 
 demo:
 	bash hack/demo.sh

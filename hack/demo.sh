@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/credsync/target}"
 
 BIN="${KUBEBUILDER_ASSETS:-$(bash hack/build-tools.sh control-plane | tail -n 1)}"
-cargo build -q --features dev --bins
+cargo build -q --workspace --bins
 DEV="$CARGO_TARGET_DIR/debug/credsync-dev"
 STATE="$(mktemp -d "${TMPDIR:-/tmp}/credsync-demo.XXXXXX")"
 PIDS=()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measures the operator's RSS with and without 5,000 unrelated 10 KiB Secrets in the cluster
-# (the Secret watch is metadata-only and paged). Needs `cargo build --features dev --bins`.
+# (the Secret watch is metadata-only and paged). Needs `cargo build --workspace --bins`.
 set -euo pipefail
 WORK="${WORK:-/tmp/credsync-memory}"; mkdir -p "$WORK"
 T=$HOME/.cache/credsync/target/debug

@@ -24,9 +24,3 @@ pub mod server;
 pub mod telemetry;
 pub mod vendors;
 pub mod webhook;
-
-/// Local development pieces: the control-plane harness and the vendor simulators.
-#[cfg(feature = "dev")]
-pub mod dev;
-#[cfg(feature = "dev")]
-pub mod sim;

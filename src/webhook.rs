@@ -816,7 +816,6 @@ mod tests {
         assert!(referenced_secrets("CrmUserCredential", None, json!({})).is_err());
     }
 
-    #[cfg(feature = "dev")]
     #[test]
     fn tls_config_reads_pem_and_refuses_garbage() {
         let key = rcgen::KeyPair::generate().expect("key");

@@ -2,18 +2,17 @@
 //! against each way a host may answer where the vendor's document is silent (casing, list
 //! DTOs, date forms, no listing route, identities deleted outside credsync): credsync must
 //! neither fail, duplicate, reset server-managed fields nor re-save forever.
-#![cfg(feature = "dev")]
 
 mod support;
 
 use std::time::Duration;
 
 use credsync::api::{ErpIdentity, VendorConnection};
-use credsync::sim::SimServer;
-use credsync::sim::apex::{
+use credsync::vendors::http::DEFAULT_MAX_RESPONSE_BYTES;
+use credsync_testkit::sim::SimServer;
+use credsync_testkit::sim::apex::{
     ApexAuth, ApexSim, DateStyle, Dialect, Identity, JsonCasing, ListShape, UserInfo,
 };
-use credsync::vendors::http::DEFAULT_MAX_RESPONSE_BYTES;
 use serde_json::json;
 use support::{TestEnv, WAIT, condition, current_reason};
 

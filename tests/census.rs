@@ -1,13 +1,12 @@
 //! `credsync_resources` counts resources by state from the operator's cache: ready, progressing
 //! (the backlog: the queue depth), stalled. Its own test binary: the metrics are process-wide.
-#![cfg(feature = "dev")]
 
 mod support;
 
 use std::time::Duration;
 
-use credsync::sim::helloid::HelloIdSim;
-use credsync::sim::{Fault, SimServer};
+use credsync_testkit::sim::helloid::HelloIdSim;
+use credsync_testkit::sim::{Fault, SimServer};
 use serde_json::json;
 use support::{TestEnv, helloid_connection, sso_credential};
 

@@ -1,10 +1,9 @@
 //! The control-plane harness itself: a real etcd + kube-apiserver starts, the credsync CRDs
 //! install, and `kubectl get credsync` (the category every kind is in) works against it.
-#![cfg(feature = "dev")]
 
 use std::collections::BTreeMap;
 
-use credsync::dev::ControlPlane;
+use credsync_testkit::ControlPlane;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 

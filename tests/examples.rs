@@ -1,12 +1,11 @@
 //! Every file in examples/ applies to a real API server and every object in it becomes Ready
 //! against the simulators (on the demo ports the examples point at).
-#![cfg(feature = "dev")]
 
 mod support;
 
 use std::time::Duration;
 
-use credsync::sim::{self, DemoPorts};
+use credsync_testkit::sim::{self, DemoPorts};
 use support::TestEnv;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

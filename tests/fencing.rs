@@ -2,7 +2,6 @@
 //! a leader cut off from it fences itself, so no vendor write of the old leader lands after the
 //! standby's first; and /healthz fails while the controllers are wedged (their watches failing
 //! beyond `--liveness-stall-after`), and recovers when the API server is back.
-#![cfg(feature = "dev")]
 
 mod support;
 
@@ -13,8 +12,8 @@ use credsync::api::{SsoAppCredential, VendorConnection};
 use credsync::leader::LeaderElection;
 use credsync::liveness::Liveness;
 use credsync::server::{Readiness, serve_on};
-use credsync::sim::helloid::HelloIdSim;
-use credsync::sim::{Recorded, SimServer};
+use credsync_testkit::sim::helloid::HelloIdSim;
+use credsync_testkit::sim::{Recorded, SimServer};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use serde_json::json;

@@ -1,5 +1,4 @@
 //! HelloID end to end: SsoAppCredential against the HelloID simulator and a real API server.
-#![cfg(feature = "dev")]
 
 mod support;
 
@@ -8,8 +7,8 @@ use std::time::Duration;
 use axum::http::Method;
 use base64::Engine;
 use credsync::api::{SsoAppCredential, VendorConnection};
-use credsync::sim::SimServer;
-use credsync::sim::helloid::{CredentialRoutes, HelloIdSim};
+use credsync_testkit::sim::SimServer;
+use credsync_testkit::sim::helloid::{CredentialRoutes, HelloIdSim};
 use kube::Api;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -41,7 +40,7 @@ fn credential(user_name: &str, policy: &str) -> SsoAppCredential {
     )
 }
 
-fn posts(server: &SimServer) -> Vec<credsync::sim::Recorded> {
+fn posts(server: &SimServer) -> Vec<credsync_testkit::sim::Recorded> {
     server.journal.matching(&Method::POST, "/api/v1/enduser/")
 }
 
@@ -308,7 +307,9 @@ async fn failures_are_explained_and_recover() {
     .await;
 
     // A transient outage: Reconciling, retried with backoff, Ready after recovery.
-    server.faults.push(credsync::sim::Fault::Unavailable, 3);
+    server
+        .faults
+        .push(credsync_testkit::sim::Fault::Unavailable, 3);
     env.secret(NS, "mike-password", &[("password", "pw-2")])
         .await;
     env.wait_for::<SsoAppCredential>(NS, "mike-github", WAIT, |o| {

@@ -1,6 +1,5 @@
 //! GitOps health: sigs.k8s.io/cli-utils' kstatus (what Flux `wait: true` and friends use) reads
 //! credsync's conditions as Current when Ready, InProgress while retrying, Failed when Stalled.
-#![cfg(feature = "dev")]
 
 mod support;
 
@@ -8,8 +7,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use credsync::api::{SsoAppCredential, VendorConnection};
-use credsync::sim::SimServer;
-use credsync::sim::helloid::HelloIdSim;
+use credsync_testkit::sim::SimServer;
+use credsync_testkit::sim::helloid::HelloIdSim;
 use serde_json::json;
 use support::TestEnv;
 

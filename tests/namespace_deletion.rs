@@ -3,7 +3,6 @@
 //! namespace controller deletes the Secrets and the connection in the same sweep; also when the
 //! operator is killed in the middle. Runs kube-controller-manager's namespace controller, since
 //! without it no namespace ever finishes deleting.
-#![cfg(feature = "dev")]
 
 mod support;
 
@@ -11,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use axum::http::Method;
 use credsync::api::{SsoAppCredential, VendorConnection};
-use credsync::sim::SimServer;
-use credsync::sim::helloid::HelloIdSim;
+use credsync_testkit::sim::SimServer;
+use credsync_testkit::sim::helloid::HelloIdSim;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Api;
 use serde_json::json;

@@ -1,5 +1,4 @@
 //! Oracle CRM On Demand end to end: CrmUserCredential → PasswordWS SetPassword.
-#![cfg(feature = "dev")]
 
 mod support;
 
@@ -7,8 +6,8 @@ use std::time::Duration;
 
 use axum::http::Method;
 use credsync::api::{CrmUserCredential, VendorConnection};
-use credsync::sim::SimServer;
-use credsync::sim::oracle::OracleSim;
+use credsync_testkit::sim::SimServer;
+use credsync_testkit::sim::oracle::OracleSim;
 use serde_json::json;
 use support::{TestEnv, WAIT, condition, wait_count};
 
@@ -98,9 +97,13 @@ async fn oracle_passwords_end_to_end() {
 
     // Garbage, oversized and broken answers are refused without harm and retried.
     let before = server.journal.len();
-    server.faults.push(credsync::sim::Fault::Malformed, 1);
-    server.faults.push(credsync::sim::Fault::Oversized, 1);
-    server.faults.push(credsync::sim::Fault::Drop, 1);
+    server
+        .faults
+        .push(credsync_testkit::sim::Fault::Malformed, 1);
+    server
+        .faults
+        .push(credsync_testkit::sim::Fault::Oversized, 1);
+    server.faults.push(credsync_testkit::sim::Fault::Drop, 1);
     env.secret(NS, "pw", &[("password", "third")]).await;
     env.wait_for::<CrmUserCredential>(NS, "hrz", WAIT, |_| {
         sim.password_of("HRZ780-KGY67").as_deref() == Some("third")

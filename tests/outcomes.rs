@@ -1,15 +1,14 @@
 //! Status is a promise: `Ready=True, Synced` means the vendor holds what the spec and its
 //! Secrets say. A write whose outcome is unknown stops vouching for the vendor's state, and a
 //! paused object whose desired state moved on is not Ready.
-#![cfg(feature = "dev")]
 
 mod support;
 
 use std::time::Duration;
 
 use credsync::api::{SsoAppCredential, VendorConnection};
-use credsync::sim::helloid::HelloIdSim;
-use credsync::sim::{Fault, SimServer};
+use credsync_testkit::sim::helloid::HelloIdSim;
+use credsync_testkit::sim::{Fault, SimServer};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;

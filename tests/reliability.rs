@@ -1,6 +1,5 @@
 //! Reliability: rate limits, Retry-After, vendor faults at scale, API server restarts, leader
 //! election and idle quiet, against the real API server and the fault-injecting simulator.
-#![cfg(feature = "dev")]
 
 mod support;
 
@@ -9,8 +8,8 @@ use std::time::{Duration, Instant};
 use axum::http::Method;
 use credsync::api::{SsoAppCredential, VendorConnection};
 use credsync::leader::LeaderElection;
-use credsync::sim::helloid::HelloIdSim;
-use credsync::sim::{Fault, SimServer};
+use credsync_testkit::sim::helloid::HelloIdSim;
+use credsync_testkit::sim::{Fault, SimServer};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
@@ -189,9 +188,9 @@ fn ready_conditions(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converges_across_all_five_apis_after_faults() {
     use credsync::api::{CrmUserCredential, ErpIdentity};
-    use credsync::sim::apex::{ApexAuth, ApexSim};
-    use credsync::sim::oracle::OracleSim;
-    use credsync::sim::superoffice::SuperOfficeSim;
+    use credsync_testkit::sim::apex::{ApexAuth, ApexSim};
+    use credsync_testkit::sim::oracle::OracleSim;
+    use credsync_testkit::sim::superoffice::SuperOfficeSim;
 
     let ns = "faulty";
     let env = TestEnv::shared_with(ns, |s| s.backoff_max = Duration::from_secs(2)).await;

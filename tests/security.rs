@@ -1,6 +1,5 @@
 //! Secrets and tenants: values never leak, references never cross namespaces, cluster
 //! connections serve only the namespaces they allow, plain http needs the operator's flag.
-#![cfg(feature = "dev")]
 
 mod support;
 
@@ -10,8 +9,8 @@ use std::time::Duration;
 
 use axum::http::Method;
 use credsync::api::{ClusterVendorConnection, SsoAppCredential, VendorConnection};
-use credsync::sim::SimServer;
-use credsync::sim::helloid::HelloIdSim;
+use credsync_testkit::sim::SimServer;
+use credsync_testkit::sim::helloid::HelloIdSim;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use support::{
@@ -285,7 +284,9 @@ async fn redirects_are_never_followed() {
     let server = SimServer::start(sim.router(), 0).await.expect("simulator");
     env.secret("redir", "pw", &[("password", "p")]).await;
     env.helloid_tenant("redir", &server.url(), "k", "s").await;
-    server.faults.push(credsync::sim::Fault::Redirect, 1);
+    server
+        .faults
+        .push(credsync_testkit::sim::Fault::Redirect, 1);
     env.apply_sso("redir", "moved", "helloid").await;
     let stalled = env
         .wait_reason::<SsoAppCredential>("redir", "moved", "VendorRedirect")
@@ -513,8 +514,8 @@ async fn one_vendor_record_has_one_owner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_policy_limits_what_tenants_target() {
     use credsync::api::{CrmUserCredential, ErpIdentity};
-    use credsync::sim::apex::{ApexAuth, ApexSim};
-    use credsync::sim::oracle::OracleSim;
+    use credsync_testkit::sim::apex::{ApexAuth, ApexSim};
+    use credsync_testkit::sim::oracle::OracleSim;
     // A control plane of its own: ClusterVendorConnections are every operator's.
     let env = TestEnv::dedicated().await;
     let helloid = HelloIdSim::new("k", "s");

@@ -4,7 +4,6 @@
 //! absurd waits: the operator stays up, and neither the resource's value nor the connection's
 //! credentials (both with `& < > " \` and non-ASCII characters) appear anywhere. Its own test
 //! binary, so its log capture is the process's only subscriber.
-#![cfg(feature = "dev")]
 
 mod support;
 
@@ -13,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use credsync::api::SsoAppCredential;
-use credsync::sim::helloid::HelloIdSim;
-use credsync::sim::{Fault, SimServer};
+use credsync_testkit::sim::helloid::HelloIdSim;
+use credsync_testkit::sim::{Fault, SimServer};
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::ListParams;
@@ -183,9 +182,9 @@ async fn secret_values_never_leak() {
     env.wait_gone::<SsoAppCredential>(ns, "alice", WAIT).await;
 
     // The CRM vendors: SuperOffice (REST and SOAP, with an echoing error) and Oracle.
-    let so = credsync::sim::superoffice::SuperOfficeSim::new("tkt", None);
+    let so = credsync_testkit::sim::superoffice::SuperOfficeSim::new("tkt", None);
     let so_server = SimServer::start(so.router(), 0).await.expect("superoffice");
-    let oracle = credsync::sim::oracle::OracleSim::new("int", "int-pw");
+    let oracle = credsync_testkit::sim::oracle::OracleSim::new("int", "int-pw");
     let oracle_server = SimServer::start(oracle.router(), 0).await.expect("oracle");
     env.secret(
         ns,
@@ -255,7 +254,7 @@ async fn secret_values_never_leak() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_vendors_cannot_crash_the_operator_or_extract_secrets() {
     use credsync::api::CrmUserCredential;
-    use credsync::sim::EchoForm;
+    use credsync_testkit::sim::EchoForm;
     let logs = logs();
     let ns = "hostile";
     let env = TestEnv::shared(ns).await;
@@ -291,9 +290,9 @@ async fn hostile_vendors_cannot_crash_the_operator_or_extract_secrets() {
     let helloid_server = SimServer::start(helloid.router(), 0)
         .await
         .expect("helloid");
-    let so = credsync::sim::superoffice::SuperOfficeSim::new(&login, None);
+    let so = credsync_testkit::sim::superoffice::SuperOfficeSim::new(&login, None);
     let so_server = SimServer::start(so.router(), 0).await.expect("superoffice");
-    let oracle = credsync::sim::oracle::OracleSim::new("int", &login);
+    let oracle = credsync_testkit::sim::oracle::OracleSim::new("int", &login);
     let oracle_server = SimServer::start(oracle.router(), 0).await.expect("oracle");
     env.apply(
         ns,

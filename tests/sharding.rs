@@ -1,14 +1,13 @@
 //! Scale beyond one operator: shard by namespace (--watch-namespace) or by label selector
 //! (--selector); each operator serves only its shard.
-#![cfg(feature = "dev")]
 
 mod support;
 
 use std::time::Duration;
 
 use credsync::api::{SsoAppCredential, VendorConnection};
-use credsync::sim::SimServer;
-use credsync::sim::helloid::HelloIdSim;
+use credsync_testkit::sim::SimServer;
+use credsync_testkit::sim::helloid::HelloIdSim;
 use kube::Api;
 use serde_json::json;
 use support::{TestEnv, condition};

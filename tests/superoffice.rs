@@ -1,5 +1,4 @@
 //! SuperOffice end to end: CrmUserCredential over SOAP 1.1, SOAP 1.2 and REST.
-#![cfg(feature = "dev")]
 
 mod support;
 
@@ -7,8 +6,8 @@ use std::time::Duration;
 
 use axum::http::Method;
 use credsync::api::{CrmUserCredential, VendorConnection};
-use credsync::sim::SimServer;
-use credsync::sim::superoffice::SuperOfficeSim;
+use credsync_testkit::sim::SimServer;
+use credsync_testkit::sim::superoffice::SuperOfficeSim;
 use serde_json::json;
 use support::{TestEnv, WAIT, condition, wait_count};
 

@@ -1,7 +1,6 @@
 //! The admission webhook against a real kube-apiserver: a ValidatingWebhookConfiguration points
 //! at the webhook served in-process over https; an impersonated user who may create credsync
 //! resources but read only one Secret may reference that Secret and no other.
-#![cfg(feature = "dev")]
 
 mod support;
 

@@ -1406,14 +1406,16 @@ mod tests {
 }
 
 /// The client against the simulator in every dialect a host may speak, without a cluster.
-#[cfg(all(test, feature = "dev"))]
+#[cfg(test)]
 mod against_the_simulator {
     use super::*;
     use crate::api::Vendor;
-    use crate::sim::SimServer;
-    use crate::sim::apex::{ApexAuth, ApexSim, DateStyle, Dialect, JsonCasing, ListShape};
     use crate::vendors::capabilities::Capability;
     use crate::vendors::http::{EndpointSettings, TransportPolicy};
+    use credsync_testkit::sim::SimServer;
+    use credsync_testkit::sim::apex::{
+        ApexAuth, ApexSim, DateStyle, Dialect, JsonCasing, ListShape,
+    };
 
     async fn client(format: ApexFormat, dialect: Dialect) -> (ApexSim, SimServer, Arc<ApexClient>) {
         let sim = ApexSim::new(ApexAuth::Bearer("t".into()));

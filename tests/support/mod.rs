@@ -1,4 +1,4 @@
-//! Shared integration-test environment: a real kube-apiserver + etcd (credsync::dev), the CRDs,
+//! Shared integration-test environment: a real kube-apiserver + etcd (credsync_testkit), the CRDs,
 //! the operator running in-process with short intervals, and the fixtures every test file would
 //! otherwise write again (waiting for a Ready reason, the common kinds' builders).
 //!
@@ -18,9 +18,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use credsync::controller::{self, Settings};
-use credsync::dev::ControlPlane;
 use credsync::server::Readiness;
 use credsync::vendors::http::TransportPolicy;
+use credsync_testkit::ControlPlane;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{basic_auth_ok, in_order};
-use crate::vendors::xml::{self, Element, XmlWriter};
+use credsync::vendors::xml::{self, Element, XmlWriter};
 
 /// The DataContract namespace of the seed's XML samples.
 const DATA_CONTRACT_NS: &str = "http://schemas.datacontract.org/2004/07/Apex.Services";

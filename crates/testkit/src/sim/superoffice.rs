@@ -22,7 +22,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::{basic_auth_ok, in_order};
-use crate::vendors::xml::{self, Element, XmlWriter};
+use credsync::vendors::xml::{self, Element, XmlWriter};
 
 /// SOAP 1.1's envelope namespace (the WSDL's binding).
 const SOAP11_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use credsync::dev::ControlPlane;
-use credsync::sim::{self, DemoPorts};
+use credsync_testkit::ControlPlane;
+use credsync_testkit::sim::{self, DemoPorts};
 
 #[derive(Parser)]
 #[command(
@@ -59,7 +59,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             let started = async {
                 let cp = ControlPlane::start().await?;
                 cp.install_crds(&credsync::api::crds()).await?;
-                Ok::<_, credsync::dev::DevError>(cp)
+                Ok::<_, credsync_testkit::DevError>(cp)
             };
             let cp = tokio::select! {
                 cp = started => cp?,
@@ -76,7 +76,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             eprintln!("credsync-dev: stopping kube-apiserver and etcd");
             drop(cp);
         }
-        // ---- simulators (owned by the simulator engineer: credsync::sim) ----
+        // ---- simulators (credsync_testkit::sim) ----
         Command::Simulators {
             helloid_port,
             superoffice_port,

@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use clap::Parser;
-use credsync::dev::ControlPlane;
-use credsync::sim::SimServer;
-use credsync::sim::apex::{ApexAuth, ApexSim};
-use credsync::sim::helloid::HelloIdSim;
-use credsync::sim::oracle::OracleSim;
 use credsync::vendors::{apex, oracle};
+use credsync_testkit::ControlPlane;
+use credsync_testkit::sim::SimServer;
+use credsync_testkit::sim::apex::{ApexAuth, ApexSim};
+use credsync_testkit::sim::helloid::HelloIdSim;
+use credsync_testkit::sim::oracle::OracleSim;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::in_order;
-use crate::vendors::xml::{self, XmlWriter};
+use credsync::vendors::xml::{self, XmlWriter};
 
 /// The seed's `soap:` namespace (SOAP 1.1).
 const SOAP11_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";

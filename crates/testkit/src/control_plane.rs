@@ -635,7 +635,8 @@ async fn binaries() -> Result<PathBuf, DevError> {
         }
         return Ok(dir);
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/build-tools.sh");
+    // The workspace root holds hack/; this crate sits two levels below it.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hack/build-tools.sh");
     let output = Command::new("bash")
         .arg(&script)
         .arg("control-plane")
