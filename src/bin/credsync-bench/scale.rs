@@ -32,7 +32,7 @@ impl Env {
         eprintln!("bench: scale run, N={n} SsoAppCredentials");
         let ns = "bench-scale";
         self.namespace(ns).await;
-        let limits = json!({"maxConcurrentRequests": self.args.concurrency, "requestsPerSecond": 100000, "timeoutSeconds": 30});
+        let limits = json!({"maxConcurrentRequests": self.args.concurrency, "requestsPerSecond": 10000, "timeoutSeconds": 30});
         let hello: Arc<dyn Workload> =
             Arc::new(HelloIdWorkload::start(&self.client, ns, &limits).await);
         let ws = vec![hello];
