@@ -85,14 +85,15 @@ pub(crate) fn scale_report(env: &Env, s: &Scale, wall: Duration) -> String {
     }
     let _ = writeln!(
         r,
-        "\n| N | Ready | time to all Ready | throughput | p50 | p99 | vendor calls | operator API requests | per resource | operator CPU s | peak RSS | RSS when all Ready |"
+        "\n| N | Ready | creates done | time to all Ready | throughput | p50 (ms) | p99 (ms) | vendor calls | operator API requests | per resource | operator CPU s | peak RSS | RSS when all Ready |"
     );
-    let _ = writeln!(r, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(r, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let _ = writeln!(
         r,
-        "| {} | {} | {:.1} s | {:.0}/s | {} | {} | {} | {} | {} | {:.1} | {} MiB | {} MiB |",
+        "| {} | {} | {:.1} s | {:.1} s | {:.0}/s | {} | {} | {} | {} | {} | {:.1} | {} MiB | {} MiB |",
         d.n,
         d.ready,
+        d.create_span.as_secs_f64(),
         d.all_ready.as_secs_f64(),
         d.throughput(),
         ms(d.pct(0.5)),
