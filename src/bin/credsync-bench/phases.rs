@@ -1,7 +1,6 @@
 //! credsync's phases: the (N, latency) cases with their floor, steady state, rotation, churn and
 //! memory with unrelated Secrets.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,15 +8,14 @@ use crate::audit::{audit_offset, audit_window};
 use crate::children::Operator;
 use crate::cluster::{clean_namespace, put_secret};
 use crate::drive::{Env, Floor, percentile, resources};
+use crate::peer::create_noise;
 use crate::procstat::cpu_summary;
 use crate::report::{Case, Churn, Memory, Rotation, Steady, mib};
 use crate::workloads::{Workload, bench_name, inline_password, workloads};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{
-    DeleteParams, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams,
-};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 impl Env {
@@ -336,30 +334,7 @@ impl Env {
         let ns = "bench-noise";
         self.namespace(ns).await;
         let api = Api::<Secret>::namespaced(self.client.clone(), ns);
-        futures::stream::iter(0..k)
-            .map(|i| {
-                let api = api.clone();
-                async move {
-                    let blob: Vec<u8> = (0..10 * 1024).map(|_| rand::random::<u8>()).collect();
-                    let secret = Secret {
-                        metadata: ObjectMeta {
-                            name: Some(format!("noise-{i:05}")),
-                            ..ObjectMeta::default()
-                        },
-                        data: Some(BTreeMap::from([(
-                            "blob".to_string(),
-                            k8s_openapi::ByteString(blob),
-                        )])),
-                        ..Secret::default()
-                    };
-                    if let Err(e) = api.create(&PostParams::default(), &secret).await {
-                        eprintln!("bench: create noise Secret: {e}");
-                    }
-                }
-            })
-            .buffer_unordered(16)
-            .collect::<Vec<()>>()
-            .await;
+        create_noise(&api, k).await;
         tokio::time::sleep(Duration::from_secs(10)).await;
         let after = a.stats(self);
         let b = Operator::start(self, "memory-b", self.args.concurrency).await;
