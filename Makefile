@@ -4,7 +4,7 @@ SHELL := bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/credsync/target
 CARGO ?= cargo
 
-.PHONY: tools build fmt-check clippy crds crds-check test demo bench lua-test dockerfile-lint
+.PHONY: tools build fmt-check clippy crds crds-check test demo bench bench-scale lua-test dockerfile-lint
 
 # kube-apiserver, etcd, kubectl and helm from the official Go modules, cached under ~/.cache/credsync.
 tools:
@@ -54,3 +54,7 @@ demo:
 # Not part of the tests: see docs/benchmarks.md. Flags through BENCH_ARGS, e.g. BENCH_ARGS=--quick.
 bench:
 	bash hack/bench.sh
+
+# N = 100,000 SsoAppCredentials (time to Ready, p99, peak RSS, steady state); target/bench/scale.md.
+bench-scale:
+	bash hack/bench.sh --scale

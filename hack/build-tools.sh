@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kubectl (k8s.io/kubernetes), etcd (go.etcd.io) and
-# helm from their official Go modules into a cache folder, once. kube-controller-manager is only for
+# Builds kube-apiserver, kube-controller-manager, kubectl (k8s.io/kubernetes), etcd (go.etcd.io),
+# helm and (target eso, for the benchmark) the External Secrets Operator from their official Go
+# modules into a cache folder, once. kube-controller-manager is only for
 # tests that need namespace deletion (namespace controller, garbage collector) to finish. Prints the folder (use it as KUBEBUILDER_ASSETS).
 # Nothing is downloaded but Go modules from the module proxy.
 set -euo pipefail
@@ -8,6 +9,7 @@ set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.8}"   # the etcd that k8s.io/kubernetes ${K8S_VERSION} requires
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+ESO_VERSION="${ESO_VERSION:-v0.16.2}"   # External Secrets Operator, the benchmark's peer (docs/benchmarks.md)
 CACHE="${CREDSYNC_CACHE:-$HOME/.cache/credsync}"
 BIN="$CACHE/bin/k8s-${K8S_VERSION}"
 SRC="$CACHE/src"
@@ -85,11 +87,37 @@ build_helm() {
    cd "$dir" && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$BIN/helm" helm.sh/helm/v3/cmd/helm)
 }
 
+# The External Secrets Operator controller from its official module (its root package is the
+# controller's main), for the benchmark's peer phase. The binary and the module's CRD folder are
+# both cached: the benchmark installs the CRDs from "$CACHE/bin/eso-$ESO_VERSION-crds".
+build_eso() {
+  local bin="$CACHE/bin/eso-$ESO_VERSION" crds="$CACHE/bin/eso-$ESO_VERSION-crds"
+  [[ -x "$bin" && -d "$crds" ]] && return
+  local dir="$SRC/eso-$ESO_VERSION" here
+  here="$(cd "$(dirname "$0")" && pwd)"
+  mkdir -p "$dir"
+  log "building external-secrets $ESO_VERSION (first run only, 10-20 minutes)"
+  # hack/eso holds the go.mod (require + the module's own replace lines, which a dependent
+  # module must repeat) and a tools.go naming the main package.
+  sed "s/@ESO_VERSION@/$ESO_VERSION/" "$here/eso/go.mod.in" >"$dir/go.mod"
+  cp "$here/eso/tools.go" "$dir/tools.go"
+  (cd "$dir" && go mod tidy >/dev/null 2>&1 || true
+   cd "$dir" && go build -trimpath -ldflags "-s -w" -o "$bin.tmp" github.com/external-secrets/external-secrets
+   mv "$bin.tmp" "$bin")
+  local moddir
+  moddir=$(cd "$dir" && go list -m -f '{{.Dir}}' github.com/external-secrets/external-secrets)
+  rm -rf "$crds.tmp" && mkdir -p "$crds.tmp"
+  # All of them: its controllers watch generators and cluster stores too, and fail without them.
+  cp "$moddir"/config/crds/bases/*.yaml "$crds.tmp/" && rm -f "$crds.tmp/kustomization.yaml"
+  chmod -R u+w "$crds.tmp" && mv "$crds.tmp" "$crds"
+}
+
 what="${1:-all}"
 case "$what" in
   all) build_etcd; build_kube; build_controller_manager; build_helm ;;
   control-plane) build_etcd; build_kube; build_controller_manager ;;
   helm) build_helm ;;
-  *) echo "usage: $0 [all|control-plane|helm]" >&2; exit 2 ;;
+  eso) build_eso; echo "$CACHE/bin/eso-$ESO_VERSION"; exit 0 ;;
+  *) echo "usage: $0 [all|control-plane|helm|eso]" >&2; exit 2 ;;
 esac
 echo "$BIN"

@@ -1,6 +1,13 @@
 //! Results and the report: Markdown tables and the latency plot.
 
-use super::*;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::OPERATOR_USER;
+use crate::audit::AuditCounts;
+use crate::drive::{Drive, Env};
+use crate::peer::{ESO_VERSION, PeerFloor, PeerRun};
+use crate::procstat::{ProcStats, nproc};
 
 pub(crate) struct Case {
     pub(crate) n: usize,
@@ -173,6 +180,8 @@ pub(crate) fn report(
     rotation: Option<&Rotation>,
     memory: Option<&Memory>,
     churn: Option<&Churn>,
+    peer_floor: Option<&PeerFloor>,
+    peer_runs: &[PeerRun],
 ) -> String {
     let a = &env.args;
     let mut r = String::new();
@@ -418,6 +427,8 @@ pub(crate) fn report(
         }
     }
 
+    peer_section(&mut r, peer_floor, peer_runs);
+
     let _ = writeln!(
         r,
         "\n## Targets\n\n| target | measured | met |\n|---|---|---|"
@@ -451,8 +462,8 @@ pub(crate) fn report(
         if let Some((ratio, shown)) = judged(ratios, "", 2) {
             let _ = writeln!(
                 r,
-                "| throughput ≥ 0.8 × floor (N = {n}, 0 ms) | {shown} | {} |",
-                mark(ratio >= 0.8)
+                "| throughput ≥ 0.9 × floor (N = {n}, 0 ms) | {shown} | {} |",
+                mark(ratio >= 0.9)
             );
         }
     }
@@ -512,6 +523,18 @@ pub(crate) fn report(
             mark(s.vendor_calls == 0 && s.api_writes == 0 && s.cpu_secs < 1.0)
         );
     }
+    if let Some(rot) = rotation {
+        let _ = writeln!(
+            r,
+            "| rotation of {} Secrets: every new value at the vendor ≤ 1.5 s | {:.2} s ({} of {}) | {} |",
+            rot.n,
+            rot.all.as_secs_f64(),
+            rot.reached,
+            rot.n,
+            mark(rot.reached == rot.n && rot.all.as_secs_f64() <= 1.5)
+        );
+    }
+    peer_targets(&mut r, peer_runs, &mark);
     if let Some((c, growth)) = churn.and_then(|c| Some((c, c.growth()?))) {
         let _ = writeln!(
             r,
@@ -716,6 +739,206 @@ pub(crate) fn latency_svg(cases: &[Case]) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/// credsync, the floor and ESO side by side (the peer phase).
+fn peer_section(r: &mut String, floor: Option<&PeerFloor>, runs: &[PeerRun]) {
+    let Some(first) = runs.first() else {
+        return;
+    };
+    let _ = writeln!(
+        r,
+        "\n## Peer: External Secrets Operator {ESO_VERSION}\n\nThe same {} HelloID credentials from the same Secrets (keys `username`, `password`) to the same simulator: credsync with SsoAppCredentials (`valueFrom.secretKeyRef`), ESO with a PushSecret per Secret through a SecretStore of its webhook provider (POST of the HelloID JSON body to `/api/v1/enduser/{{guid}}/credential`). Each runs alone, as a child process with its own impersonated user; a fresh simulator each. The floor is the benchmark POSTing each value itself ({} at once).\n\n| who | settings | all N values at the vendor (s) | vendor calls / resource | API requests / resource | steady {} s: vendor calls / API writes / API requests / CPU s | rotation of {}: every new value at the vendor (s) | reached | rotation vendor calls / Secret | rotation API requests / Secret | peak RSS (MiB) | RSS before → after {} unrelated Secrets (MiB) |\n|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|",
+        first.n,
+        floor.map_or(0, |f| f.workers),
+        first.steady.secs,
+        first.rotation_n,
+        first.noise.map_or(0, |(k, _, _)| k),
+    );
+    if let Some(f) = floor {
+        let _ = writeln!(
+            r,
+            "| floor | {} workers, no Kubernetes objects | {:.2} ({} of {}) | 1 | 0 | – | – | – | – | – | – | – |",
+            f.workers,
+            f.all_reached.as_secs_f64(),
+            f.reached,
+            f.n
+        );
+    }
+    for p in runs {
+        let rotation = if p.rotation_reached == p.rotation_n {
+            format!("{:.2}", p.rotation_all.as_secs_f64())
+        } else {
+            format!("> {:.0} (wait ended)", p.rotation_wait.as_secs_f64())
+        };
+        let _ = writeln!(
+            r,
+            "| {} | {} | {:.2}{} | {} | {} | {} / {} / {} / {:.2} | {rotation} | {} of {} | {} | {} | {} | {} |",
+            p.name,
+            p.settings,
+            p.all_reached.as_secs_f64(),
+            if p.reached == p.n {
+                String::new()
+            } else {
+                format!(" (only {} of {})", p.reached, p.n)
+            },
+            per(p.vendor_calls, p.n),
+            per(p.api.total, p.n),
+            p.steady.vendor_calls,
+            p.steady.api_writes,
+            p.steady.api_requests,
+            p.steady.cpu_secs,
+            p.rotation_reached,
+            p.rotation_n,
+            per(p.rotation_vendor_calls, p.rotation_n),
+            per(p.rotation_api.total, p.rotation_n),
+            mib(p.hwm_kib),
+            p.noise
+                .map_or("–".to_string(), |(_, before, after)| format!(
+                    "{} → {}",
+                    mib(before),
+                    mib(after)
+                )),
+        );
+    }
+    let _ = writeln!(
+        r,
+        "\nRequests of the initial sync, per resource:\n\n| request | {} |\n|---|{}",
+        runs.iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---:|".repeat(runs.len())
+    );
+    let mut kinds: Vec<&String> = runs.iter().flat_map(|p| p.api.by_request.keys()).collect();
+    kinds.sort();
+    kinds.dedup();
+    for k in kinds {
+        let cells: Vec<String> = runs
+            .iter()
+            .map(|p| per(p.api.by_request.get(k).copied().unwrap_or(0), p.n))
+            .collect();
+        let _ = writeln!(r, "| `{k}` | {} |", cells.join(" | "));
+    }
+}
+
+fn peer_targets(r: &mut String, runs: &[PeerRun], mark: &dyn Fn(bool) -> &'static str) {
+    let Some(credsync) = runs.iter().find(|p| p.name == "credsync") else {
+        return;
+    };
+    for eso in runs.iter().filter(|p| p.name != "credsync") {
+        // An ESO rotation that did not finish counts at the length of its wait (a lower bound).
+        let eso_secs = eso.rotation_all.as_secs_f64();
+        let speedup = eso_secs / credsync.rotation_all.as_secs_f64().max(1e-9);
+        let bound = if eso.rotation_reached < eso.rotation_n {
+            "≥ "
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            r,
+            "| rotation ≥ 10× faster than {} | {bound}{speedup:.0}× ({:.2} s vs {bound}{eso_secs:.1} s) | {} |",
+            eso.name,
+            credsync.rotation_all.as_secs_f64(),
+            mark(credsync.rotation_reached == credsync.rotation_n && speedup >= 10.0)
+        );
+        // With a refreshInterval longer than the window ESO makes no calls in it either; the
+        // row then says so instead of judging.
+        let met = if eso.steady.vendor_calls == 0 {
+            "n/a (ESO's next push is at its refreshInterval, after the window)"
+        } else {
+            mark(credsync.steady.vendor_calls == 0)
+        };
+        let _ = writeln!(
+            r,
+            "| steady: credsync 0 vendor calls where {} makes some | {} vs {} | {met} |",
+            eso.name, credsync.steady.vendor_calls, eso.steady.vendor_calls,
+        );
+    }
+}
+
+/// Bars per controller: time until all N values were at the vendor, and rotation time (log
+/// scale: ESO's rotation is bounded by its refreshInterval, orders of magnitude above).
+pub(crate) fn peer_svg(floor: Option<&PeerFloor>, runs: &[PeerRun]) -> String {
+    let mut rows: Vec<(String, f64, Option<f64>, bool)> = Vec::new();
+    if let Some(f) = floor {
+        rows.push(("floor".into(), f.all_reached.as_secs_f64(), None, true));
+    }
+    for p in runs {
+        rows.push((
+            p.name.clone(),
+            p.all_reached.as_secs_f64(),
+            Some(p.rotation_all.as_secs_f64()),
+            p.rotation_reached == p.rotation_n,
+        ));
+    }
+    let (w, row_h, left, top) = (760.0, 46.0, 150.0, 60.0);
+    let h = top + row_h * rows.len() as f64 + 60.0;
+    let plot_w = w - left - 30.0;
+    let max = rows
+        .iter()
+        .flat_map(|(_, a, b, _)| [Some(*a), *b])
+        .flatten()
+        .fold(1.0f64, f64::max);
+    // Log axis from 0.1 s to the next power of ten above the largest value.
+    let (lo, hi) = (0.1f64.log10(), max.log10().ceil().max(0.0));
+    let x = |v: f64| left + plot_w * ((v.max(0.1).log10() - lo) / (hi - lo));
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">Peer: all N values at the vendor (blue) and rotation (red), seconds, log scale</text>"#,
+        w / 2.0
+    );
+    let mut decade = lo;
+    while decade <= hi + 1e-9 {
+        let v = 10f64.powf(decade);
+        let xx = x(v);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{xx:.1}" y1="{top}" x2="{xx:.1}" y2="{:.1}" stroke="#ddd"/><text x="{xx:.1}" y="{:.1}" text-anchor="middle">{v}</text>"##,
+            h - 50.0,
+            h - 34.0
+        );
+        decade += 1.0;
+    }
+    for (i, (name, all, rotation, finished)) in rows.iter().enumerate() {
+        let y = top + row_h * i as f64;
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{name}</text>"#,
+            left - 8.0,
+            y + 20.0
+        );
+        let _ = writeln!(
+            s,
+            r##"<rect x="{left}" y="{y:.1}" width="{:.1}" height="14" fill="#4c78a8"/><text x="{:.1}" y="{:.1}">{all:.2}</text>"##,
+            (x(*all) - left).max(1.0),
+            x(*all) + 4.0,
+            y + 11.0
+        );
+        if let Some(rot) = rotation {
+            let label = if *finished {
+                format!("{rot:.2}")
+            } else {
+                format!("> {rot:.0} (not done)")
+            };
+            let _ = writeln!(
+                s,
+                r##"<rect x="{left}" y="{:.1}" width="{:.1}" height="14" fill="#e45756"/><text x="{:.1}" y="{:.1}">{label}</text>"##,
+                y + 16.0,
+                (x(*rot) - left).max(1.0),
+                x(*rot) + 4.0,
+                y + 27.0
+            );
+        }
+    }
+    let _ = writeln!(s, "</svg>");
+    s
+}
 
 #[cfg(test)]
 mod tests {

@@ -3,8 +3,14 @@
 //! completed). One clock: audit timestamps are wall time, turned into seconds since the drive
 //! began through one (Instant, wall time) pair taken together.
 
-use super::*;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+use crate::audit::audit_text;
 use k8s_openapi::jiff::Timestamp;
+use serde_json::Value;
 
 /// One resource's path to Ready as the benchmark saw it.
 #[derive(Debug, Clone)]
@@ -206,6 +212,8 @@ pub(crate) fn stages(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+    use std::time::Duration;
 
     #[test]
     fn stages_add_up_to_create_to_ready() {

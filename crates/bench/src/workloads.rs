@@ -1,7 +1,19 @@
 //! Workloads: one per vendor kind, each with its own simulator and connection. Resource i of a
 //! run is made by `workloads[i % len]`.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cluster::put_secret;
+use async_trait::async_trait;
+use credsync::vendors::{apex, oracle};
+use credsync_testkit::sim::SimServer;
+use credsync_testkit::sim::apex::{ApexAuth, ApexSim};
+use credsync_testkit::sim::helloid::HelloIdSim;
+use credsync_testkit::sim::oracle::OracleSim;
+use kube::api::{ApiResource, DynamicObject, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
 
 /// One vendor's share of the benchmark: its simulator, its connection, and how to create one
 /// resource of its kind. Add a vendor by implementing this and listing it in [`workloads`].
@@ -67,7 +79,7 @@ pub(crate) struct HelloIdWorkload {
 }
 
 impl HelloIdWorkload {
-    async fn start(client: &Client, ns: &str, limits: &Value) -> HelloIdWorkload {
+    pub(crate) async fn start(client: &Client, ns: &str, limits: &Value) -> HelloIdWorkload {
         let sim = HelloIdSim::new("bench-key", "bench-secret");
         let server = start_sim(sim.router()).await;
         put_secret(
