@@ -25,6 +25,6 @@ args=("$@")
 if [[ ${#args[@]} -eq 0 && -n "${BENCH_ARGS:-}" ]]; then
   read -r -a args <<< "$BENCH_ARGS"
 fi
-$CARGO build --release --bin credsync --bin credsync-bench
+$CARGO build --release --workspace --bin credsync --bin credsync-bench
 exec "$CARGO_TARGET_DIR/release/credsync-bench" \
   --operator-bin "$CARGO_TARGET_DIR/release/credsync" --out target/bench "${args[@]}"
