@@ -1,3 +1,7 @@
+//! The `credsync` binary: `run` serves /healthz, /readyz and /metrics and runs the controllers
+//! (behind the leader Lease when several replicas run); `crds` prints the CRDs that `crds/` is
+//! generated from. Everything it runs lives in the library.
+
 use std::process::ExitCode;
 
 use clap::Parser;

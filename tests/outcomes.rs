@@ -43,12 +43,13 @@ async fn unknown_outcomes_and_pauses_never_claim_sync() {
     };
     assert_eq!(held().as_deref(), Some("v1"));
 
-    // v2 reaches the vendor, which commits it but answers only after the client gave up. The
-    // timeout leaves room for a loaded machine: a first write that timed out would wait out the
-    // minute of backoff above.
+    // v2 reaches the vendor, which commits it but answers only after the client gave up: every
+    // time it is sent (any other reconcile may send it again at once: its outcome is unknown).
+    // The timeout leaves room for a loaded machine: a first write that timed out would wait out
+    // the minute of backoff above.
     server
         .faults
-        .push(Fault::CommitThenDelay(Duration::from_secs(8)), 1);
+        .on_requests_carrying("v2", Fault::CommitThenDelay(Duration::from_secs(8)));
     env.secret(ns, "pw", &[("password", "v2")]).await;
     let timed_out = env
         .wait_reason::<SsoAppCredential>(ns, "jane", "VendorTimeout")

@@ -20,11 +20,11 @@ use std::time::Duration;
 use credsync::controller::{self, Settings};
 use credsync::server::Readiness;
 use credsync::vendors::http::TransportPolicy;
-use credsync_testkit::ControlPlane;
+use credsync_testkit::{ControlPlane, objects};
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -266,38 +266,16 @@ impl TestEnv {
     }
 
     pub async fn namespace_with_labels(&self, name: &str, labels: BTreeMap<String, String>) {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                labels: Some(labels),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        match api.create(&PostParams::default(), &ns).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => panic!("create namespace {name}: {e}"),
+        if let Err(e) = objects::ensure_namespace(&self.client, name, labels).await {
+            panic!("create namespace {name}: {e}");
         }
     }
 
     /// Create or replace a Secret with string data.
     pub async fn secret(&self, namespace: &str, name: &str, data: &[(&str, &str)]) {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..ObjectMeta::default()
-            },
-            string_data: Some(
-                data.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            ..Secret::default()
-        };
-        self.apply_in(&api, name, &secret).await;
+        self.apply_in(&api, name, &objects::string_secret(name, data))
+            .await;
     }
 
     /// Server-side apply a namespaced object.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, ResourceExt};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -409,22 +409,7 @@ impl ControlPlane {
         name: &str,
         labels: BTreeMap<String, String>,
     ) -> Result<(), DevError> {
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                labels: Some(labels),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        match Api::<Namespace>::all(self.client())
-            .create(&PostParams::default(), &ns)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(crate::objects::ensure_namespace(&self.client(), name, labels).await?)
     }
 
     /// Server-side apply the CRDs and wait until each is Established.

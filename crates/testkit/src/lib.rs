@@ -3,6 +3,7 @@
 //! plane (etcd + kube-apiserver, [`control_plane`]) for tests, the demo and benchmarks.
 
 pub mod control_plane;
+pub mod objects;
 pub mod sim;
 
 pub use control_plane::{ControlPlane, DevError};

@@ -139,10 +139,14 @@ fn echo_response(status: u16, form: EchoForm, echo: &str) -> Response {
     }
 }
 
-/// Faults to inject: a queue of one-shot faults, a steady latency, and a random failure ratio.
+/// Faults to inject: a queue of one-shot faults, faults for every request carrying a given
+/// text, a steady latency, and a random failure ratio.
 #[derive(Debug, Default)]
 pub struct FaultPlan {
     pub queued: Vec<Fault>,
+    /// Every request whose body contains the text gets the fault, however many the client sends
+    /// and in whatever order they arrive (a one-shot fault can be taken by a late, unrelated one).
+    pub carrying: Vec<(Vec<u8>, Fault)>,
     pub latency: Duration,
     /// Fraction (0..1) of requests failed with a random transient fault.
     pub failure_ratio: f64,
@@ -163,6 +167,10 @@ impl Faults {
             plan.queued.push(fault);
         }
     }
+    /// Answer every request whose body contains `text` with `fault`, until [`Faults::clear`].
+    pub fn on_requests_carrying(&self, text: &str, fault: Fault) {
+        self.lock().carrying.push((text.as_bytes().to_vec(), fault));
+    }
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
     }
@@ -172,9 +180,15 @@ impl Faults {
     pub fn clear(&self) {
         *self.lock() = FaultPlan::default();
     }
-    fn next(&self) -> (Duration, Option<Fault>) {
+    fn next(&self, body: &[u8]) -> (Duration, Option<Fault>) {
         let mut plan = self.lock();
         let latency = plan.latency;
+        if let Some((_, fault)) = plan.carrying.iter().find(|(text, _)| {
+            body.windows(text.len().max(1))
+                .any(|w| w == text.as_slice())
+        }) {
+            return (latency, Some(*fault));
+        }
         if !plan.queued.is_empty() {
             return (latency, Some(plan.queued.remove(0)));
         }
@@ -242,7 +256,7 @@ async fn faults_and_journal(
         headers: parts.headers.clone(),
         body: bytes.clone(),
     });
-    let (latency, fault) = layers.faults.next();
+    let (latency, fault) = layers.faults.next(&bytes);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
