@@ -170,6 +170,7 @@ pub async fn run(
         backoff: Backoff::new(settings.backoff_base, settings.backoff_max),
         memory: Default::default(),
         claims: Default::default(),
+        deferred_status: Default::default(),
     });
 
     // Resources coming, going or changing finalizers re-check their connection's in-use hold.
@@ -256,6 +257,7 @@ pub async fn run(
         shutdown.clone(),
     );
     let deletions = connections_deleted(deleted, ctx.clone(), dependents, shutdown.clone());
+    let owed_status = ctx.deferred_status.clone().pay_when_due(shutdown.clone());
 
     // Resources are reconciled only once both connection caches are complete: a resource
     // judged against a half-listed cache would be marked ConnectionNotFound for nothing.
@@ -274,7 +276,8 @@ pub async fn run(
                 deletions,
                 claims_rebuilt,
                 capabilities,
-                usage_checks
+                usage_checks,
+                owed_status
             );
         }
     };
@@ -356,6 +359,8 @@ fn managed<K: Managed>(
     let (queue, requests) = mpsc::unbounded_channel();
     let (takeover, takeovers) = mpsc::unbounded_channel::<(String, String)>();
     ctx.claims.on_takeover(&K::kind(&()), takeover);
+    let (owed, owed_writes) = mpsc::unbounded_channel::<(String, String)>();
+    ctx.deferred_status.on_due(&K::kind(&()), owed);
     let forget = {
         let ctx = ctx.clone();
         let usage = usage.clone();
@@ -381,8 +386,9 @@ fn managed<K: Managed>(
     let controller = Controller::for_stream(stream, reader.clone())
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
         .reconcile_on(tokio_stream_from(requests))
+        // A record handed over, or a status write owed since a burst and due now.
         .reconcile_on(
-            tokio_stream_from(takeovers)
+            futures::stream::select(tokio_stream_from(takeovers), tokio_stream_from(owed_writes))
                 .map(|(namespace, name)| ObjectRef::new(&name).within(&namespace)),
         )
         .graceful_shutdown_on(cancelled(shutdown))

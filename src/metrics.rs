@@ -54,6 +54,7 @@ struct Metrics {
     reconcile_duration: Family<KindLabel, Histogram>,
     in_flight: Family<KindLabel, Gauge>,
     status_writes: Family<KindLabel, Counter>,
+    status_writes_deferred: Family<KindLabel, Counter>,
     vendor_requests: Family<VendorOutcome, Counter>,
     vendor_duration: Family<VendorOperation, Histogram>,
     events_dropped: Family<EventTypeLabel, Counter>,
@@ -94,6 +95,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Status patches sent to the API server",
         status_writes.clone(),
     );
+    let status_writes_deferred = Family::<KindLabel, Counter>::default();
+    registry.register(
+        "status_writes_deferred",
+        "Bookkeeping-only status writes (lastSyncedTime, appliedFingerprint) owed during a burst, written once the operator is quiet (at most 5 s later)",
+        status_writes_deferred.clone(),
+    );
     let vendor_requests = Family::<VendorOutcome, Counter>::default();
     registry.register(
         "vendor_requests",
@@ -133,6 +140,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         reconcile_duration,
         in_flight,
         status_writes,
+        status_writes_deferred,
         vendor_requests,
         vendor_duration,
         events_dropped,
@@ -181,6 +189,16 @@ impl Drop for InFlight {
 pub fn status_written(kind: &str) {
     METRICS
         .status_writes
+        .get_or_create(&KindLabel {
+            kind: kind.to_string(),
+        })
+        .inc();
+}
+
+/// Count a status write owed until a burst is over.
+pub fn status_write_deferred(kind: &str) {
+    METRICS
+        .status_writes_deferred
         .get_or_create(&KindLabel {
             kind: kind.to_string(),
         })
@@ -266,6 +284,7 @@ pub fn touch_all() {
     drop(reconcile_started(kind));
     reconcile_finished(kind, "success", Duration::ZERO);
     status_written(kind);
+    status_write_deferred(kind);
     vendor_request(Vendor::HelloId, "Test", "success", Duration::ZERO);
     event_dropped("Normal");
     panicked(kind);
@@ -283,6 +302,7 @@ mod tests {
             "credsync_reconcile_duration_seconds",
             "credsync_reconciles_in_flight",
             "credsync_status_writes",
+            "credsync_status_writes_deferred",
             "credsync_vendor_requests",
             "credsync_vendor_request_duration_seconds",
             "credsync_events_dropped",

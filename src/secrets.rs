@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
@@ -93,13 +92,47 @@ pub struct SecretReader {
 }
 
 /// Values read, per Secret. An entry is dropped on any change the metadata watch reports, and
-/// everything on a re-list; a read that raced with a change is not remembered.
+/// everything on a re-list; a read that raced with a change of its Secret is not remembered
+/// (changes of other Secrets, a rotation of thousands at once, do not spoil it).
 struct ValueCache {
     /// Only Secrets the watch sees are remembered (None: all namespaces).
     namespace: Option<String>,
-    entries: Mutex<HashMap<(String, String), HashMap<String, SecretString>>>,
-    /// Bumped by every invalidation.
-    epoch: AtomicU64,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    values: HashMap<SecretId, HashMap<String, SecretString>>,
+    /// Secrets being read now: how many reads, and whether the Secret changed meanwhile.
+    reading: HashMap<SecretId, Reading>,
+}
+
+#[derive(Default)]
+struct Reading {
+    readers: usize,
+    changed: bool,
+}
+
+impl Entries {
+    fn invalidate(&mut self, id: &SecretId) {
+        self.values.remove(id);
+        if let Some(reading) = self.reading.get_mut(id) {
+            reading.changed = true;
+        }
+    }
+
+    /// A read of `id` ends: whether what it got may be remembered.
+    fn end_read(&mut self, id: &SecretId) -> bool {
+        let Some(reading) = self.reading.get_mut(id) else {
+            return false;
+        };
+        reading.readers = reading.readers.saturating_sub(1);
+        let unchanged = !reading.changed;
+        if reading.readers == 0 {
+            self.reading.remove(id);
+        }
+        unchanged
+    }
 }
 
 /// Secret types never read for a reference: they hold the cluster's own credentials (a
@@ -133,7 +166,6 @@ impl SecretReader {
             cache: Some(Arc::new(ValueCache {
                 namespace,
                 entries: Mutex::default(),
-                epoch: AtomicU64::new(0),
             })),
         }
     }
@@ -141,18 +173,18 @@ impl SecretReader {
     /// The Secret changed or went away: its values must be read again.
     pub fn changed(&self, namespace: &str, name: &str) {
         if let Some(cache) = &self.cache {
-            cache.epoch.fetch_add(1, Ordering::SeqCst);
-            cache
-                .lock()
-                .remove(&(namespace.to_string(), name.to_string()));
+            cache.lock().invalidate(&SecretId::new(namespace, name));
         }
     }
 
     /// Changes may have been missed (the watch started over): read everything again.
     pub fn forget_all(&self) {
         if let Some(cache) = &self.cache {
-            cache.epoch.fetch_add(1, Ordering::SeqCst);
-            cache.lock().clear();
+            let mut entries = cache.lock();
+            entries.values.clear();
+            for reading in entries.reading.values_mut() {
+                reading.changed = true;
+            }
         }
     }
 
@@ -163,17 +195,24 @@ impl SecretReader {
         name: &str,
         keys: &[&str],
     ) -> Result<Vec<SecretString>, SecretError> {
-        let id = (namespace.to_string(), name.to_string());
-        if let Some(cache) = &self.cache
-            && let Some(entry) = cache.lock().get(&id)
-            && let Some(values) = keys
-                .iter()
-                .map(|k| entry.get(*k).cloned())
-                .collect::<Option<Vec<_>>>()
-        {
-            return Ok(values);
+        let id = SecretId::new(namespace, name);
+        if let Some(cache) = &self.cache {
+            let mut entries = cache.lock();
+            if let Some(entry) = entries.values.get(&id)
+                && let Some(values) = keys
+                    .iter()
+                    .map(|k| entry.get(*k).cloned())
+                    .collect::<Option<Vec<_>>>()
+            {
+                return Ok(values);
+            }
+            entries.reading.entry(id.clone()).or_default().readers += 1;
         }
-        let epoch = self.cache.as_ref().map(|c| c.epoch.load(Ordering::SeqCst));
+        // Whatever happens to the read, it ends: a failed one is never remembered.
+        let read = ReadGuard {
+            cache: self.cache.as_deref(),
+            id: &id,
+        };
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let secret = match api.get_opt(name).await {
             Ok(Some(secret)) => secret,
@@ -237,19 +276,7 @@ impl SecretReader {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if let (Some(cache), Some(epoch)) = (&self.cache, epoch)
-            && watched
-            && cache.namespace.as_deref().is_none_or(|n| n == namespace)
-        {
-            let mut entries = cache.lock();
-            // A change reported while we read may be newer than what we got: don't keep it.
-            if cache.epoch.load(Ordering::SeqCst) == epoch {
-                let entry = entries.entry(id).or_default();
-                for (key, value) in keys.iter().zip(&values) {
-                    entry.insert((*key).to_string(), value.clone());
-                }
-            }
-        }
+        read.remember(watched, keys, &values);
         Ok(values)
     }
 
@@ -284,10 +311,46 @@ impl SecretReader {
 }
 
 impl ValueCache {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), HashMap<String, SecretString>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A read under way; dropped without [`ReadGuard::remember`] (it failed, or was cancelled) it
+/// ends without remembering anything.
+struct ReadGuard<'a> {
+    cache: Option<&'a ValueCache>,
+    id: &'a SecretId,
+}
+
+impl ReadGuard<'_> {
+    /// The read got `values` for `keys`: remember them if the watch will report the Secret's
+    /// changes (`watched`, in the cache's namespace) and none came while reading.
+    fn remember(mut self, watched: bool, keys: &[&str], values: &[SecretString]) {
+        let Some(cache) = self.cache.take() else {
+            return;
+        };
+        let mut entries = cache.lock();
+        if entries.end_read(self.id)
+            && watched
+            && cache
+                .namespace
+                .as_deref()
+                .is_none_or(|n| n == self.id.namespace)
+        {
+            let entry = entries.values.entry(self.id.clone()).or_default();
+            for (key, value) in keys.iter().zip(values) {
+                entry.insert((*key).to_string(), value.clone());
+            }
+        }
+    }
+}
+
+impl Drop for ReadGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(cache) = self.cache.take() {
+            cache.lock().end_read(self.id);
+        }
     }
 }
 
@@ -523,5 +586,42 @@ impl<'a> ConnectionSecrets<'a> {
         keys: &[&str],
     ) -> Result<Vec<SecretString>, SecretError> {
         self.read(&r.name, r.namespace.as_deref(), keys).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start_read(entries: &mut Entries, id: &SecretId) {
+        entries.reading.entry(id.clone()).or_default().readers += 1;
+    }
+
+    #[test]
+    fn a_read_is_spoiled_only_by_a_change_of_its_own_secret() {
+        let (a, b) = (SecretId::new("ns", "a"), SecretId::new("ns", "b"));
+        let mut entries = Entries::default();
+        start_read(&mut entries, &a);
+        entries.invalidate(&b);
+        assert!(entries.end_read(&a), "another Secret's change");
+        start_read(&mut entries, &a);
+        entries.invalidate(&a);
+        assert!(!entries.end_read(&a), "its own change while reading");
+        assert!(entries.reading.is_empty(), "nothing kept of ended reads");
+        start_read(&mut entries, &a);
+        assert!(entries.end_read(&a), "a change before the read began");
+    }
+
+    #[test]
+    fn concurrent_reads_of_one_secret_are_both_spoiled_by_its_change() {
+        let a = SecretId::new("ns", "a");
+        let mut entries = Entries::default();
+        start_read(&mut entries, &a);
+        start_read(&mut entries, &a);
+        entries.invalidate(&a);
+        assert!(!entries.end_read(&a));
+        assert!(!entries.end_read(&a));
+        assert!(entries.reading.is_empty());
+        assert!(!entries.end_read(&a), "a read that never began");
     }
 }

@@ -579,3 +579,133 @@ async fn pause_sync_now_and_deletion_that_always_finishes() {
         .await;
     env.stop().await;
 }
+
+/// An SsoAppCredential whose password is key `password` of its own Secret `pw-{i}`.
+fn credential_from_secret(i: usize) -> SsoAppCredential {
+    serde_json::from_value(json!({
+        "apiVersion": "credsync.io/v1alpha1", "kind": "SsoAppCredential", "metadata": {"name": format!("user-{i}")},
+        "spec": {
+            "connectionRef": {"name": "helloid"}, "userGuid": user(i), "applicationGuid": APP,
+            "credentials": [
+                {"function": "UserName", "value": format!("user{i}")},
+                {"function": "Password", "valueFrom": {"secretKeyRef": {"name": format!("pw-{i}"), "key": "password"}}}
+            ]
+        }
+    }))
+    .expect("credential")
+}
+
+/// The password the simulator holds for user `i`.
+fn vendor_password(sim: &HelloIdSim, i: usize) -> Option<String> {
+    sim.get(&user(i), APP, "Default")?
+        .credentials
+        .into_iter()
+        .find(|c| c.function == "Password")
+        .map(|c| c.value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mass_rotation_is_pushed_first_and_every_status_catches_up() {
+    use futures::StreamExt;
+    const N: usize = 60;
+    let env = TestEnv::shared("burst").await;
+    let sim = HelloIdSim::new("k", "s");
+    let _server = setup(
+        &env,
+        "burst",
+        &sim,
+        json!({"maxConcurrentRequests": 16, "requestsPerSecond": 1000}),
+    )
+    .await;
+    for i in 0..N {
+        env.secret("burst", &format!("pw-{i}"), &[("password", "old")])
+            .await;
+        env.apply("burst", &credential_from_secret(i)).await;
+    }
+    all_ready(&env, "burst", N, Duration::from_secs(60)).await;
+    let api: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), "burst");
+    // Once every status is written: a write owed from the first sync would blur the baseline.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let fingerprints = |list: &kube::core::ObjectList<SsoAppCredential>| {
+        list.items
+            .iter()
+            .map(|o| {
+                let fingerprint = o
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.sync.applied_fingerprint.clone());
+                (o.metadata.name.clone().unwrap_or_default(), fingerprint)
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let before = fingerprints(&api.list(&Default::default()).await.expect("list"));
+    let deferred_before = deferred_writes();
+
+    // Every Secret at once, as a mass rotation does.
+    futures::stream::iter(0..N)
+        .map(|i| {
+            let env = &env;
+            async move {
+                env.secret("burst", &format!("pw-{i}"), &[("password", "new")])
+                    .await
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    wait_count(
+        "new passwords at the vendor",
+        N,
+        Duration::from_secs(60),
+        || {
+            (0..N)
+                .filter(|i| vendor_password(&sim, *i).as_deref() == Some("new"))
+                .count()
+        },
+    )
+    .await;
+
+    // Every status records the new fingerprint within the longest deferral (5 s), Ready all
+    // along.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = api.list(&Default::default()).await.expect("list");
+        assert!(list.items.iter().all(is_ready), "Ready all along");
+        let caught_up = fingerprints(&list)
+            .iter()
+            .filter(|(name, now)| {
+                now.is_some()
+                    && before
+                        .get(*name)
+                        .is_some_and(|old| old.is_some() && old != *now)
+            })
+            .count();
+        if caught_up == N {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{caught_up} of {N} statuses show the rotated fingerprint"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        deferred_writes() > deferred_before,
+        "a burst of {N} rotations deferred no status write"
+    );
+    assert_eq!(
+        sim.write_counts().iter().map(|c| c.1).sum::<usize>(),
+        2 * N,
+        "one push per value: paying an owed status write calls nobody"
+    );
+    env.stop().await;
+}
+
+/// Status writes this process deferred so far (every kind).
+fn deferred_writes() -> u64 {
+    credsync::metrics::encode()
+        .lines()
+        .filter(|l| l.starts_with("credsync_status_writes_deferred_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}

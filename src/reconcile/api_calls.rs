@@ -54,6 +54,7 @@ fn context(connections: Vec<VendorConnection>) -> (Arc<Context>, ApiServerHandle
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(5)),
         memory: ObjectMemory::default(),
         claims: Default::default(),
+        deferred_status: Default::default(),
     };
     ctx.claims.rebuild(Vec::new());
     (Arc::new(ctx), handle)

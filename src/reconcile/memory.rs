@@ -10,6 +10,8 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
 use crate::vendors::VendorError;
 
 /// One object's last applied state, as this process knows it.
@@ -22,9 +24,13 @@ pub struct Applied {
     /// What the vendor returned for it: the kind's `Managed::Outputs` (the uid fixes the kind),
     /// None when it returned nothing.
     outputs: Option<Arc<dyn Any + Send + Sync>>,
+    /// When the vendor confirmed it: the status may show it later (see
+    /// [`deferred_status`](super::deferred_status)).
+    pub confirmed_at: Time,
 }
 
 impl Applied {
+    /// What the vendor confirmed just now.
     pub fn new<O: Send + Sync + 'static>(
         fingerprint: String,
         handled: Option<String>,
@@ -34,6 +40,7 @@ impl Applied {
             fingerprint,
             handled,
             outputs: outputs.map(|o| Arc::new(o) as Arc<dyn Any + Send + Sync>),
+            confirmed_at: super::conditions::now(),
         }
     }
 

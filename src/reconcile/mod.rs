@@ -15,6 +15,7 @@ pub mod backoff;
 pub mod claims;
 pub mod conditions;
 pub mod decide;
+pub mod deferred_status;
 pub mod error;
 pub mod events;
 pub mod fingerprint;
@@ -30,6 +31,7 @@ mod api_calls;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -43,6 +45,7 @@ use self::conditions::Health;
 use self::decide::{
     Cause, CleanupFacts, CleanupStep, Desired, DesiredState, Facts, Observed, Requeue, Step, Why,
 };
+use self::deferred_status::DeferredStatus;
 use self::error::ReconcileError;
 use self::events::EventPublisher;
 use self::fingerprint::FingerprintKey;
@@ -78,6 +81,8 @@ pub struct Context {
     pub memory: ObjectMemory,
     /// Which resource owns which vendor record.
     pub claims: claims::ClaimTable,
+    /// Bookkeeping status writes owed until a burst is over.
+    pub deferred_status: Arc<DeferredStatus>,
 }
 
 impl Context {
@@ -87,6 +92,7 @@ impl Context {
         let uid = obj.uid().unwrap_or_default();
         self.memory.forget(&uid);
         self.claims.release(&uid);
+        self.deferred_status.settle(&uid);
     }
 }
 
@@ -98,6 +104,7 @@ pub async fn reconcile<K: Managed>(
     let started = Instant::now();
     let kind = K::kind(&());
     let _in_flight = metrics::reconcile_started(&kind);
+    let _running = ctx.deferred_status.running();
     let work = async {
         // No vendor call before the record claims are rebuilt after a start.
         ctx.claims.ready().await;
@@ -269,8 +276,9 @@ struct Synced<O> {
     handled: Option<String>,
     /// The newest vendor answer this process knows of, None when none is newer than the status.
     outputs: Option<O>,
-    /// The vendor confirmed the desired state now (write or read-back).
-    confirmed: bool,
+    /// When the vendor last confirmed the desired state (write or read-back) in this process,
+    /// if it did.
+    confirmed_at: Option<Time>,
     /// An event to publish.
     event: Option<(&'static str, String)>,
     requeue: Requeue,
@@ -315,13 +323,13 @@ async fn apply<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileEr
         let step = decide::decide(&facts);
         let handled = decide::handled(&facts);
         // What is sent and what the status shows once the step is done.
-        let settled = |outputs, confirmed, event, requeue| {
+        let settled = |outputs, confirmed_at, event, requeue| {
             let (conn, ..) = bound.as_ref()?;
             Some(Synced {
                 fingerprint: desired.as_ref()?.fingerprint.clone(),
                 handled: handled.clone(),
                 outputs,
-                confirmed,
+                confirmed_at,
                 event,
                 requeue,
                 connection: conn.key.to_string(),
@@ -407,6 +415,7 @@ async fn apply<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileEr
                             handled.clone(),
                             Some(outputs.clone()),
                         );
+                        let confirmed_at = remembered.confirmed_at.clone();
                         ctx.memory.remember_applied(&uid, remembered);
                         let event = match cause {
                             Cause::Changed | Cause::Requested => (
@@ -421,7 +430,7 @@ async fn apply<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileEr
                                 ),
                             ),
                         };
-                        settled(Some(outputs), true, Some(event), then)
+                        settled(Some(outputs), Some(confirmed_at), Some(event), then)
                             .ok_or(ReconcileError::Internal)
                     }
                     Err(e) => {
@@ -444,14 +453,16 @@ async fn apply<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileEr
                     .map(|d| d.fingerprint.clone())
                     .unwrap_or_default();
                 let remembered = Applied::new(fingerprint, handled.clone(), outputs.clone());
+                let confirmed_at = remembered.confirmed_at.clone();
                 ctx.memory.remember_applied(&uid, remembered);
-                settled(outputs, true, None, then).ok_or(ReconcileError::Internal)
+                settled(outputs, Some(confirmed_at), None, then).ok_or(ReconcileError::Internal)
             }
             Step::Wait { then } | Step::Nothing { then } => {
                 // Nothing is sent: the outputs of this process's last write are newer than
                 // those of a cached copy that may not show its status write yet.
                 let outputs = applied.as_ref().and_then(Applied::outputs::<K::Outputs>);
-                settled(outputs, false, None, then).ok_or(ReconcileError::Internal)
+                let confirmed_at = applied.as_ref().map(|a| a.confirmed_at.clone());
+                settled(outputs, confirmed_at, None, then).ok_or(ReconcileError::Internal)
             }
         };
         return finish_sync(obj, ctx, &old, done).await;
@@ -528,6 +539,15 @@ async fn write_paused<K: Managed>(
     Ok(Requeue::on_change(Why::Paused).action())
 }
 
+/// The later of a recorded sync time and a confirmation (the status may hold a newer one,
+/// written by another replica).
+fn newest(recorded: Option<Time>, confirmed: Time) -> Option<Time> {
+    match recorded {
+        Some(recorded) if recorded.0 > confirmed.0 => Some(recorded),
+        _ => Some(confirmed),
+    }
+}
+
 /// Write the outcome of a sync: conditions, what was applied, events; then the requeue, or the
 /// error for the error policy.
 async fn finish_sync<K: Managed>(
@@ -545,8 +565,8 @@ async fn finish_sync<K: Managed>(
         Ok(done) => {
             sync.applied_fingerprint = Some(done.fingerprint);
             sync.last_handled_reconcile_at = done.handled;
-            if done.confirmed {
-                sync.last_synced_time = Some(now.clone());
+            if let Some(confirmed_at) = done.confirmed_at {
+                sync.last_synced_time = newest(sync.last_synced_time, confirmed_at);
             }
             outputs = done.outputs;
             if let Some((reason, note)) = done.event {
@@ -563,6 +583,11 @@ async fn finish_sync<K: Managed>(
                 // The vendor may hold what was sent, or what it held before: the next desired
                 // state is sent whatever it is, even the one applied last.
                 sync.applied_fingerprint = None;
+            } else if let Some(applied) = ctx.memory.applied(&obj.uid().unwrap_or_default()) {
+                // What this process last applied is newer than a status whose write was owed
+                // (or that the cache does not show yet).
+                sync.applied_fingerprint = Some(applied.fingerprint);
+                sync.last_synced_time = newest(sync.last_synced_time, applied.confirmed_at);
             }
             let message = err.to_string();
             let health = if err.is_transient() {
@@ -592,7 +617,21 @@ async fn finish_sync<K: Managed>(
         );
     }
     conditions::apply(&mut sync.conditions, &health, obj.meta().generation, &now);
-    write_status(obj, ctx, obj.status_with(sync, outputs.as_ref())).await?;
+    let status = obj.status_with(sync, outputs.as_ref());
+    let uid = obj.uid().unwrap_or_default();
+    // Push first, record after: during a burst a bookkeeping-only write waits (see
+    // `deferred_status`); the object is reconciled again to write it.
+    if error.is_none()
+        && deferred_status::bookkeeping_only(obj.status(), &status)
+        && ctx.deferred_status.may_defer(&uid)
+    {
+        let kind = K::kind(&());
+        ctx.deferred_status
+            .owe(&uid, &kind, &namespace, &obj.name_any());
+        metrics::status_write_deferred(&kind);
+    } else {
+        write_status(obj, ctx, status).await?;
+    }
     // Stalled is an error all the same (counted under its reason); the error policy retries
     // transient errors and waits for a change otherwise.
     match error {
@@ -879,7 +918,9 @@ async fn write_status<K: Managed>(
     ctx: &Context,
     status: K::Status,
 ) -> Result<(), ReconcileError> {
+    let uid = obj.uid().unwrap_or_default();
     if obj.status() == Some(&status) {
+        ctx.deferred_status.settle(&uid);
         return Ok(());
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
@@ -907,9 +948,14 @@ async fn write_status<K: Managed>(
     {
         Ok(_) => {
             metrics::status_written(&K::kind(&()));
+            // Whatever was owed is superseded by what was just written.
+            ctx.deferred_status.settle(&uid);
             Ok(())
         }
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            ctx.deferred_status.settle(&uid);
+            Ok(())
+        }
         Err(e) => Err(e.into()),
     }
 }

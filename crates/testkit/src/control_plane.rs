@@ -111,7 +111,9 @@ impl ControlPlane {
         )?;
         let policy = write(
             "audit-policy.yaml",
-            "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
+            // RequestReceived is omitted, as in the example policy of the Kubernetes docs: every
+            // request is still logged once it completes (and watches once they start).
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n",
         )?;
         let audit_log = dir.path().join("audit.log").display().to_string();
 

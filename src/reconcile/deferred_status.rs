@@ -1,0 +1,352 @@
+//! Push first, record after. During a burst of changes (a thousand Secrets rotated at once) a
+//! status patch costs the API server as much as the Secret read that the next vendor call waits
+//! for. A status write that only moves the bookkeeping (`lastSyncedTime`, `appliedFingerprint`:
+//! conditions, generation and outputs unchanged) is therefore owed, not sent, while other
+//! reconciles are running, and paid once the operator has been quiet for [`QUIET`], or after
+//! [`MAX_DELAY`] whatever the load.
+//!
+//! Paying a debt is a reconcile of the object (through the kind's queue), never a patch from
+//! here: kube runs one reconcile per object at a time, so an owed write can never land after a
+//! newer one, and it is written from what the process knows then. Nothing is sent twice
+//! meanwhile: the applied state is in [`ObjectMemory`](super::memory::ObjectMemory). A debt
+//! lost with the process (a crash, a leader handing over) leaves the status at the previous
+//! fingerprint, so the next leader sends the value once more (writes are idempotent).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How long no reconcile may have run before owed status writes are paid.
+pub const QUIET: Duration = Duration::from_millis(200);
+/// The longest a status write is owed, however busy the operator is.
+pub const MAX_DELAY: Duration = Duration::from_secs(5);
+/// How often the debts are looked at.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Status fields that record when and what was last applied; the rest says what users act on.
+const BOOKKEEPING: [&str; 2] = ["lastSyncedTime", "appliedFingerprint"];
+
+/// `new` differs from `old` in bookkeeping only: deferring it hides nothing a user or a tool
+/// waits for (Ready, its reason, observedGeneration, the vendor's ids). A fingerprint dropped
+/// is not bookkeeping: it withdraws a claim about the vendor, and that is written at once.
+pub fn bookkeeping_only<S: Serialize>(old: Option<&S>, new: &S) -> bool {
+    let as_fields = |status: &S| match serde_json::to_value(status) {
+        Ok(Value::Object(fields)) => Some(fields),
+        _ => None,
+    };
+    let (Some(mut old), Some(mut new)) = (old.and_then(as_fields), as_fields(new)) else {
+        return false;
+    };
+    if old.contains_key("appliedFingerprint") && !new.contains_key("appliedFingerprint") {
+        return false;
+    }
+    for field in BOOKKEEPING {
+        old.remove(field);
+        new.remove(field);
+    }
+    old == new
+}
+
+/// Other reconciles are running, or one finished a moment ago: a burst is under way.
+fn busy(in_flight: usize, since_last_finish: Duration) -> bool {
+    // The reconcile asking is one of those in flight.
+    in_flight > 1 || since_last_finish < QUIET
+}
+
+/// An owed write is paid once the operator is quiet, or once it has waited long enough.
+fn due(owed_for: Duration, quiet: bool) -> bool {
+    quiet || owed_for >= MAX_DELAY
+}
+
+/// One object's owed status write.
+#[derive(Debug, Clone)]
+struct Owed {
+    kind: String,
+    namespace: String,
+    name: String,
+    since: Instant,
+    /// Handed to the kind's queue: the next reconcile of the object writes.
+    due: bool,
+}
+
+struct State {
+    in_flight: usize,
+    last_start: Instant,
+    last_finish: Instant,
+    /// By object uid.
+    owed: HashMap<String, Owed>,
+}
+
+/// The owed status writes of the process, and how busy its reconciles are.
+pub struct DeferredStatus {
+    state: Mutex<State>,
+    /// Per kind, where an object to reconcile is sent as (namespace, name).
+    queues: Mutex<HashMap<String, mpsc::UnboundedSender<(String, String)>>>,
+}
+
+impl Default for DeferredStatus {
+    fn default() -> Self {
+        let long_ago = Instant::now()
+            .checked_sub(QUIET)
+            .unwrap_or_else(Instant::now);
+        DeferredStatus {
+            state: Mutex::new(State {
+                in_flight: 0,
+                last_start: long_ago,
+                last_finish: long_ago,
+                owed: HashMap::new(),
+            }),
+            queues: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// A reconcile in progress, until dropped.
+pub struct Running<'a>(&'a DeferredStatus);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.in_flight = state.in_flight.saturating_sub(1);
+        state.last_finish = Instant::now();
+    }
+}
+
+impl DeferredStatus {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock left plain data behind, each field valid on its own.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where `kind`'s objects go when their owed write is due.
+    pub fn on_due(&self, kind: &str, queue: mpsc::UnboundedSender<(String, String)>) {
+        self.queues
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(kind.to_string(), queue);
+    }
+
+    /// A reconcile starts; it counts as running until the guard drops.
+    pub fn running(&self) -> Running<'_> {
+        let mut state = self.lock();
+        state.in_flight += 1;
+        state.last_start = Instant::now();
+        Running(self)
+    }
+
+    /// Whether `uid`'s bookkeeping-only write may wait: not when its debt is being paid.
+    pub fn may_defer(&self, uid: &str) -> bool {
+        let state = self.lock();
+        let paying = state.owed.get(uid).is_some_and(|o| o.due);
+        !paying && busy(state.in_flight, state.last_finish.elapsed())
+    }
+
+    /// `uid`'s status write is owed (since its first deferral, if it already was).
+    pub fn owe(&self, uid: &str, kind: &str, namespace: &str, name: &str) {
+        self.lock()
+            .owed
+            .entry(uid.to_string())
+            .or_insert_with(|| Owed {
+                kind: kind.to_string(),
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                since: Instant::now(),
+                due: false,
+            });
+    }
+
+    /// `uid`'s status is written (or needs no write, or the object is gone): nothing is owed.
+    pub fn settle(&self, uid: &str) {
+        self.lock().owed.remove(uid);
+    }
+
+    /// How many status writes are owed.
+    pub fn owed(&self) -> usize {
+        self.lock().owed.len()
+    }
+
+    /// The debts to pay now, marked as being paid: all of them once the operator is quiet,
+    /// else those owed for [`MAX_DELAY`].
+    fn take_due(&self) -> Vec<Owed> {
+        let mut state = self.lock();
+        let quiet =
+            state.in_flight == 0 && state.last_start.max(state.last_finish).elapsed() >= QUIET;
+        state
+            .owed
+            .values_mut()
+            .filter(|o| !o.due && due(o.since.elapsed(), quiet))
+            .map(|o| {
+                o.due = true;
+                o.clone()
+            })
+            .collect()
+    }
+
+    /// Hand due debts to their kinds' queues until `shutdown`.
+    pub async fn pay_when_due(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let due = self.take_due();
+            if due.is_empty() {
+                continue;
+            }
+            let queues = self
+                .queues
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            for owed in due {
+                match queues.get(&owed.kind) {
+                    Some(queue) => {
+                        let _ = queue.send((owed.namespace, owed.name));
+                    }
+                    // No queue for the kind (tests without a controller): nothing to pay with.
+                    None => tracing::debug!(kind = %owed.kind, "no queue for an owed status write"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> Value {
+        json!({
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Synced"}],
+            "observedGeneration": 1,
+            "lastSyncedTime": "2026-01-01T00:00:00Z",
+            "appliedFingerprint": "a",
+            "credentialSetId": "x",
+        })
+    }
+
+    fn with(field: &str, value: Value) -> Value {
+        let mut s = base();
+        s[field] = value;
+        s
+    }
+
+    #[test]
+    fn only_bookkeeping_changes_may_wait() {
+        let rows: &[(&str, Option<Value>, Value, bool)] = &[
+            (
+                "a new fingerprint and time",
+                Some(base()),
+                with("appliedFingerprint", json!("b")),
+                true,
+            ),
+            (
+                "a new time alone",
+                Some(base()),
+                with("lastSyncedTime", json!("2026-01-01T00:00:01Z")),
+                true,
+            ),
+            ("the first status", None, base(), false),
+            (
+                "Ready changes",
+                Some(base()),
+                with(
+                    "conditions",
+                    json!([{"type": "Ready", "status": "False", "reason": "VendorError"}]),
+                ),
+                false,
+            ),
+            (
+                "a new generation observed",
+                Some(base()),
+                with("observedGeneration", json!(2)),
+                false,
+            ),
+            (
+                "a vendor output changes",
+                Some(base()),
+                with("credentialSetId", json!("y")),
+                false,
+            ),
+            (
+                "the fingerprint dropped (unknown outcome)",
+                Some(base()),
+                {
+                    let mut s = base();
+                    s.as_object_mut().map(|m| m.remove("appliedFingerprint"));
+                    s
+                },
+                false,
+            ),
+        ];
+        for (name, old, new, expected) in rows {
+            assert_eq!(bookkeeping_only(old.as_ref(), new), *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn busy_while_others_run_or_just_ran() {
+        let rows = [
+            ("alone, quiet for long", 1, Duration::from_secs(1), false),
+            ("another running", 2, Duration::from_secs(1), true),
+            ("one finished just now", 1, Duration::from_millis(5), true),
+        ];
+        for (name, in_flight, since, expected) in rows {
+            assert_eq!(busy(in_flight, since), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn debts_are_paid_when_quiet_or_too_old() {
+        let rows = [
+            ("quiet", Duration::ZERO, true, true),
+            ("busy, fresh", Duration::from_millis(10), false, false),
+            ("busy, owed for the longest delay", MAX_DELAY, false, true),
+        ];
+        for (name, owed_for, quiet, expected) in rows {
+            assert_eq!(due(owed_for, quiet), expected, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn owed_writes_reach_the_kinds_queue_once_quiet_and_are_paid_once() {
+        let deferred = Arc::new(DeferredStatus::default());
+        let (queue, mut requests) = mpsc::unbounded_channel();
+        deferred.on_due("SsoAppCredential", queue);
+        {
+            let _a = deferred.running();
+            let _b = deferred.running();
+            assert!(deferred.may_defer("u1"), "two running: busy");
+            deferred.owe("u1", "SsoAppCredential", "ns", "one");
+            deferred.owe("u1", "SsoAppCredential", "ns", "one");
+            assert_eq!(deferred.owed(), 1, "one debt per object");
+            assert!(deferred.take_due().is_empty(), "not while busy");
+        }
+        tokio::time::sleep(QUIET + Duration::from_millis(20)).await;
+        let stop = CancellationToken::new();
+        let payer = tokio::spawn(Arc::clone(&deferred).pay_when_due(stop.clone()));
+        let sent = tokio::time::timeout(Duration::from_secs(2), requests.recv()).await;
+        assert_eq!(sent.ok().flatten(), Some(("ns".into(), "one".into())));
+        {
+            let _paying = deferred.running();
+            assert!(
+                !deferred.may_defer("u1"),
+                "the reconcile paying the debt writes, however busy"
+            );
+        }
+        deferred.settle("u1");
+        assert_eq!(deferred.owed(), 0);
+        tokio::time::sleep(TICK * 3).await;
+        assert!(requests.try_recv().is_err(), "paid once");
+        stop.cancel();
+        let _ = payer.await;
+    }
+}
