@@ -200,6 +200,7 @@ impl Env {
         tokio::time::sleep(Duration::from_secs(3)).await;
 
         let audit = self.cp.audit_log_path();
+        let fingerprints0 = self.applied_fingerprints(ns, &ws).await;
         let (audit0, calls0, cpu0) = (
             audit_offset(&audit),
             ws.iter().map(|w| w.vendor_calls()).sum::<usize>(),
@@ -256,6 +257,24 @@ impl Env {
             .filter_map(|(r, u)| r.map(|r| r.duration_since(*u)))
             .collect();
         latencies.sort_unstable();
+        // The status writes that were owed during the burst (see the operator's
+        // `reconcile::deferred_status`): when every status records the new value.
+        let mut recorded = None;
+        while recorded.is_none() && Instant::now() < deadline {
+            let now = self.applied_fingerprints(ns, &ws).await;
+            let changed = fingerprints0
+                .iter()
+                .filter(|(name, old)| {
+                    now.get(*name)
+                        .is_some_and(|new| new.is_some() && new != *old)
+                })
+                .count();
+            if changed == fingerprints0.len() {
+                recorded = Some(start.elapsed());
+            } else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
         let api = audit_window(&audit, audit0, audit_offset(&audit));
         let stats = operator.stats(self);
@@ -272,12 +291,39 @@ impl Env {
             reached: done,
             update_span,
             all,
+            recorded,
             p50: percentile(&latencies, 0.5),
             p99: percentile(&latencies, 0.99),
             vendor_calls: calls,
             api,
             cpu_secs: stats.cpu_secs - cpu0,
         }
+    }
+
+    /// `status.appliedFingerprint` of every resource in `ns`, by kind and name.
+    async fn applied_fingerprints(
+        &self,
+        ns: &str,
+        ws: &[Arc<dyn Workload>],
+    ) -> std::collections::BTreeMap<String, Option<String>> {
+        let mut out = std::collections::BTreeMap::new();
+        for ar in resources(ws) {
+            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
+            let list = api
+                .list(&ListParams::default())
+                .await
+                .expect("list resources");
+            for obj in list.items {
+                let fingerprint = obj
+                    .data
+                    .pointer("/status/appliedFingerprint")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string);
+                let name = obj.metadata.name.unwrap_or_default();
+                out.insert(format!("{}/{name}", ar.kind), fingerprint);
+            }
+        }
+        out
     }
 
     /// Operator RSS over waves of creating and deleting resources: every per-object memory must

@@ -70,6 +70,8 @@ pub(crate) struct Rotation {
     pub(crate) reached: usize,
     pub(crate) update_span: Duration,
     pub(crate) all: Duration,
+    /// Every status records the new value (None: not within the wait).
+    pub(crate) recorded: Option<Duration>,
     pub(crate) p50: Duration,
     pub(crate) p99: Duration,
     pub(crate) vendor_calls: usize,
@@ -361,7 +363,7 @@ pub(crate) fn report(
     if let Some(rot) = rotation {
         let _ = writeln!(
             r,
-            "\n## Secret rotation\n\n{} resources ({} Ready before), each with its password in its own Secret (`valueFrom.secretKeyRef`); all {} Secrets updated at once ({} patches in flight). Clock starts at the first update.\n\n| updates done (s) | every new value at the vendor (s) | reached | p50 update → vendor (ms) | p99 (ms) | vendor calls / Secret | operator API requests / Secret | operator CPU (s) |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n| {:.2} | {:.2} | {} of {} | {} | {} | {} | {} | {:.2} |",
+            "\n## Secret rotation\n\n{} resources ({} Ready before), each with its password in its own Secret (`valueFrom.secretKeyRef`); all {} Secrets updated at once ({} patches in flight). Clock starts at the first update. The vendor calls go first: status writes that only record the new fingerprint and sync time wait until the burst is over (at most 5 s); the last column says when every status recorded the new value, and the API requests counted include those writes.\n\n| updates done (s) | every new value at the vendor (s) | reached | p50 update → vendor (ms) | p99 (ms) | every status recorded it (s) | vendor calls / Secret | operator API requests / Secret | operator CPU (s) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n| {:.2} | {:.2} | {} of {} | {} | {} | {} | {} | {} | {:.2} |",
             rot.n,
             rot.setup_ready,
             rot.n,
@@ -372,6 +374,10 @@ pub(crate) fn report(
             rot.n,
             ms(rot.p50),
             ms(rot.p99),
+            rot.recorded.map_or_else(
+                || "not within the wait".to_string(),
+                |d| format!("{:.2}", d.as_secs_f64())
+            ),
             per(rot.vendor_calls, rot.n),
             per(rot.api.total, rot.n),
             rot.cpu_secs
