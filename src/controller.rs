@@ -3,6 +3,7 @@
 //! the tasks of `connections::triggers` (Secret watch, deletions, usage, capabilities). What
 //! each of them does lives in its own module.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +22,9 @@ use crate::api::{
     ClusterVendorConnection, CrmUserCredential, ErpIdentity, SsoAppCredential, VendorConnection,
 };
 use crate::connections::check::{ConnectionContext, connection_error_policy, reconcile_connection};
-use crate::connections::dependencies::{AllDependents, Dependents, KindDependents, connection_of};
+use crate::connections::dependencies::{
+    AllDependents, Dependents, KindDependents, connection_of, holds_cleanup_finalizer,
+};
 use crate::connections::resolve::ConnectionResource;
 use crate::connections::triggers::{
     ConnectionQueues, connections_deleted, follow_capabilities, forward_usage, watch_secrets,
@@ -361,13 +364,21 @@ fn managed<K: Managed>(
     ctx.claims.on_takeover(&K::kind(&()), takeover);
     let (owed, owed_writes) = mpsc::unbounded_channel::<(String, String)>();
     ctx.deferred_status.on_due(&K::kind(&()), owed);
+    // Only a resource holding the cleanup finalizer makes its connection in use: the resources
+    // that hold it (by uid), so that losing it re-checks the connection too. Resources that
+    // never hold it (Orphan, the default) re-check nothing, however many come and go.
+    let holding: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
     let forget = {
         let ctx = ctx.clone();
         let usage = usage.clone();
+        let holding = holding.clone();
         // Whatever its deletion policy, a deleted object's memories and claim go with it.
         move |obj: &K| {
             ctx.forget_object(obj);
-            let _ = usage.send(connection_of(obj));
+            let uid = obj.uid().unwrap_or_default();
+            if lock(&holding).remove(&uid) || holds_cleanup_finalizer(obj) {
+                let _ = usage.send(connection_of(obj));
+            }
         }
     };
     let usage = usage.clone();
@@ -380,7 +391,17 @@ fn managed<K: Managed>(
     )
     .inspect(move |event| {
         if let Ok(obj) = event {
-            let _ = usage.send(connection_of(obj));
+            let uid = obj.uid().unwrap_or_default();
+            let holds = holds_cleanup_finalizer(obj);
+            let mut holding = lock(&holding);
+            let held = if holds {
+                !holding.insert(uid)
+            } else {
+                holding.remove(&uid)
+            };
+            if holds || held {
+                let _ = usage.send(connection_of(obj));
+            }
         }
     });
     let controller = Controller::for_stream(stream, reader.clone())
@@ -454,6 +475,11 @@ async fn census<K: Managed>(store: Store<K>, shutdown: CancellationToken) {
         }
         metrics::set_resources(&kind, &counts);
     }
+}
+
+/// A set shared by two callbacks; a panic while holding it leaves plain data behind.
+fn lock<T>(set: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    set.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn tokio_stream_from<T: Send + 'static>(

@@ -709,3 +709,51 @@ fn deferred_writes() -> u64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_is_held_exactly_while_a_resource_must_delete_through_it() {
+    let env = TestEnv::shared("hold").await;
+    let sim = HelloIdSim::new("k", "s");
+    let _server = setup(&env, "hold", &sim, json!({})).await;
+    let in_use = env.in_use_finalizer();
+    let held = |c: &VendorConnection| {
+        c.metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.contains(&in_use))
+    };
+    let connections: Api<VendorConnection> = Api::namespaced(env.client.clone(), "hold");
+    let resources: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), "hold");
+    let set_policy = |name: &'static str, policy: &'static str| {
+        let resources = resources.clone();
+        async move {
+            resources
+                .patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"deletionPolicy": policy}})),
+                )
+                .await
+                .expect("set the deletion policy");
+        }
+    };
+
+    // Orphan resources (the default) have nothing to delete through it.
+    for i in 0..3 {
+        env.apply("hold", &credential(i, "pw")).await;
+    }
+    all_ready(&env, "hold", 3, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let connection = connections.get("helloid").await.expect("connection");
+    assert!(!held(&connection), "held for Orphan resources");
+
+    // One turns Delete: held, from its finalizer on.
+    set_policy("user-1", "Delete").await;
+    env.wait_for::<VendorConnection>("hold", "helloid", Duration::from_secs(20), held)
+        .await;
+    // It turns Orphan again and lives on: its finalizer goes, and so does the hold.
+    set_policy("user-1", "Orphan").await;
+    env.wait_for::<VendorConnection>("hold", "helloid", Duration::from_secs(20), |c| !held(c))
+        .await;
+    env.stop().await;
+}

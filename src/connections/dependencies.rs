@@ -85,29 +85,77 @@ pub fn connection_of<K: Managed>(obj: &K) -> ConnectionKey {
     ConnectionKey::referenced(obj.connection_ref(), &obj.namespace().unwrap_or_default())
 }
 
+/// Whether `obj` uses connection `key`.
+fn uses<K: Managed>(obj: &K, key: &ConnectionKey) -> bool {
+    key.is_referenced_by(obj.connection_ref(), obj.meta().namespace.as_deref())
+}
+
+// Each runs over every cached resource (once per Secret or connection event, and once per
+// in-use check): filtered in place under the store's lock, with nothing cloned or allocated for
+// the many resources an event does not concern.
 impl<K: Managed> Dependents for KindDependents<K> {
     fn secret_changed(&self, secret: &SecretId, connections: &[ConnectionKey]) {
-        for obj in self.store.state() {
-            let direct = obj.namespace().as_deref() == Some(secret.namespace.as_str())
+        let concerned = self.store.state_filter(|obj| {
+            let direct = obj.meta().namespace.as_deref() == Some(secret.namespace.as_str())
                 && obj.secret_refs().iter().any(|r| r.name == secret.name);
-            if direct || connections.contains(&connection_of(&*obj)) {
-                let _ = self.queue.send(ObjectRef::from_obj(&*obj));
-            }
+            direct || connections.iter().any(|key| uses(obj, key))
+        });
+        for obj in concerned {
+            let _ = self.queue.send(ObjectRef::from_obj(&*obj));
         }
     }
 
     fn connection_changed(&self, key: &ConnectionKey) {
-        for obj in self.store.state() {
-            if &connection_of(&*obj) == key {
-                let _ = self.queue.send(ObjectRef::from_obj(&*obj));
-            }
+        for obj in self.store.state_filter(|obj| uses(obj, key)) {
+            let _ = self.queue.send(ObjectRef::from_obj(&*obj));
         }
     }
 
     fn needs_for_cleanup(&self, key: &ConnectionKey) -> bool {
-        self.store.state().iter().any(|obj| {
-            obj.finalizers().iter().any(|f| f == reconcile::FINALIZER)
-                && &connection_of(&**obj) == key
-        })
+        self.store
+            .find(|obj| holds_cleanup_finalizer(obj) && uses(obj, key))
+            .is_some()
+    }
+}
+
+/// `obj` holds the finalizer that keeps it until its vendor record is deleted.
+pub fn holds_cleanup_finalizer<K: kube::Resource>(obj: &K) -> bool {
+    obj.finalizers().iter().any(|f| f == reconcile::FINALIZER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ConnectionKind, ConnectionRef};
+
+    fn reference(kind: ConnectionKind, name: &str) -> ConnectionRef {
+        ConnectionRef {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn a_reference_names_a_key_exactly_when_referenced_would_build_it() {
+        use ConnectionKind::{ClusterVendorConnection as Cluster, VendorConnection as Namespaced};
+        let refs = [
+            reference(Namespaced, "a"),
+            reference(Namespaced, "b"),
+            reference(Cluster, "a"),
+        ];
+        for r in &refs {
+            for from in ["ns-1", "ns-2"] {
+                for other in &refs {
+                    for other_ns in ["ns-1", "ns-2"] {
+                        let key = ConnectionKey::referenced(other, other_ns);
+                        assert_eq!(
+                            key.is_referenced_by(r, Some(from)),
+                            key == ConnectionKey::referenced(r, from),
+                            "{key:?} from {r:?} in {from}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -50,6 +50,18 @@ impl ConnectionKey {
         ConnectionKey::new(r.kind, &r.name, namespace)
     }
 
+    /// Whether `r`, from a resource in `namespace`, names this connection (what
+    /// [`ConnectionKey::referenced`] would say, without building a key: it runs over every
+    /// cached resource).
+    pub fn is_referenced_by(&self, r: &ConnectionRef, namespace: Option<&str>) -> bool {
+        self.kind == r.kind
+            && self.name == r.name
+            && match self.kind {
+                ConnectionKind::VendorConnection => self.namespace.as_deref() == namespace,
+                ConnectionKind::ClusterVendorConnection => true,
+            }
+    }
+
     pub fn kind(&self) -> ConnectionKind {
         self.kind
     }
