@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: build the release operator and benchmark, then run the benchmark against a local
 # control plane and the simulators. Arguments go to credsync-bench, e.g.
-#   make bench                       # full run (N = 1,000 and 10,000; ~15-20 min on 2 cores)
+#   make bench                       # full run (N = 1,000 and 10,000; about 20 min on 2 cores)
 #   bash hack/bench.sh --quick       # smoke run (N = 200; under 3 min)
 #   bash hack/bench.sh --n 1000 --latency-ms 0
 #   bash hack/bench.sh --scale       # scale run instead (N = 100,000 SsoAppCredentials; target/bench/scale.md)

@@ -430,7 +430,7 @@ fn managed<K: Managed>(
             ctx.clone(),
         )
         .for_each(log_result);
-    let census = census(reader.clone(), shutdown.clone());
+    let census = census(reader.clone(), ctx.clone(), shutdown.clone());
     (
         async move {
             tokio::join!(controller, census);
@@ -446,9 +446,14 @@ fn managed<K: Managed>(
 /// How often resources are counted by state.
 const CENSUS_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Memories of applied states that the cache's statuses record, and older than this, are let
+/// go at each count: see `ObjectMemory::forget_recorded`.
+const RECORDED_GRACE: Duration = Duration::from_secs(10);
+
 /// Count the resources of a kind by state from the cache: `progressing` is the backlog still to
-/// sync (the operator's real queue depth), `stalled` what waits for a person.
-async fn census<K: Managed>(store: Store<K>, shutdown: CancellationToken) {
+/// sync (the operator's real queue depth), `stalled` what waits for a person. Then let go of
+/// what the cache's statuses now record.
+async fn census<K: Managed>(store: Store<K>, ctx: Arc<Context>, shutdown: CancellationToken) {
     let kind = K::kind(&()).to_string();
     let mut tick = tokio::time::interval(CENSUS_INTERVAL);
     loop {
@@ -456,8 +461,16 @@ async fn census<K: Managed>(store: Store<K>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
+        let objects = store.state();
+        let settled_before = conditions::now().0 - RECORDED_GRACE;
+        ctx.memory.forget_recorded(
+            objects.iter().filter_map(|obj| {
+                Some((obj.meta().uid.as_deref()?, K::sync_status(obj.status()?)))
+            }),
+            &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(settled_before),
+        );
         let mut counts = metrics::ResourceCounts::default();
-        for obj in store.state() {
+        for obj in objects {
             let sync = obj.status().map(K::sync_status);
             let condition = |t: &str| {
                 sync.and_then(|s| conditions::find(&s.conditions, t))

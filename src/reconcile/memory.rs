@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use crate::api::SyncStatus;
 use crate::vendors::VendorError;
 
 /// One object's last applied state, as this process knows it.
@@ -110,6 +111,39 @@ impl ObjectMemory {
         });
     }
 
+    /// The cache shows these statuses (by uid): where one records what this process last
+    /// applied (the same fingerprint and sync request, confirmed no later) and that was
+    /// confirmed before `settled_before`, the status says it all and the memory of it goes. At
+    /// 100,000 resources that is tens of MiB nobody needs. The time bound keeps the memory
+    /// while a reconcile could still hold a copy of the object from before the status write.
+    pub fn forget_recorded<'a>(
+        &self,
+        statuses: impl IntoIterator<Item = (&'a str, &'a SyncStatus)>,
+        settled_before: &Time,
+    ) {
+        let mut objects = self.lock();
+        for (uid, status) in statuses {
+            let Some(remembered) = objects.get_mut(uid) else {
+                continue;
+            };
+            let shown = remembered.applied.as_ref().is_some_and(|applied| {
+                applied.confirmed_at.0 < settled_before.0
+                    && status.applied_fingerprint.as_deref() == Some(applied.fingerprint.as_str())
+                    && status.last_handled_reconcile_at == applied.handled
+                    && status
+                        .last_synced_time
+                        .as_ref()
+                        .is_some_and(|t| t.0 >= applied.confirmed_at.0)
+            });
+            if shown {
+                remembered.applied = None;
+                if remembered.is_empty() {
+                    objects.remove(uid);
+                }
+            }
+        }
+    }
+
     /// What this process last applied no longer vouches for the vendor's state.
     pub fn forget_applied(&self, uid: &str) {
         self.update(uid, |r| r.applied = None);
@@ -193,6 +227,74 @@ mod tests {
         assert!(memory.applied("a").is_none());
         assert_eq!(memory.failures("a"), 0);
         assert!(memory.is_empty());
+    }
+
+    #[test]
+    fn what_the_status_shows_is_not_remembered_twice() {
+        let memory = ObjectMemory::default();
+        let applied = Applied::new::<()>("fp".into(), Some("req".into()), None);
+        let shown = SyncStatus {
+            applied_fingerprint: Some("fp".into()),
+            last_handled_reconcile_at: Some("req".into()),
+            last_synced_time: Some(applied.confirmed_at.clone()),
+            ..Default::default()
+        };
+        let rows = [
+            (
+                "an older fingerprint (a write still owed)",
+                SyncStatus {
+                    applied_fingerprint: Some("old".into()),
+                    ..shown.clone()
+                },
+                true,
+            ),
+            (
+                "another sync request",
+                SyncStatus {
+                    last_handled_reconcile_at: None,
+                    ..shown.clone()
+                },
+                true,
+            ),
+            (
+                "an earlier sync time (a confirmation still owed)",
+                SyncStatus {
+                    last_synced_time: Some(Time(
+                        applied.confirmed_at.0 - k8s_openapi::jiff::SignedDuration::from_secs(1),
+                    )),
+                    ..shown.clone()
+                },
+                true,
+            ),
+            (
+                "no sync time",
+                SyncStatus {
+                    last_synced_time: None,
+                    ..shown.clone()
+                },
+                true,
+            ),
+            ("all of it", shown.clone(), false),
+        ];
+        let later = Time(applied.confirmed_at.0 + k8s_openapi::jiff::SignedDuration::from_secs(1));
+        memory.count_failure("b");
+        for (name, status, kept) in rows {
+            memory.remember_applied("a", applied.clone());
+            memory.forget_recorded([("a", &status), ("b", &status)], &later);
+            assert_eq!(memory.applied("a").is_some(), kept, "{name}");
+            assert_eq!(
+                memory.failures("b"),
+                1,
+                "{name}: nothing applied, nothing dropped"
+            );
+        }
+        assert_eq!(memory.len(), 1, "an object with nothing left is dropped");
+        memory.remember_applied("a", applied.clone());
+        memory.forget_recorded([("a", &shown)], &applied.confirmed_at);
+        assert!(
+            memory.applied("a").is_some(),
+            "kept while a reconcile may hold a copy from before the status write"
+        );
     }
 
     #[test]
