@@ -174,6 +174,7 @@ pub async fn run(
         memory: Default::default(),
         claims: Default::default(),
         deferred_status: Default::default(),
+        departed: Default::default(),
     });
 
     // Resources coming, going or changing finalizers re-check their connection's in-use hold.

@@ -55,6 +55,7 @@ fn context(connections: Vec<VendorConnection>) -> (Arc<Context>, ApiServerHandle
         memory: ObjectMemory::default(),
         claims: Default::default(),
         deferred_status: Default::default(),
+        departed: Default::default(),
     };
     ctx.claims.rebuild(Vec::new());
     (Arc::new(ctx), handle)

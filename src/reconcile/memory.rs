@@ -9,6 +9,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -72,6 +73,40 @@ struct Remembered {
 impl Remembered {
     fn is_empty(&self) -> bool {
         self.applied.is_none() && self.refusal.is_none() && self.failures == 0
+    }
+}
+
+/// Objects deleted lately, by uid. A reconcile that was under way when its object went may
+/// still claim its record or remember what it applied after the deletion was handled; checked
+/// at its end, it forgets the object once more. Kept for [`Departed::KEPT`].
+#[derive(Default)]
+pub struct Departed {
+    uids: Mutex<(HashMap<String, Instant>, Option<Instant>)>,
+}
+
+impl Departed {
+    /// Longer than any reconcile runs (a vendor's timeout is capped well below).
+    pub const KEPT: Duration = Duration::from_secs(600);
+
+    fn lock(&self) -> MutexGuard<'_, (HashMap<String, Instant>, Option<Instant>)> {
+        // A panic while holding the lock left plain data behind, each field valid on its own.
+        self.uids.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `uid` is gone. Entries older than [`Departed::KEPT`] are let go, at most once a minute.
+    pub fn went(&self, uid: &str) {
+        let now = Instant::now();
+        let mut guard = self.lock();
+        let (uids, pruned) = &mut *guard;
+        if pruned.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60)) {
+            uids.retain(|_, at| now.duration_since(*at) < Self::KEPT);
+            *pruned = Some(now);
+        }
+        uids.insert(uid.to_string(), now);
+    }
+
+    pub fn has_gone(&self, uid: &str) -> bool {
+        self.lock().0.contains_key(uid)
     }
 }
 
@@ -295,6 +330,14 @@ mod tests {
             memory.applied("a").is_some(),
             "kept while a reconcile may hold a copy from before the status write"
         );
+    }
+
+    #[test]
+    fn departed_objects_are_known_for_a_while() {
+        let departed = Departed::default();
+        assert!(!departed.has_gone("a"));
+        departed.went("a");
+        assert!(departed.has_gone("a") && !departed.has_gone("b"));
     }
 
     #[test]

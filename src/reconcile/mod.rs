@@ -83,6 +83,8 @@ pub struct Context {
     pub claims: claims::ClaimTable,
     /// Bookkeeping status writes owed until a burst is over.
     pub deferred_status: Arc<DeferredStatus>,
+    /// Objects deleted lately (see [`memory::Departed`]).
+    pub departed: memory::Departed,
 }
 
 impl Context {
@@ -93,6 +95,7 @@ impl Context {
         self.memory.forget(&uid);
         self.claims.release(&uid);
         self.deferred_status.settle(&uid);
+        self.departed.went(&uid);
     }
 }
 
@@ -114,6 +117,10 @@ pub async fn reconcile<K: Managed>(
         Some(result) => result,
         None => Err(internal_error(&*obj, &ctx).await),
     };
+    // Deleted while this reconcile ran: what it claimed or remembered since goes too.
+    if ctx.departed.has_gone(&obj.uid().unwrap_or_default()) {
+        ctx.forget_object(&*obj);
+    }
     let outcome = match &result {
         Ok(_) => {
             ctx.memory.clear_failures(&obj.uid().unwrap_or_default());
