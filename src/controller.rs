@@ -34,6 +34,7 @@ use crate::liveness::Liveness;
 use crate::metrics;
 use crate::reconcile::backoff::Backoff;
 use crate::reconcile::conditions;
+use crate::reconcile::deferred_status::DeferredStatus;
 use crate::reconcile::events::EventPublisher;
 use crate::reconcile::fingerprint::{FingerprintKey, FingerprintKeyError};
 use crate::reconcile::in_use;
@@ -173,7 +174,8 @@ pub async fn run(
         backoff: Backoff::new(settings.backoff_base, settings.backoff_max),
         memory: Default::default(),
         claims: Default::default(),
-        deferred_status: Default::default(),
+        // Busy or quiet as the managed reconciles that liveness counts.
+        deferred_status: Arc::new(DeferredStatus::new(liveness.clone())),
         departed: Default::default(),
     });
 

@@ -39,6 +39,18 @@ struct State {
     /// Reconciles in flight, and when one last started from idle or finished.
     in_flight: usize,
     last_progress: Option<Instant>,
+    /// When a reconcile last started, and last finished.
+    last_start: Option<Instant>,
+    last_finish: Option<Instant>,
+}
+
+/// Reconciles in flight, and how long ago one last started and one last finished (None: none
+/// has yet): how busy the operator is (see `reconcile::deferred_status`).
+#[derive(Debug, Clone, Copy)]
+pub struct Activity {
+    pub in_flight: usize,
+    pub since_start: Option<Duration>,
+    pub since_finish: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -119,12 +131,25 @@ impl Liveness {
 
     /// A reconcile started; progress is recorded when the guard drops.
     pub fn working(&self) -> Working {
+        let now = Instant::now();
         let mut state = self.state();
         if state.in_flight == 0 {
-            state.last_progress = Some(Instant::now());
+            state.last_progress = Some(now);
         }
         state.in_flight += 1;
+        state.last_start = Some(now);
         Working(self.clone())
+    }
+
+    /// How busy the reconciles are now.
+    pub fn activity(&self) -> Activity {
+        let now = Instant::now();
+        let state = self.state();
+        Activity {
+            in_flight: state.in_flight,
+            since_start: state.last_start.map(|at| now.duration_since(at)),
+            since_finish: state.last_finish.map(|at| now.duration_since(at)),
+        }
     }
 
     /// Ok, or what is stuck.
@@ -199,9 +224,11 @@ pub struct Working(Liveness);
 
 impl Drop for Working {
     fn drop(&mut self) {
+        let now = Instant::now();
         let mut state = self.0.state();
         state.in_flight = state.in_flight.saturating_sub(1);
-        state.last_progress = Some(Instant::now());
+        state.last_progress = Some(now);
+        state.last_finish = Some(now);
     }
 }
 

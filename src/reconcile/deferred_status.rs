@@ -3,7 +3,8 @@
 //! for. A status write that only moves the bookkeeping (`lastSyncedTime`, `appliedFingerprint`:
 //! conditions, generation and outputs unchanged) is therefore owed, not sent, while other
 //! reconciles are running, and paid once the operator has been quiet for [`QUIET`], or after
-//! [`MAX_DELAY`] whatever the load.
+//! [`MAX_DELAY`] whatever the load. Busy and quiet are read from the count of reconciles in
+//! flight that [`Liveness`] keeps for /healthz: one record of them, not two.
 //!
 //! Paying a debt is a reconcile of the object (through the kind's queue), never a patch from
 //! here: kube runs one reconcile per object at a time, so an owed write can never land after a
@@ -20,6 +21,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::liveness::{Activity, Liveness};
 
 /// How long no reconcile may have run before owed status writes are paid.
 pub const QUIET: Duration = Duration::from_millis(200);
@@ -39,7 +42,10 @@ pub fn bookkeeping_only<S: Serialize>(old: Option<&S>, new: &S) -> bool {
         Ok(Value::Object(fields)) => Some(fields),
         _ => None,
     };
-    let (Some(mut old), Some(mut new)) = (old.and_then(as_fields), as_fields(new)) else {
+    let Some(mut old) = old.and_then(as_fields) else {
+        return false;
+    };
+    let Some(mut new) = as_fields(new) else {
         return false;
     };
     if old.contains_key("appliedFingerprint") && !new.contains_key("appliedFingerprint") {
@@ -58,6 +64,12 @@ fn busy(in_flight: usize, since_last_finish: Duration) -> bool {
     in_flight > 1 || since_last_finish < QUIET
 }
 
+/// No reconcile runs, and none started or finished for [`QUIET`].
+fn quiet(activity: &Activity) -> bool {
+    let long_ago = |since: Option<Duration>| since.is_none_or(|d| d >= QUIET);
+    activity.in_flight == 0 && long_ago(activity.since_start) && long_ago(activity.since_finish)
+}
+
 /// An owed write is paid once the operator is quiet, or once it has waited long enough.
 fn due(owed_for: Duration, quiet: bool) -> bool {
     quiet || owed_for >= MAX_DELAY
@@ -74,53 +86,34 @@ struct Owed {
     due: bool,
 }
 
-struct State {
-    in_flight: usize,
-    last_start: Instant,
-    last_finish: Instant,
-    /// By object uid.
-    owed: HashMap<String, Owed>,
-}
-
-/// The owed status writes of the process, and how busy its reconciles are.
+/// The owed status writes of the process; how busy its reconciles are is [`Liveness`]'s record.
 pub struct DeferredStatus {
-    state: Mutex<State>,
+    reconciles: Liveness,
+    /// By object uid.
+    owed: Mutex<HashMap<String, Owed>>,
     /// Per kind, where an object to reconcile is sent as (namespace, name).
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<(String, String)>>>,
 }
 
 impl Default for DeferredStatus {
     fn default() -> Self {
-        let long_ago = Instant::now()
-            .checked_sub(QUIET)
-            .unwrap_or_else(Instant::now);
-        DeferredStatus {
-            state: Mutex::new(State {
-                in_flight: 0,
-                last_start: long_ago,
-                last_finish: long_ago,
-                owed: HashMap::new(),
-            }),
-            queues: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-/// A reconcile in progress, until dropped.
-pub struct Running<'a>(&'a DeferredStatus);
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        let mut state = self.0.lock();
-        state.in_flight = state.in_flight.saturating_sub(1);
-        state.last_finish = Instant::now();
+        DeferredStatus::new(Liveness::default())
     }
 }
 
 impl DeferredStatus {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock left plain data behind, each field valid on its own.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// Judging busy and quiet from the reconciles `reconciles` sees (the managed kinds').
+    pub fn new(reconciles: Liveness) -> Self {
+        DeferredStatus {
+            reconciles,
+            owed: Mutex::default(),
+            queues: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Owed>> {
+        // A panic while holding the lock left plain data behind, each entry valid on its own.
+        self.owed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Where `kind`'s objects go when their owed write is due.
@@ -131,53 +124,43 @@ impl DeferredStatus {
             .insert(kind.to_string(), queue);
     }
 
-    /// A reconcile starts; it counts as running until the guard drops.
-    pub fn running(&self) -> Running<'_> {
-        let mut state = self.lock();
-        state.in_flight += 1;
-        state.last_start = Instant::now();
-        Running(self)
-    }
-
     /// Whether `uid`'s bookkeeping-only write may wait: not when its debt is being paid.
     pub fn may_defer(&self, uid: &str) -> bool {
-        let state = self.lock();
-        let paying = state.owed.get(uid).is_some_and(|o| o.due);
-        !paying && busy(state.in_flight, state.last_finish.elapsed())
+        let paying = self.lock().get(uid).is_some_and(|o| o.due);
+        let activity = self.reconciles.activity();
+        !paying
+            && busy(
+                activity.in_flight,
+                activity.since_finish.unwrap_or(Duration::MAX),
+            )
     }
 
     /// `uid`'s status write is owed (since its first deferral, if it already was).
     pub fn owe(&self, uid: &str, kind: &str, namespace: &str, name: &str) {
-        self.lock()
-            .owed
-            .entry(uid.to_string())
-            .or_insert_with(|| Owed {
-                kind: kind.to_string(),
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-                since: Instant::now(),
-                due: false,
-            });
+        self.lock().entry(uid.to_string()).or_insert_with(|| Owed {
+            kind: kind.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            since: Instant::now(),
+            due: false,
+        });
     }
 
     /// `uid`'s status is written (or needs no write, or the object is gone): nothing is owed.
     pub fn settle(&self, uid: &str) {
-        self.lock().owed.remove(uid);
+        self.lock().remove(uid);
     }
 
     /// How many status writes are owed.
     pub fn owed(&self) -> usize {
-        self.lock().owed.len()
+        self.lock().len()
     }
 
     /// The debts to pay now, marked as being paid: all of them once the operator is quiet,
     /// else those owed for [`MAX_DELAY`].
     fn take_due(&self) -> Vec<Owed> {
-        let mut state = self.lock();
-        let quiet =
-            state.in_flight == 0 && state.last_start.max(state.last_finish).elapsed() >= QUIET;
-        state
-            .owed
+        let quiet = quiet(&self.reconciles.activity());
+        self.lock()
             .values_mut()
             .filter(|o| !o.due && due(o.since.elapsed(), quiet))
             .map(|o| {
@@ -305,6 +288,32 @@ mod tests {
     }
 
     #[test]
+    fn quiet_when_nothing_ran_for_a_while() {
+        let activity = |in_flight, start: Option<u64>, finish: Option<u64>| Activity {
+            in_flight,
+            since_start: start.map(Duration::from_millis),
+            since_finish: finish.map(Duration::from_millis),
+        };
+        let rows = [
+            ("nothing ever ran", activity(0, None, None), true),
+            (
+                "the last finished long ago",
+                activity(0, Some(900), Some(800)),
+                true,
+            ),
+            ("one running", activity(1, Some(900), Some(800)), false),
+            (
+                "one finished just now",
+                activity(0, Some(900), Some(10)),
+                false,
+            ),
+        ];
+        for (name, activity, expected) in rows {
+            assert_eq!(quiet(&activity), expected, "{name}");
+        }
+    }
+
+    #[test]
     fn debts_are_paid_when_quiet_or_too_old() {
         let rows = [
             ("quiet", Duration::ZERO, true, true),
@@ -318,12 +327,13 @@ mod tests {
 
     #[tokio::test]
     async fn owed_writes_reach_the_kinds_queue_once_quiet_and_are_paid_once() {
-        let deferred = Arc::new(DeferredStatus::default());
+        let reconciles = Liveness::default();
+        let deferred = Arc::new(DeferredStatus::new(reconciles.clone()));
         let (queue, mut requests) = mpsc::unbounded_channel();
         deferred.on_due("SsoAppCredential", queue);
         {
-            let _a = deferred.running();
-            let _b = deferred.running();
+            let _a = reconciles.working();
+            let _b = reconciles.working();
             assert!(deferred.may_defer("u1"), "two running: busy");
             deferred.owe("u1", "SsoAppCredential", "ns", "one");
             deferred.owe("u1", "SsoAppCredential", "ns", "one");
@@ -336,7 +346,7 @@ mod tests {
         let sent = tokio::time::timeout(Duration::from_secs(2), requests.recv()).await;
         assert_eq!(sent.ok().flatten(), Some(("ns".into(), "one".into())));
         {
-            let _paying = deferred.running();
+            let _paying = reconciles.working();
             assert!(
                 !deferred.may_defer("u1"),
                 "the reconcile paying the debt writes, however busy"

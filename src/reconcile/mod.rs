@@ -107,7 +107,6 @@ pub async fn reconcile<K: Managed>(
     let started = Instant::now();
     let kind = K::kind(&());
     let _in_flight = metrics::reconcile_started(&kind);
-    let _running = ctx.deferred_status.running();
     let work = async {
         // No vendor call before the record claims are rebuilt after a start.
         ctx.claims.ready().await;
