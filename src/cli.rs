@@ -1,6 +1,7 @@
 //! Command line of the `credsync` binary.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -59,6 +60,11 @@ pub struct RunArgs {
     /// Reconciles running at once, per kind.
     #[arg(long, env = "CREDSYNC_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
+    /// Threads that run the operator's work. The work is waiting on the API server and the
+    /// vendors, so one thread (the default) does it with the least CPU: no hand-offs between
+    /// threads. More only help when one core cannot keep up (make bench shows the operator's CPU).
+    #[arg(long, env = "CREDSYNC_WORKER_THREADS", default_value_t = NonZeroUsize::MIN)]
+    pub worker_threads: NonZeroUsize,
     /// Allow plain http:// vendor URLs. For tests and demos only.
     #[arg(long, env = "CREDSYNC_ALLOW_HTTP")]
     pub allow_http: bool,
@@ -126,6 +132,21 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The async runtime the operator runs on: one thread by default, where a request handed
+    /// to its connection's task and the answer handed back are plain queue pushes. With several
+    /// threads every such hand-off on a busy node was a futex wake and a context switch, over a
+    /// third of the operator's CPU (make bench, perf).
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = if self.worker_threads.get() == 1 {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(self.worker_threads.get());
+            builder
+        };
+        builder.enable_all().build()
+    }
+
     /// Leader election settings, when enabled.
     pub fn leader_election(&self) -> Option<crate::leader::LeaderElection> {
         self.leader_election.then(|| crate::leader::LeaderElection {
@@ -161,5 +182,37 @@ impl RunArgs {
             label_selector: self.selector.clone().filter(|s| !s.is_empty()),
             normal_events_per_second: self.normal_events_per_second,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::runtime::RuntimeFlavor;
+
+    fn run_args(flags: &[&str]) -> RunArgs {
+        let argv = ["credsync", "run"].iter().chain(flags);
+        match Cli::try_parse_from(argv).expect("the flags parse").command {
+            Command::Run(args) => args,
+            Command::Crds => unreachable!("parsed `run`"),
+        }
+    }
+
+    #[test]
+    fn one_thread_runs_the_operator_unless_more_are_asked_for() {
+        let cases: [(&[&str], RuntimeFlavor); 3] = [
+            (&[], RuntimeFlavor::CurrentThread),
+            (&["--worker-threads", "1"], RuntimeFlavor::CurrentThread),
+            (&["--worker-threads", "2"], RuntimeFlavor::MultiThread),
+        ];
+        for (flags, flavor) in cases {
+            let runtime = run_args(flags).runtime().expect("a runtime");
+            assert_eq!(runtime.handle().runtime_flavor(), flavor, "{flags:?}");
+        }
+    }
+
+    #[test]
+    fn zero_threads_are_refused() {
+        assert!(Cli::try_parse_from(["credsync", "run", "--worker-threads", "0"]).is_err());
     }
 }

@@ -16,8 +16,7 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds => match api::crds_yaml() {
@@ -30,7 +29,13 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => match args.runtime() {
+            Ok(runtime) => runtime.block_on(run(args)),
+            Err(e) => {
+                eprintln!("credsync: cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -138,6 +138,25 @@ async fn expect_request(
     (method, path, content_type, body)
 }
 
+/// The next request, answered with a 409 Conflict: its method and path.
+async fn expect_request_in_conflict(handle: &mut ApiServerHandle) -> (Method, String) {
+    let (request, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+        .await
+        .expect("a request in time")
+        .expect("a request");
+    let conflict = json!({
+        "apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": "Conflict",
+        "message": "the object has been modified", "code": 409
+    });
+    send.send_response(
+        Response::builder()
+            .status(409)
+            .body(Body::from(serde_json::to_vec(&conflict).expect("json")))
+            .expect("response"),
+    );
+    (request.method().clone(), request.uri().path().to_string())
+}
+
 /// No request follows.
 async fn expect_no_more(handle: &mut ApiServerHandle) {
     if let Ok(Some((request, _))) =
@@ -211,9 +230,13 @@ async fn a_paused_object_whose_spec_changed_turns_ready_false_paused_without_bin
         let (method, path, content_type, body) = expect_request(&mut api, answer).await;
         assert_eq!(
             (method, path.as_str()),
-            (Method::PATCH, format!("{OBJECT_PATH}/status").as_str())
+            (Method::PUT, format!("{OBJECT_PATH}/status").as_str())
         );
-        assert_eq!(content_type, "application/merge-patch+json");
+        assert_eq!(content_type, "application/json");
+        assert_eq!(
+            body["metadata"]["resourceVersion"], "7",
+            "replaces only the object as read"
+        );
         let status = &body["status"];
         assert_eq!(status["observedGeneration"], 3);
         assert_eq!(
@@ -279,4 +302,33 @@ async fn a_deleted_orphan_object_lets_go_without_binding_or_vendor_calls() {
     assert_eq!(action, Action::await_change());
     server.await.expect("API expectations");
     assert!(ctx.memory.is_empty(), "a deleted object is forgotten");
+}
+
+#[tokio::test]
+async fn a_status_replace_that_finds_the_object_moved_on_is_owed_not_forced() {
+    let (ctx, mut api) = context(vec![helloid_connection()]);
+    let obj = Arc::new(credential(
+        "Orphan",
+        json!({
+            "metadata": {"annotations": {PAUSED_ANNOTATION: "true"}},
+            "status": {"appliedFingerprint": "hmac-sha256:old", "observedGeneration": 2}
+        }),
+    ));
+    let server = tokio::spawn(async move {
+        let (method, path) = expect_request_in_conflict(&mut api).await;
+        assert_eq!(
+            (method, path.as_str()),
+            (Method::PUT, format!("{OBJECT_PATH}/status").as_str())
+        );
+        // No patch over whatever changed the object.
+        expect_no_more(&mut api).await;
+    });
+    let action = reconcile(obj, ctx.clone()).await.expect("reconcile");
+    assert_eq!(action, Action::await_change());
+    server.await.expect("API expectations");
+    assert_eq!(
+        ctx.deferred_status.owed(),
+        1,
+        "the write is owed: the next reconcile, on the newer object, makes it"
+    );
 }

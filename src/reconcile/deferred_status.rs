@@ -146,6 +146,13 @@ impl DeferredStatus {
         });
     }
 
+    /// `uid`'s status write is owed anew, even if the debt was being paid: the write that paid
+    /// it found the object changed since it was read.
+    pub fn owe_afresh(&self, uid: &str, kind: &str, namespace: &str, name: &str) {
+        self.settle(uid);
+        self.owe(uid, kind, namespace, name);
+    }
+
     /// `uid`'s status is written (or needs no write, or the object is gone): nothing is owed.
     pub fn settle(&self, uid: &str) {
         self.lock().remove(uid);
@@ -358,5 +365,19 @@ mod tests {
         assert!(requests.try_recv().is_err(), "paid once");
         stop.cancel();
         let _ = payer.await;
+    }
+
+    #[test]
+    fn a_debt_owed_afresh_while_being_paid_is_due_again() {
+        let deferred = DeferredStatus::default();
+        deferred.owe("u1", "SsoAppCredential", "ns", "one");
+        assert_eq!(deferred.take_due().len(), 1, "quiet: due at once");
+        assert!(deferred.take_due().is_empty(), "handed over once");
+        // The paying write found the object changed since it was read.
+        deferred.owe("u1", "SsoAppCredential", "ns", "one");
+        assert!(deferred.take_due().is_empty(), "owing again is not enough");
+        deferred.owe_afresh("u1", "SsoAppCredential", "ns", "one");
+        assert_eq!(deferred.owed(), 1);
+        assert_eq!(deferred.take_due().len(), 1, "owed afresh: due again");
     }
 }

@@ -24,6 +24,7 @@ pub mod isolate;
 pub mod managed;
 pub mod memory;
 pub mod scrub;
+pub mod status_write;
 
 #[cfg(test)]
 mod api_calls;
@@ -51,6 +52,7 @@ use self::events::EventPublisher;
 use self::fingerprint::FingerprintKey;
 use self::managed::Managed;
 use self::memory::{Applied, ObjectMemory, Refusal};
+use self::status_write::Written;
 use crate::api::SyncStatus;
 use crate::connections::{ClientCache, ConnectionClient, ConnectionStores, ResolvedConnection};
 use crate::metrics;
@@ -929,41 +931,24 @@ async fn write_status<K: Managed>(
         ctx.deferred_status.settle(&uid);
         return Ok(());
     }
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    // A merge patch keeps what it does not name: a field the new status drops (an applied
-    // fingerprint that no longer vouches for the vendor) is named with null.
-    let mut new = serde_json::to_value(&status).unwrap_or_default();
-    if let (Some(old), Some(fields)) = (
-        obj.status()
-            .and_then(|s| serde_json::to_value(s).ok())
-            .and_then(|v| v.as_object().cloned()),
-        new.as_object_mut(),
-    ) {
-        for key in old.keys() {
-            fields.entry(key.clone()).or_insert(serde_json::Value::Null);
-        }
-    }
-    let patch = json!({ "status": new });
-    match api
-        .patch_status(
-            &obj.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => {
+    match status_write::write(&ctx.client, obj, &status).await? {
+        Written::Done => {
             metrics::status_written(&K::kind(&()));
             // Whatever was owed is superseded by what was just written.
             ctx.deferred_status.settle(&uid);
-            Ok(())
         }
-        Err(kube::Error::Api(s)) if s.code == 404 => {
-            ctx.deferred_status.settle(&uid);
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
+        // Owed, not sent as a patch over whatever changed: the next reconcile writes from the
+        // newer object. A change of spec, annotations or finalizers brings it anyway; a change
+        // of status alone (often our own last write, not yet in the cache) only through the debt.
+        Written::ObjectMovedOn => ctx.deferred_status.owe_afresh(
+            &uid,
+            &K::kind(&()),
+            &obj.namespace().unwrap_or_default(),
+            &obj.name_any(),
+        ),
+        Written::ObjectGone => ctx.deferred_status.settle(&uid),
     }
+    Ok(())
 }
 
 fn publish<K: Managed>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: String) {

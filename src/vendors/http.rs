@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http::{HeaderMap, StatusCode};
 use tokio::sync::Semaphore;
@@ -313,6 +314,15 @@ impl VendorHttp {
         ))
     }
 
+    /// Wait for the next slot the rate limit gives. On tokio's timer: governor's own wait
+    /// sleeps on a timer thread of its own, one more thread to wake for every request.
+    async fn rate_slot(&self) {
+        while let Err(not_until) = self.rate.check() {
+            let wait = not_until.wait_time_from(self.rate.clock().now());
+            tokio::time::sleep(wait).await;
+        }
+    }
+
     /// `cap`: the most bytes read, and the flag that sets it.
     async fn send_capped(
         &self,
@@ -326,7 +336,7 @@ impl VendorHttp {
             self.in_flight.acquire().await.map_err(|_| {
                 VendorError::transient("ShuttingDown", "the operator is shutting down")
             })?;
-        self.rate.until_ready().await;
+        self.rate_slot().await;
         // The wait may have begun, or the fence closed, while this request queued.
         self.holding_off()?;
         self.fenced(operation)?;

@@ -33,8 +33,12 @@ finalizer changes. */}}
   resources: [vendorconnections]
   verbs: [get, patch]
 - apiGroups: ["credsync.io"]
-  resources: [vendorconnections/status, crmusercredentials/status, erpidentities/status, ssoappcredentials/status]
+  resources: [vendorconnections/status]
   verbs: [patch]
+# A resource's status is replaced whole, at the resourceVersion read (src/reconcile/status_write.rs).
+- apiGroups: ["credsync.io"]
+  resources: [crmusercredentials/status, erpidentities/status, ssoappcredentials/status]
+  verbs: [update]
 {{- end -}}
 {{/* Secrets: read the referenced ones; the watch is metadata-only. */}}
 {{- define "credsync.secretRules" -}}

@@ -18,7 +18,8 @@ use credsync_testkit::ControlPlane;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::IgnoredAny;
 use serde_json::json;
 
 // The environment and the phases.
@@ -116,7 +117,7 @@ impl Env {
             }
         }
 
-        let (queue_tx, queue_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String, i64)>();
+        let (queue_tx, queue_rx) = tokio::sync::mpsc::unbounded_channel::<Made>();
         let queue_rx = Arc::new(tokio::sync::Mutex::new(queue_rx));
         let mut floor_tasks = Vec::new();
         if let Some(floor) = &floor {
@@ -128,11 +129,11 @@ impl Env {
                 floor_tasks.push(tokio::spawn(async move {
                     loop {
                         let next = queue_rx.lock().await.recv().await;
-                        let Some((i, name, generation)) = next else {
+                        let Some(made) = next else {
                             return;
                         };
-                        let w = &workloads[i % workloads.len()];
-                        floor_one(&client, &ns, w.as_ref(), i, &name, generation).await;
+                        let w = &workloads[made.index % workloads.len()];
+                        floor_one(&client, &ns, w.as_ref(), &made).await;
                     }
                 }));
             }
@@ -173,8 +174,12 @@ impl Env {
                                 {
                                     entry.answered = Some(Instant::now());
                                 }
-                                let generation = made.metadata.generation.unwrap_or(1);
-                                let _ = queue_tx.send((i, name, generation));
+                                let _ = queue_tx.send(Made {
+                                    index: i,
+                                    generation: made.metadata.generation.unwrap_or(1),
+                                    resource_version: made.resource_version().unwrap_or_default(),
+                                    name,
+                                });
                                 return true;
                             }
                             Err(e) if attempt < 4 => {
@@ -312,22 +317,26 @@ pub(crate) fn resources(ws: &[Arc<dyn Workload>]) -> Vec<ApiResource> {
     out
 }
 
-/// The floor's irreducible work for one resource: the vendor call, then one status
-/// merge-patch that sets Ready (retried on failure, as any controller would).
-pub(crate) async fn floor_one(
-    client: &Client,
-    ns: &str,
-    w: &dyn Workload,
-    i: usize,
-    name: &str,
+/// A resource as its create answered: what the floor's status write needs.
+pub(crate) struct Made {
+    index: usize,
+    name: String,
     generation: i64,
-) {
-    let api = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &w.resource());
+    resource_version: String,
+}
+
+/// The floor's irreducible work for one resource: the vendor call, then one status write that
+/// sets Ready (retried on failure, as any controller would). The write is the cheapest the API
+/// server offers, the one credsync uses: a replace of the status subresource at the version the
+/// create answered, its answer not decoded (a merge patch, if another write came first).
+pub(crate) async fn floor_one(client: &Client, ns: &str, w: &dyn Workload, made: &Made) {
+    let ar = w.resource();
+    let request = kube::core::Request::new(DynamicObject::url_path(&ar, Some(ns)));
     for _ in 0..5 {
-        let outputs = match w.floor_apply(i).await {
+        let outputs = match w.floor_apply(made.index).await {
             Ok(o) => o,
             Err(e) => {
-                eprintln!("bench: floor vendor call for {name}: {e}");
+                eprintln!("bench: floor vendor call for {}: {e}", made.name);
                 continue;
             }
         };
@@ -335,23 +344,45 @@ pub(crate) async fn floor_one(
         let mut status = json!({
             "conditions": [{"type": "Ready", "status": "True", "reason": "Synced",
                 "message": "in sync with the vendor", "lastTransitionTime": now,
-                "observedGeneration": generation}],
-            "observedGeneration": generation,
+                "observedGeneration": made.generation}],
+            "observedGeneration": made.generation,
             "lastSyncedTime": now,
         });
         if let (Some(status), Some(outputs)) = (status.as_object_mut(), outputs.as_object()) {
             status.extend(outputs.clone());
         }
-        match api
-            .patch_status(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "status": status })),
-            )
-            .await
-        {
-            Ok(_) => return,
-            Err(e) => eprintln!("bench: floor status patch for {name}: {e}"),
+        let replace = json!({
+            "apiVersion": ar.api_version, "kind": ar.kind,
+            "metadata": {"name": made.name, "namespace": ns,
+                "resourceVersion": made.resource_version},
+            "status": status,
+        });
+        let written = match request.replace_subresource(
+            "status",
+            &made.name,
+            &PostParams::default(),
+            serde_json::to_vec(&replace).expect("JSON"),
+        ) {
+            Ok(put) => match client.request::<IgnoredAny>(put).await {
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    let patch = json!({ "status": status });
+                    match request.patch_subresource(
+                        "status",
+                        &made.name,
+                        &PatchParams::default(),
+                        &Patch::Merge(&patch),
+                    ) {
+                        Ok(patch) => client.request::<IgnoredAny>(patch).await.map(|_| ()),
+                        Err(e) => Err(kube::Error::BuildRequest(e)),
+                    }
+                }
+                other => other.map(|_| ()),
+            },
+            Err(e) => Err(kube::Error::BuildRequest(e)),
+        };
+        match written {
+            Ok(()) => return,
+            Err(e) => eprintln!("bench: floor status write for {}: {e}", made.name),
         }
     }
 }
