@@ -108,6 +108,9 @@ mod tests {
         assert_eq!(body["kind"], "SsoAppCredential");
         assert_eq!(body["apiVersion"], "credsync.io/v1alpha1");
         assert_eq!(body["status"]["observedGeneration"], 2);
-        assert!(body.get("spec").is_none(), "the spec is not the status writer's");
+        assert!(
+            body.get("spec").is_none(),
+            "the spec is not the status writer's"
+        );
     }
 }
