@@ -1,5 +1,5 @@
 //! Push first, record after. During a burst of changes (a thousand Secrets rotated at once) a
-//! status patch costs the API server as much as the Secret read that the next vendor call waits
+//! status write costs the API server as much as the Secret read that the next vendor call waits
 //! for. A status write that only moves the bookkeeping (`lastSyncedTime`, `appliedFingerprint`:
 //! conditions, generation and outputs unchanged) is therefore owed, not sent, while other
 //! reconciles are running, and paid once the operator has been quiet for [`QUIET`], or after
@@ -12,6 +12,9 @@
 //! meanwhile: the applied state is in [`ObjectMemory`](super::memory::ObjectMemory). A debt
 //! lost with the process (a crash, a leader handing over) leaves the status at the previous
 //! fingerprint, so the next leader sends the value once more (writes are idempotent).
+//!
+//! A write that found its object changed since the reconcile read it (409) is owed the same
+//! way ([`DeferredStatus::owe_afresh`]): the next reconcile reads the newer object.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
