@@ -102,3 +102,84 @@ async fn kstatus_reads_the_conditions() {
     }
     env.stop().await;
 }
+
+/// The operator's status write (a replace at the resourceVersion it read) against a real API
+/// server: it never lands over a newer object, takes only the status, and reports a gone object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_replace_lands_only_on_the_object_as_read() {
+    use credsync::api::SyncStatus;
+    use credsync::reconcile::managed::Managed;
+    use credsync::reconcile::status_write::{self, Written};
+    use kube::Api;
+
+    let env = TestEnv::shared("status-write").await;
+    // No operator serves this namespace: the test is its only writer.
+    let ns = "status-write-unserved";
+    env.namespace(ns).await;
+    let api: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), ns);
+    let read = env.apply(ns, &credential("stale", "none", "none")).await;
+    let status = |obj: &SsoAppCredential| {
+        obj.status_with(
+            SyncStatus {
+                observed_generation: Some(1),
+                ..Default::default()
+            },
+            None,
+        )
+    };
+
+    // Someone changes the object after the read: the write is refused, nothing lands.
+    let newer = support::label(&api, "stale", json!({"team": "a"}))
+        .await
+        .expect("label");
+    let written = status_write::write(&env.client, &read, &status(&read))
+        .await
+        .expect("an answer");
+    assert_eq!(written, Written::ObjectMovedOn);
+    let stored = api.get("stale").await.expect("get");
+    assert!(
+        stored.status.is_none(),
+        "nothing written: {:?}",
+        stored.status
+    );
+
+    // At the version read, only the status changes.
+    let written = status_write::write(&env.client, &newer, &status(&newer))
+        .await
+        .expect("an answer");
+    assert_eq!(written, Written::Done);
+    let stored = api.get("stale").await.expect("get");
+    assert_eq!(
+        stored
+            .status
+            .as_ref()
+            .and_then(|s| s.sync.observed_generation),
+        Some(1)
+    );
+    assert_eq!(
+        stored.spec, newer.spec,
+        "the spec is not the status writer's"
+    );
+    assert_eq!(stored.metadata.labels, newer.metadata.labels);
+    assert!(
+        stored
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .any(
+                |f| f.manager.as_deref() == Some(status_write::FIELD_MANAGER)
+                    && f.subresource.as_deref() == Some("status")
+            ),
+        "the status is credsync's in managedFields"
+    );
+
+    // Gone: nothing to write to.
+    env.delete::<SsoAppCredential>(ns, "stale").await;
+    env.wait_gone::<SsoAppCredential>(ns, "stale", std::time::Duration::from_secs(10))
+        .await;
+    let written = status_write::write(&env.client, &stored, &status(&stored))
+        .await
+        .expect("an answer");
+    assert_eq!(written, Written::ObjectGone);
+}
