@@ -332,3 +332,35 @@ async fn a_status_replace_that_finds_the_object_moved_on_is_owed_not_forced() {
         "the write is owed: the next reconcile, on the newer object, makes it"
     );
 }
+
+#[tokio::test]
+async fn after_an_unknown_outcome_the_status_fingerprint_no_longer_vouches() {
+    let (ctx, mut api) = context(vec![helloid_connection()]);
+    // As in the paused case above, whose status keeps its fingerprint; but a write's outcome
+    // was unknown since, and the write that dropped the fingerprint never landed.
+    let obj = Arc::new(credential(
+        "Orphan",
+        json!({
+            "metadata": {"annotations": {PAUSED_ANNOTATION: "true"}},
+            "status": {"appliedFingerprint": "hmac-sha256:old", "observedGeneration": 2}
+        }),
+    ));
+    ctx.memory.doubt_applied("obj-uid");
+    let answered = obj.clone();
+    let server = tokio::spawn(async move {
+        let answer = serde_json::to_value(&*answered).expect("json");
+        let (method, _, _, body) = expect_request(&mut api, answer).await;
+        assert_eq!(method, Method::PUT);
+        assert!(
+            body["status"].get("appliedFingerprint").is_none(),
+            "the doubt reaches the status: {body}"
+        );
+        expect_no_more(&mut api).await;
+    });
+    reconcile(obj, ctx.clone()).await.expect("reconcile");
+    server.await.expect("API expectations");
+    assert!(
+        ctx.memory.doubted("obj-uid"),
+        "until the vendor confirms a state"
+    );
+}

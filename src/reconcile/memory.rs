@@ -68,11 +68,15 @@ struct Remembered {
     refusal: Option<Refusal>,
     /// Transient failures in a row, for the backoff.
     failures: u32,
+    /// A write's outcome was unknown and nothing was confirmed since: the fingerprint the
+    /// status shows vouches for nothing either, even while the write that drops it is still
+    /// owed (its object had moved on).
+    doubted: bool,
 }
 
 impl Remembered {
     fn is_empty(&self) -> bool {
-        self.applied.is_none() && self.refusal.is_none() && self.failures == 0
+        self.applied.is_none() && self.refusal.is_none() && self.failures == 0 && !self.doubted
     }
 }
 
@@ -143,6 +147,7 @@ impl ObjectMemory {
         self.update(uid, |r| {
             r.applied = Some(applied);
             r.refusal = None;
+            r.doubted = false;
         });
     }
 
@@ -179,9 +184,18 @@ impl ObjectMemory {
         }
     }
 
-    /// What this process last applied no longer vouches for the vendor's state.
-    pub fn forget_applied(&self, uid: &str) {
-        self.update(uid, |r| r.applied = None);
+    /// A write's outcome is unknown: neither what this process last applied nor the status
+    /// vouches for the vendor's state until the vendor confirms a state again.
+    pub fn doubt_applied(&self, uid: &str) {
+        self.update(uid, |r| {
+            r.applied = None;
+            r.doubted = true;
+        });
+    }
+
+    /// Whether a write's outcome was unknown since the vendor last confirmed a state.
+    pub fn doubted(&self, uid: &str) -> bool {
+        self.lock().get(uid).is_some_and(|r| r.doubted)
     }
 
     /// The request the vendor last refused for good.
@@ -346,7 +360,14 @@ mod tests {
         memory.count_failure("a");
         memory.clear_failures("a");
         memory.remember_applied("b", Applied::new::<()>("fp".into(), None, None));
-        memory.forget_applied("b");
+        memory.doubt_applied("b");
+        assert!(
+            memory.doubted("b"),
+            "a doubt is kept: the status may still vouch"
+        );
+        memory.remember_applied("b", Applied::new::<()>("fp2".into(), None, None));
+        assert!(!memory.doubted("b"), "a confirmation ends the doubt");
+        memory.forget("b");
         assert_eq!(memory.len(), 0);
     }
 }

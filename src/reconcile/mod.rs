@@ -297,7 +297,12 @@ struct Synced<O> {
 async fn apply<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileError> {
     let uid = obj.uid().unwrap_or_default();
     let namespace = obj.namespace().unwrap_or_default();
-    let old = sync_status(obj);
+    let mut old = sync_status(obj);
+    if ctx.memory.doubted(&uid) {
+        // A write's outcome was unknown since: the status's fingerprint no longer vouches for
+        // the vendor, even if the write that drops it found the object moved on (409).
+        old.applied_fingerprint = None;
+    }
     let paused = annotation(obj, PAUSED_ANNOTATION) == Some("true");
     let requested = annotation(obj, RECONCILE_REQUESTED_ANNOTATION);
     // Read once per sync: what this process last applied, and last had refused.
@@ -657,7 +662,7 @@ async fn finish_sync<K: Managed>(
 /// longer vouches for the vendor's state.
 fn write_failure(ctx: &Context, uid: &str, err: VendorError) -> ReconcileError {
     if err.outcome_unknown() {
-        ctx.memory.forget_applied(uid);
+        ctx.memory.doubt_applied(uid);
     }
     ReconcileError::write_failed(err)
 }
