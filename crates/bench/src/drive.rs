@@ -298,6 +298,30 @@ impl Env {
         }
     }
 
+    /// Wait until the control plane is idle (kube-apiserver and etcd together under a tenth
+    /// of a CPU over half a second, or 15 s at most), so that a measured side does not start
+    /// while they still work off what came before: the previous side's deletes, its garbage.
+    pub(crate) async fn settle(&self) {
+        const WINDOW: Duration = Duration::from_millis(500);
+        let started = Instant::now();
+        let mut last = CpuSample::take(&self.cp, self.clk_tck);
+        loop {
+            tokio::time::sleep(WINDOW).await;
+            let now = CpuSample::take(&self.cp, self.clk_tck);
+            let busy = now.since(&last);
+            let quiet = busy.apiserver + busy.etcd < 0.1 * WINDOW.as_secs_f64();
+            if quiet || started.elapsed() >= Duration::from_secs(15) {
+                eprintln!(
+                    "bench: control plane {} after {:.1} s",
+                    if quiet { "settled" } else { "still busy" },
+                    started.elapsed().as_secs_f64()
+                );
+                return;
+            }
+            last = now;
+        }
+    }
+
     pub(crate) async fn namespace(&self, name: &str) {
         self.cp
             .create_namespace(name, BTreeMap::new())

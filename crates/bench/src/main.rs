@@ -79,10 +79,11 @@ pub(crate) struct Args {
     /// Create requests in flight at once.
     #[arg(long, default_value_t = 32)]
     pub(crate) create_concurrency: usize,
-    /// Runs of each case without vendor latency (floor, then credsync, each time). Their
-    /// throughput depends on CPUs shared with everything else, so the targets are judged on the
-    /// median run; with vendor latency the vendor is the limit and one run is enough.
-    #[arg(long, default_value_t = 3)]
+    /// Runs of each case without vendor latency (the floor and credsync each time, who goes
+    /// first alternating). Their throughput depends on CPUs shared with everything else (single
+    /// runs of one build scattered by ±12%), so the targets are judged on the median run; with
+    /// vendor latency the vendor is the limit and one run is enough.
+    #[arg(long, default_value_t = 5)]
     pub(crate) repeat: usize,
     /// Idle window of the steady-state phase, in seconds.
     #[arg(long, default_value_t = 60)]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::audit::{audit_offset, audit_window};
 use crate::children::Operator;
 use crate::cluster::{clean_namespace, put_secret};
-use crate::drive::{Env, Floor, percentile, resources};
+use crate::drive::{Drive, Env, Floor, percentile, resources};
 use crate::peer::create_noise;
 use crate::procstat::cpu_summary;
 use crate::report::{Case, Churn, Memory, Rotation, Steady, mib};
@@ -18,77 +18,130 @@ use kube::Api;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::json;
 
+/// What both sides of one (N, latency) case share.
+struct CaseSetup {
+    n: usize,
+    latency: Duration,
+    conn_concurrency: u32,
+    limits: serde_json::Value,
+    label: String,
+}
+
 impl Env {
-    /// Run `run` (from 1) of one (N, latency) case: the floor first (no operator running), then
-    /// the operator.
+    /// Run `run` (from 1) of one (N, latency) case: the floor (no operator running) and the
+    /// operator, each after the control plane has settled. Who goes first alternates from run
+    /// to run: the side that goes second inherits the first one's aftermath in the API server
+    /// (10,000 fresh deletes in its watch cache, a Go heap still collecting), and no side should
+    /// always carry it.
     pub(crate) async fn case(&self, n: usize, latency_ms: u64, run: usize, steady: bool) -> Case {
-        let latency = Duration::from_millis(latency_ms);
         let conn_concurrency = if latency_ms == 0 {
             self.args.concurrency
         } else {
             self.args.latency_concurrency
         };
-        let limits = json!({"maxConcurrentRequests": conn_concurrency, "requestsPerSecond": 10000, "timeoutSeconds": 30});
-        let label = match run {
-            1 => format!("{n}-{latency_ms}ms"),
-            _ => format!("{n}-{latency_ms}ms-run{run}"),
+        let setup = CaseSetup {
+            n,
+            latency: Duration::from_millis(latency_ms),
+            conn_concurrency,
+            limits: json!({"maxConcurrentRequests": conn_concurrency, "requestsPerSecond": 10000, "timeoutSeconds": 30}),
+            label: match run {
+                1 => format!("{n}-{latency_ms}ms"),
+                _ => format!("{n}-{latency_ms}ms-run{run}"),
+            },
         };
-
-        let floor = if self.args.skip_floor {
-            None
+        if floor_goes_first(run) {
+            let floor = self.floor_side(&setup).await;
+            let mut case = self.credsync_side(&setup, run, steady).await;
+            case.floor = floor;
+            case
         } else {
-            eprintln!(
-                "bench: floor, N={n}, vendor latency {latency_ms} ms, {conn_concurrency} workers per connection"
-            );
-            let ns = format!("floor-{label}");
-            self.namespace(&ns).await;
-            let ws = workloads(&self.client, &ns, &limits, false).await;
-            ws.iter().for_each(|w| w.set_latency(latency));
-            let calls0: usize = ws.iter().map(|w| w.vendor_calls()).sum();
-            let audit0 = audit_offset(&self.cp.audit_log_path());
-            let mut drive = self
-                .drive(
-                    &ns,
-                    &ws,
-                    n,
-                    false,
-                    Some(Floor {
-                        workers: conn_concurrency as usize * ws.len(),
-                    }),
-                )
-                .await;
-            let calls = ws.iter().map(|w| w.vendor_calls()).sum::<usize>() - calls0;
-            self.split_stages(&mut drive, &ns, audit0);
-            self.sample_objects(&mut drive, &ns, &ws, &format!("floor-{label}"))
-                .await;
-            clean_namespace(&self.client, &ns, &resources(&ws)).await;
-            eprintln!(
-                "bench: floor: {} Ready in {:.2} s ({:.0}/s), p99 {:.0} ms, {calls} vendor calls",
-                drive.ready,
-                drive.all_ready.as_secs_f64(),
-                drive.throughput(),
-                drive.pct(0.99).as_secs_f64() * 1000.0,
-            );
-            eprintln!("bench: floor stages: {}", drive.stages.summary());
-            eprintln!(
-                "bench: floor CPU: {}",
-                cpu_summary(&drive.cpu, None, drive.all_ready)
-            );
-            eprintln!("bench: floor object bytes: {:?}", drive.object_bytes);
-            Some(drive)
-        };
+            let mut case = self.credsync_side(&setup, run, steady).await;
+            case.floor = self.floor_side(&setup).await;
+            case
+        }
+    }
 
+    /// The floor's side of a case: the benchmark brings every resource to Ready itself.
+    async fn floor_side(&self, setup: &CaseSetup) -> Option<Drive> {
+        if self.args.skip_floor {
+            return None;
+        }
+        let CaseSetup {
+            n,
+            latency,
+            conn_concurrency,
+            limits,
+            label,
+        } = setup;
+        let n = *n;
         eprintln!(
-            "bench: credsync, N={n}, vendor latency {latency_ms} ms, connection maxConcurrentRequests {conn_concurrency}, operator --concurrency {}",
+            "bench: floor, N={n}, vendor latency {} ms, {conn_concurrency} workers per connection",
+            latency.as_millis()
+        );
+        let ns = format!("floor-{label}");
+        self.namespace(&ns).await;
+        let ws = workloads(&self.client, &ns, limits, false).await;
+        ws.iter().for_each(|w| w.set_latency(*latency));
+        self.settle().await;
+        let calls0: usize = ws.iter().map(|w| w.vendor_calls()).sum();
+        let audit0 = audit_offset(&self.cp.audit_log_path());
+        let mut drive = self
+            .drive(
+                &ns,
+                &ws,
+                n,
+                false,
+                Some(Floor {
+                    workers: *conn_concurrency as usize * ws.len(),
+                }),
+            )
+            .await;
+        let calls = ws.iter().map(|w| w.vendor_calls()).sum::<usize>() - calls0;
+        self.split_stages(&mut drive, &ns, audit0);
+        self.sample_objects(&mut drive, &ns, &ws, &format!("floor-{label}"))
+            .await;
+        clean_namespace(&self.client, &ns, &resources(&ws)).await;
+        ws.iter().for_each(|w| w.set_latency(Duration::ZERO));
+        eprintln!(
+            "bench: floor: {} Ready in {:.2} s ({:.0}/s), p99 {:.0} ms, {calls} vendor calls",
+            drive.ready,
+            drive.all_ready.as_secs_f64(),
+            drive.throughput(),
+            drive.pct(0.99).as_secs_f64() * 1000.0,
+        );
+        eprintln!("bench: floor stages: {}", drive.stages.summary());
+        eprintln!(
+            "bench: floor CPU: {}",
+            cpu_summary(&drive.cpu, None, drive.all_ready)
+        );
+        eprintln!("bench: floor object bytes: {:?}", drive.object_bytes);
+        Some(drive)
+    }
+
+    /// credsync's side of a case (its `floor` left empty): the operator brings every resource
+    /// to Ready, then, with `steady`, idles through the steady-state window.
+    async fn credsync_side(&self, setup: &CaseSetup, run: usize, steady: bool) -> Case {
+        let CaseSetup {
+            n,
+            latency,
+            conn_concurrency,
+            limits,
+            label,
+        } = setup;
+        let n = *n;
+        eprintln!(
+            "bench: credsync, N={n}, vendor latency {} ms, connection maxConcurrentRequests {conn_concurrency}, operator --concurrency {}",
+            latency.as_millis(),
             self.args.concurrency
         );
         let ns = format!("bench-{label}");
         self.namespace(&ns).await;
-        let ws = workloads(&self.client, &ns, &limits, false).await;
-        ws.iter().for_each(|w| w.set_latency(latency));
-        let operator = Operator::start(self, &label, self.args.concurrency).await;
+        let ws = workloads(&self.client, &ns, limits, false).await;
+        ws.iter().for_each(|w| w.set_latency(*latency));
+        let operator = Operator::start(self, label, self.args.concurrency).await;
         // Let the operator mark the connection Ready before the clock starts.
         tokio::time::sleep(Duration::from_secs(2)).await;
+        self.settle().await;
         let audit = self.cp.audit_log_path();
         let (audit0, calls0, cpu0) = (
             audit_offset(&audit),
@@ -133,11 +186,11 @@ impl Env {
         ws.iter().for_each(|w| w.set_latency(Duration::ZERO));
         Case {
             n,
-            latency_ms,
+            latency_ms: latency.as_millis() as u64,
             run,
-            conn_concurrency,
+            conn_concurrency: *conn_concurrency,
             connections: ws.len(),
-            floor,
+            floor: None,
             operator: drive,
             vendor_calls: calls,
             api,
@@ -400,6 +453,22 @@ impl Env {
     }
 }
 
+/// Run 1 (and every odd run) starts with the floor, every even run with credsync.
+fn floor_goes_first(run: usize) -> bool {
+    run % 2 == 1
+}
+
 pub(crate) fn rotated_password(i: usize) -> String {
     format!("pw-{i}-rotated")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::floor_goes_first;
+
+    #[test]
+    fn each_side_goes_first_in_every_other_run() {
+        let firsts: Vec<bool> = (1..=4).map(floor_goes_first).collect();
+        assert_eq!(firsts, [true, false, true, false]);
+    }
 }
