@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{
     ClusterVendorConnection, CrmUserCredential, ErpIdentity, SsoAppCredential, VendorConnection,
 };
+use crate::changes::only_changes;
 use crate::connections::check::{ConnectionContext, connection_error_policy, reconcile_connection};
 use crate::connections::dependencies::{
     AllDependents, Dependents, KindDependents, connection_of, holds_cleanup_finalizer,
@@ -42,6 +43,7 @@ use crate::reconcile::managed::Managed;
 use crate::reconcile::{self, Context};
 use crate::secrets::SecretReader;
 use crate::server::Readiness;
+use crate::sync::LockOrRecover;
 use crate::vendors::http::TransportPolicy;
 
 /// How the operator runs.
@@ -322,7 +324,7 @@ where
         config = config.labels(labels);
     }
     let tracked = liveness.clone();
-    watcher(api, config)
+    let events = watcher(api, config)
         .backoff(liveness.watch_backoff())
         // Whether the watch still works, for /healthz.
         .inspect(move |event| tracked.watch_item(&K::kind(&()), event.is_ok()))
@@ -339,14 +341,13 @@ where
             if let Ok(watcher::Event::Delete(obj)) = event {
                 on_delete(obj);
             }
-        })
-        .applied_objects()
-        .predicate_filter(
-            predicates::generation
-                .combine(predicates::annotations)
-                .combine(predicates::finalizers),
-            Default::default(),
-        )
+        });
+    only_changes(
+        events,
+        predicates::generation
+            .combine(predicates::annotations)
+            .combine(predicates::finalizers),
+    )
 }
 
 fn managed<K: Managed>(
@@ -379,7 +380,7 @@ fn managed<K: Managed>(
         move |obj: &K| {
             ctx.forget_object(obj);
             let uid = obj.uid().unwrap_or_default();
-            if lock(&holding).remove(&uid) || holds_cleanup_finalizer(obj) {
+            if holding.lock_or_recover().remove(&uid) || holds_cleanup_finalizer(obj) {
                 let _ = usage.send(connection_of(obj));
             }
         }
@@ -396,7 +397,7 @@ fn managed<K: Managed>(
         if let Ok(obj) = event {
             let uid = obj.uid().unwrap_or_default();
             let holds = holds_cleanup_finalizer(obj);
-            let mut holding = lock(&holding);
+            let mut holding = holding.lock_or_recover();
             let held = if holds {
                 !holding.insert(uid)
             } else {
@@ -493,11 +494,6 @@ async fn census<K: Managed>(store: Store<K>, ctx: Arc<Context>, shutdown: Cancel
     }
 }
 
-/// A set shared by two callbacks; a panic while holding it leaves plain data behind.
-fn lock<T>(set: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    set.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn tokio_stream_from<T: Send + 'static>(
     mut rx: mpsc::UnboundedReceiver<T>,
 ) -> impl Stream<Item = T> + Send + 'static {
@@ -513,6 +509,12 @@ async fn log_result<K, E: std::fmt::Display, Q: std::fmt::Display>(
         match &err {
             // Transient failures were already logged by the error policy.
             kube::runtime::controller::Error::ReconcilerFailed(_, _) => {}
+            // A reconcile asked for by something other than the watch (a status write owed
+            // since a burst, a takeover, a Secret or connection change) of an object deleted
+            // meanwhile: nothing is left to do, and nothing is wrong.
+            kube::runtime::controller::Error::ObjectNotFound(gone) => {
+                tracing::debug!(object = %gone, "asked to reconcile an object already gone");
+            }
             other => tracing::warn!(error = %other, "controller"),
         }
     }

@@ -5,11 +5,13 @@
 //! on; [`vendors`] one module per vendor (its connection block, connect, and wire client behind
 //! [`vendors::ExternalClient`]); [`connections`] the connection check, client cache, dependency
 //! index and triggers; [`secrets`] reads referenced Secrets; [`telemetry`] and [`metrics`]
-//! logging and Prometheus; [`controller`] only wires kinds, watches and tasks together;
-//! [`webhook`] is the optional admission webhook that refuses references to Secrets the
-//! requesting user cannot read.
+//! logging and Prometheus; [`sync`] the one way to take a lock; [`changes`] which watch events
+//! reach a reconciler; [`controller`] only wires kinds, watches and tasks together; [`webhook`]
+//! is the optional admission webhook that refuses references to Secrets the requesting user
+//! cannot read.
 
 pub mod api;
+pub mod changes;
 pub mod cli;
 pub mod connections;
 pub mod controller;
@@ -21,6 +23,7 @@ pub mod metrics;
 pub mod reconcile;
 pub mod secrets;
 pub mod server;
+pub mod sync;
 pub mod telemetry;
 pub mod vendors;
 pub mod webhook;

@@ -11,6 +11,7 @@
 //!
 //! A quiet cluster produces neither errors nor work, so it stays healthy.
 
+use crate::sync::LockOrRecover;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -78,7 +79,7 @@ impl Liveness {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.0.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.state.lock_or_recover()
     }
 
     /// The longest wait between two attempts of a tracked watch: a few attempts fit in the

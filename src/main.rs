@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    keep_memory_in_small_pages();
     let cli = Cli::parse();
     match cli.command {
         Command::Crds => match api::crds_yaml() {
@@ -36,6 +37,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// No transparent huge pages for this process. mimalloc asks for them (and kernels set to
+/// `always` give them anyway), but the operator's heap is many small, short-lived objects: a
+/// 2 MiB page stays resident while any object on it lives, and each new one is zeroed whole.
+/// Without them, at N = 10,000 the operator's peak RSS fell from 86–92 to 66–73 MiB for the
+/// same CPU (make bench). Best effort: a kernel without the setting keeps its default.
+fn keep_memory_in_small_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        eprintln!("credsync: transparent huge pages stay as the kernel sets them: {e}");
     }
 }
 

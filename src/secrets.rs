@@ -13,6 +13,7 @@ use kube::{Api, Client};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::api::{ConnectionSecretKeyRef, ConnectionSecretRef, SecretKeyRef};
+use crate::sync::LockOrRecover;
 
 /// Why a referenced secret value could not be had. Names Secrets and keys, never values.
 #[derive(Debug, thiserror::Error)]
@@ -312,7 +313,7 @@ impl SecretReader {
 
 impl ValueCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        self.entries.lock_or_recover()
     }
 }
 
@@ -479,32 +480,26 @@ impl<'a> ConnectionSecrets<'a> {
     /// Every Secret asked for so far, read or not. A reference its scope refuses (another
     /// namespace's Secret for a VendorConnection) counts: it is what the spec names.
     pub fn asked(&self) -> BTreeSet<SecretId> {
-        self.asked.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.asked.lock_or_recover().clone()
     }
 
     /// The values read, for scrubbing vendor answers (see [`ConnectionSecrets::sensitive`]).
     pub fn sensitive(&self) -> Vec<SecretString> {
-        self.sensitive
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.sensitive.lock_or_recover().clone()
     }
 
     /// The values read so far, in order, as one number: reading the same values gives the same
     /// digest within this process. Never stored or shown.
     pub fn digest(&self) -> u64 {
-        self.digest
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .finish()
+        self.digest.lock_or_recover().finish()
     }
 
     fn fold(&self, values: &[SecretString]) {
-        let mut digest = self.digest.lock().unwrap_or_else(|p| p.into_inner());
+        let mut digest = self.digest.lock_or_recover();
         for value in values {
             value.expose_secret().hash(&mut *digest);
         }
-        let mut sensitive = self.sensitive.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sensitive = self.sensitive.lock_or_recover();
         sensitive.extend(values.iter().cloned());
         if let [user, password] = values {
             sensitive.push(SecretString::from(format!(
@@ -531,10 +526,7 @@ impl<'a> ConnectionSecrets<'a> {
             if let Some(on_read) = self.on_read {
                 on_read(&id);
             }
-            self.asked
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id);
+            self.asked.lock_or_recover().insert(id);
         }
         match (&self.scope, namespace) {
             (ConnectionScope::Namespaced(own), None) => Ok(own),

@@ -494,6 +494,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::sync::LockOrRecover;
 
     /// Allows exactly the listed Secrets; records what it was asked; fails for "broken".
     #[derive(Default)]
@@ -506,8 +507,7 @@ mod tests {
     impl SecretAccess for Fake {
         async fn may_get(&self, user: &UserInfo, secret: &SecretName) -> Result<bool, String> {
             self.asked
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .lock_or_recover()
                 .push((user.username.clone().unwrap_or_default(), secret.clone()));
             if secret.name == "broken" {
                 return Err("the SubjectAccessReview failed: boom".into());
@@ -525,8 +525,7 @@ mod tests {
         }
         fn asked(&self) -> Vec<SecretName> {
             self.asked
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .lock_or_recover()
                 .iter()
                 .map(|(_, s)| s.clone())
                 .collect()
@@ -644,8 +643,7 @@ mod tests {
         assert_eq!(fake.asked(), vec![secret("team", "a"), secret("team", "b")]);
         let users: Vec<String> = fake
             .asked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_or_recover()
             .iter()
             .map(|(u, _)| u.clone())
             .collect();

@@ -11,6 +11,7 @@ use super::{ConnectionKey, ResolvedConnection};
 use crate::reconcile::error::ReconcileError;
 use crate::reconcile::scrub::Redactions;
 use crate::secrets::{ConnectionSecrets, SecretId, SecretReader};
+use crate::sync::LockOrRecover;
 use crate::vendors::http::TransportPolicy;
 use crate::vendors::{self, VendorClient};
 
@@ -20,9 +21,17 @@ use crate::vendors::{self, VendorClient};
 /// connection pool and its identity.
 #[derive(Default)]
 pub struct ClientCache {
-    clients: Mutex<HashMap<ConnectionKey, Cached>>,
+    clients: Mutex<Clients>,
     /// The Secrets each connection's last connect asked for, read or not.
     reads: SecretsRead,
+}
+
+#[derive(Default)]
+struct Clients {
+    by_key: HashMap<ConnectionKey, Cached>,
+    /// How many times clients were marked stale: a build that saw this number move while it
+    /// read its Secrets may hold values from before the change, and must not pass for fresh.
+    invalidations: u64,
 }
 
 struct Cached {
@@ -53,12 +62,16 @@ impl ClientCache {
         policy: &TransportPolicy,
     ) -> Result<ConnectionClient, ReconcileError> {
         let version = (conn.uid.clone(), conn.generation);
-        if let Some(cached) = self.lock().get(&conn.key)
-            && !cached.stale
-            && cached.version == version
-        {
-            return Ok(cached.client.clone());
-        }
+        let invalidations = {
+            let clients = self.lock();
+            if let Some(cached) = clients.by_key.get(&conn.key)
+                && !cached.stale
+                && cached.version == version
+            {
+                return Ok(cached.client.clone());
+            }
+            clients.invalidations
+        };
         // Noted as each read starts: a Secret created while this connect finds it missing
         // already leads its watch event to this connection.
         let note = |secret: &SecretId| self.reads.note(&conn.key, secret);
@@ -69,18 +82,21 @@ impl ClientCache {
         let vendor = match built {
             Ok(vendor) => vendor,
             Err(e) => {
-                clients.remove(&conn.key);
+                clients.by_key.remove(&conn.key);
                 return Err(e.into());
             }
         };
+        // A Secret changed while this build read its values: they serve this one use, but the
+        // next one builds again (the change's own reconciles must not find this client fresh).
+        let fresh = clients.invalidations == invalidations;
         let mut identity = DefaultHasher::new();
         (&version, secrets.digest()).hash(&mut identity);
         let identity = identity.finish();
-        if let Some(cached) = clients.get_mut(&conn.key) {
+        if let Some(cached) = clients.by_key.get_mut(&conn.key) {
             // Nothing changed, or another reconcile built this version's client first: keep it,
             // so that limits stay shared.
             if cached.client.identity == identity || (!cached.stale && cached.version == version) {
-                cached.stale = false;
+                cached.stale &= !fresh;
                 return Ok(cached.client.clone());
             }
         }
@@ -89,12 +105,12 @@ impl ClientCache {
             identity,
             redactions: Arc::new(Redactions::new(&secrets.sensitive())),
         };
-        clients.insert(
+        clients.by_key.insert(
             conn.key.clone(),
             Cached {
                 version,
                 client: client.clone(),
-                stale: false,
+                stale: !fresh,
             },
         );
         Ok(client)
@@ -103,6 +119,7 @@ impl ClientCache {
     /// Every connection's client with the version of what its vendor was found to serve.
     pub fn capability_versions(&self) -> Vec<(ConnectionKey, u64)> {
         self.lock()
+            .by_key
             .iter()
             .map(|(key, cached)| (key.clone(), cached.client.vendor.capabilities().version()))
             .collect()
@@ -110,26 +127,30 @@ impl ClientCache {
 
     /// The identity of the connection's client, if it has one.
     pub fn identity(&self, key: &ConnectionKey) -> Option<u64> {
-        self.lock().get(key).map(|c| c.client.identity)
+        self.lock().by_key.get(key).map(|c| c.client.identity)
     }
 
     /// A Secret the connection reads changed: check its client before the next use.
     pub fn invalidate(&self, key: &ConnectionKey) {
-        if let Some(cached) = self.lock().get_mut(key) {
+        let mut clients = self.lock();
+        clients.invalidations += 1;
+        if let Some(cached) = clients.by_key.get_mut(key) {
             cached.stale = true;
         }
     }
 
     /// Secret changes may have been missed: check every client before its next use.
     pub fn invalidate_all(&self) {
-        for cached in self.lock().values_mut() {
+        let mut clients = self.lock();
+        clients.invalidations += 1;
+        for cached in clients.by_key.values_mut() {
             cached.stale = true;
         }
     }
 
     /// The connection is gone.
     pub fn remove(&self, key: &ConnectionKey) {
-        self.lock().remove(key);
+        self.lock().by_key.remove(key);
         self.reads.forget(key);
     }
 
@@ -138,8 +159,111 @@ impl ClientCache {
         self.reads.connections_reading(secret)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionKey, Cached>> {
-        // A panic while holding this lock cannot leave the map inconsistent.
-        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Clients> {
+        self.clients.lock_or_recover()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use base64::Engine;
+    use http::{Request, Response};
+    use kube::client::Body;
+    use serde_json::json;
+    use tower_test::mock;
+
+    use super::*;
+    use crate::api::VendorConnection;
+    use crate::connections::resolve::ConnectionResource;
+
+    type ApiServer = mock::Handle<Request<Body>, Response<Body>>;
+
+    fn helloid() -> ResolvedConnection {
+        let conn: VendorConnection = serde_json::from_value(json!({
+            "apiVersion": "credsync.io/v1alpha1",
+            "kind": "VendorConnection",
+            "metadata": {"name": "helloid", "namespace": "team", "uid": "conn-uid", "generation": 1},
+            "spec": {"helloId": {"url": "https://helloid.example.com", "apiKeySecretRef": {"name": "helloid-api"}}}
+        }))
+        .expect("connection");
+        ResolvedConnection {
+            key: conn.key(),
+            uid: conn.metadata.uid.clone(),
+            generation: conn.metadata.generation,
+            endpoint: conn.endpoint().clone(),
+            scope: conn.scope(),
+        }
+    }
+
+    type Answer = mock::SendResponse<Response<Body>>;
+
+    /// The next request, which must read the connection's Secret; answered with [`answer`].
+    async fn secret_read(api: &mut ApiServer) -> Answer {
+        let (request, send) = tokio::time::timeout(Duration::from_secs(5), api.next_request())
+            .await
+            .expect("the Secret read (again)")
+            .expect("a request");
+        assert_eq!(
+            request.uri().path(),
+            "/api/v1/namespaces/team/secrets/helloid-api"
+        );
+        send
+    }
+
+    /// The Secret as it is at the read: its API secret is `secret`.
+    fn answer(send: Answer, secret: &str) {
+        let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+        let body = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "helloid-api", "namespace": "team"},
+            "data": {"key": b64("key"), "secret": b64(secret)}
+        });
+        send.send_response(Response::new(Body::from(
+            serde_json::to_vec(&body).expect("JSON"),
+        )));
+    }
+
+    #[tokio::test]
+    async fn a_client_built_while_its_secret_changed_is_built_again_at_the_next_use() {
+        let (service, mut api) = mock::pair::<Request<Body>, Response<Body>>();
+        let reader = SecretReader::cached(kube::Client::new(service, "team"), None);
+        let cache = Arc::new(ClientCache::default());
+        let conn = helloid();
+        // The Secret watch's report of a change.
+        let changed = || {
+            reader.changed("team", "helloid-api");
+            cache.invalidate(&conn.key);
+        };
+        let get = || {
+            let (cache, reader, conn) = (cache.clone(), reader.clone(), conn.clone());
+            tokio::spawn(async move {
+                cache
+                    .get(&conn, &reader, &TransportPolicy::default())
+                    .await
+                    .map(|c| c.identity)
+                    .expect("a client")
+            })
+        };
+        // A client of the first value; then the Secret changes.
+        let first = get();
+        answer(secret_read(&mut api).await, "one");
+        let first = first.await.expect("task");
+        changed();
+        // A build of the second value, and the Secret changes again while it reads.
+        let second = get();
+        let read = secret_read(&mut api).await;
+        changed();
+        answer(read, "two");
+        let second = second.await.expect("task");
+        assert_ne!(first, second);
+        // The reconcile the last change queued must not take that build for fresh: it reads
+        // the Secret again and gets a client of the third value, fresh from then on.
+        let third = get();
+        answer(secret_read(&mut api).await, "three");
+        let third = third.await.expect("task");
+        assert_ne!(third, second);
+        assert_eq!(get().await.expect("task"), third, "no read: fresh");
     }
 }

@@ -14,6 +14,7 @@ use super::ConnectionKey;
 use crate::reconcile;
 use crate::reconcile::managed::Managed;
 use crate::secrets::SecretId;
+use crate::sync::LockOrRecover;
 
 /// The Secrets each connection's last connect asked for, whether the read worked or not: a
 /// Secret that was missing is watched for like one that was there.
@@ -52,7 +53,7 @@ impl SecretsRead {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionKey, BTreeSet<SecretId>>> {
         // A panic while holding this lock cannot leave the map inconsistent.
-        self.by_connection.lock().unwrap_or_else(|p| p.into_inner())
+        self.by_connection.lock_or_recover()
     }
 }
 

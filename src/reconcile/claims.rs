@@ -10,6 +10,7 @@
 //! for), ordering claimants so that the resource that held a record before the restart holds it
 //! again: those whose status shows they applied it, then by age.
 
+use crate::sync::LockOrRecover;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -197,13 +198,13 @@ impl ClaimTable {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         // Every change completes under the lock in a few map operations.
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
+        self.table.lock_or_recover()
     }
 
     fn lock_takeover(
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<(String, String)>>> {
-        self.takeover.lock().unwrap_or_else(|p| p.into_inner())
+        self.takeover.lock_or_recover()
     }
 }
 

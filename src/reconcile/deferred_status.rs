@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::liveness::{Activity, Liveness};
+use crate::sync::LockOrRecover;
 
 /// How long no reconcile may have run before owed status writes are paid.
 pub const QUIET: Duration = Duration::from_millis(200);
@@ -116,14 +117,13 @@ impl DeferredStatus {
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Owed>> {
         // A panic while holding the lock left plain data behind, each entry valid on its own.
-        self.owed.lock().unwrap_or_else(|p| p.into_inner())
+        self.owed.lock_or_recover()
     }
 
     /// Where `kind`'s objects go when their owed write is due.
     pub fn on_due(&self, kind: &str, queue: mpsc::UnboundedSender<(String, String)>) {
         self.queues
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_or_recover()
             .insert(kind.to_string(), queue);
     }
 
@@ -193,11 +193,7 @@ impl DeferredStatus {
             if due.is_empty() {
                 continue;
             }
-            let queues = self
-                .queues
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
+            let queues = self.queues.lock_or_recover().clone();
             for owed in due {
                 match queues.get(&owed.kind) {
                     Some(queue) => {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::SyncStatus;
+use crate::sync::LockOrRecover;
 use crate::vendors::VendorError;
 
 /// One object's last applied state, as this process knows it.
@@ -94,7 +95,7 @@ impl Departed {
 
     fn lock(&self) -> MutexGuard<'_, (HashMap<String, Instant>, Option<Instant>)> {
         // A panic while holding the lock left plain data behind, each field valid on its own.
-        self.uids.lock().unwrap_or_else(|p| p.into_inner())
+        self.uids.lock_or_recover()
     }
 
     /// `uid` is gone. Entries older than [`Departed::KEPT`] are let go, at most once a minute.
@@ -123,7 +124,7 @@ pub struct ObjectMemory {
 impl ObjectMemory {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Remembered>> {
         // A panic while holding the lock left plain data behind, each field valid on its own.
-        self.objects.lock().unwrap_or_else(|p| p.into_inner())
+        self.objects.lock_or_recover()
     }
 
     /// Change what is remembered of `uid`; an object with nothing left is dropped.

@@ -35,6 +35,7 @@ use super::{
 };
 use crate::api::{ApexErpEndpoint, ApexFormat};
 use crate::secrets::ConnectionSecrets;
+use crate::sync::LockOrRecover;
 
 /// Namespace of the ServiceStack DataContracts.
 pub const APEX_NS: &str = "http://schemas.datacontract.org/2004/07/Apex.Services";
@@ -93,8 +94,7 @@ struct Listing {
 impl SharedListings {
     fn slot(&self, identity_type: &str) -> Arc<tokio::sync::Mutex<Option<Listing>>> {
         self.by_type
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_or_recover()
             .entry(identity_type.to_string())
             .or_default()
             .clone()
@@ -224,8 +224,7 @@ impl ApexClient {
         self.http.capabilities().is_unsupported(LIST_OPERATION)
             && self
                 .listing_missing_since
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .lock_or_recover()
                 .is_some_and(|since| since.elapsed() < LISTING_RETRY_AFTER)
     }
 
@@ -315,10 +314,7 @@ impl ApexClient {
                     response.status.as_u16()
                 ),
             );
-            *self
-                .listing_missing_since
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            *self.listing_missing_since.lock_or_recover() = Some(Instant::now());
             if first {
                 tracing::warn!(
                     connection = ?self.http,

@@ -4,6 +4,7 @@
 //! or the variant of a route it serves. The record lives as long as the connection's client,
 //! steers the clients' fallbacks, and is shown in the connection's `status.capabilities`.
 
+use crate::sync::LockOrRecover;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -73,7 +74,7 @@ impl Capabilities {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, Capability>> {
         // Every update is a single insert: a panic elsewhere cannot leave it half done.
-        self.found.lock().unwrap_or_else(|p| p.into_inner())
+        self.found.lock_or_recover()
     }
 }
 

@@ -18,6 +18,7 @@ use super::VendorError;
 use crate::api::Vendor;
 use crate::fence::Fence;
 use crate::metrics;
+use crate::sync::LockOrRecover;
 
 /// Largest response body credsync reads from any vendor; larger ones are refused unparsed.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -279,7 +280,7 @@ impl VendorHttp {
         let Some(until) = Instant::now().checked_add(wait) else {
             return;
         };
-        let mut held_off = self.held_off.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held_off = self.held_off.lock_or_recover();
         if held_off.is_none_or(|(current, _)| current < until) {
             *held_off = Some((until, err.reason()));
         }
@@ -288,7 +289,7 @@ impl VendorHttp {
     /// The error for a request while the vendor's wait lasts. It names no other resource's
     /// request, and stays the same while it lasts (no status churn).
     fn holding_off(&self) -> Result<(), VendorError> {
-        let held_off = *self.held_off.lock().unwrap_or_else(|p| p.into_inner());
+        let held_off = *self.held_off.lock_or_recover();
         match held_off.and_then(|(until, reason)| {
             let left = until.checked_duration_since(Instant::now())?;
             (!left.is_zero()).then_some((left, reason))
