@@ -61,27 +61,26 @@ impl Env {
         }
     }
 
+    /// One side's own namespace (`<prefix>-<label>`) and workloads, at the case's latency.
+    async fn side(&self, setup: &CaseSetup, prefix: &str) -> (String, Vec<Arc<dyn Workload>>) {
+        let ns = format!("{prefix}-{}", setup.label);
+        self.namespace(&ns).await;
+        let ws = workloads(&self.client, &ns, &setup.limits, false).await;
+        ws.iter().for_each(|w| w.set_latency(setup.latency));
+        (ns, ws)
+    }
+
     /// The floor's side of a case: the benchmark brings every resource to Ready itself.
     async fn floor_side(&self, setup: &CaseSetup) -> Option<Drive> {
         if self.args.skip_floor {
             return None;
         }
-        let CaseSetup {
-            n,
-            latency,
-            conn_concurrency,
-            limits,
-            label,
-        } = setup;
-        let n = *n;
+        let (n, conn_concurrency) = (setup.n, setup.conn_concurrency);
         eprintln!(
             "bench: floor, N={n}, vendor latency {} ms, {conn_concurrency} workers per connection",
-            latency.as_millis()
+            setup.latency.as_millis()
         );
-        let ns = format!("floor-{label}");
-        self.namespace(&ns).await;
-        let ws = workloads(&self.client, &ns, limits, false).await;
-        ws.iter().for_each(|w| w.set_latency(*latency));
+        let (ns, ws) = self.side(setup, "floor").await;
         self.settle().await;
         let calls0: usize = ws.iter().map(|w| w.vendor_calls()).sum();
         let audit0 = audit_offset(&self.cp.audit_log_path());
@@ -92,13 +91,13 @@ impl Env {
                 n,
                 false,
                 Some(Floor {
-                    workers: *conn_concurrency as usize * ws.len(),
+                    workers: conn_concurrency as usize * ws.len(),
                 }),
             )
             .await;
         let calls = ws.iter().map(|w| w.vendor_calls()).sum::<usize>() - calls0;
         self.split_stages(&mut drive, &ns, audit0);
-        self.sample_objects(&mut drive, &ns, &ws, &format!("floor-{label}"))
+        self.sample_objects(&mut drive, &ns, &ws, &format!("floor-{}", setup.label))
             .await;
         clean_namespace(&self.client, &ns, &resources(&ws)).await;
         ws.iter().for_each(|w| w.set_latency(Duration::ZERO));
@@ -121,24 +120,14 @@ impl Env {
     /// credsync's side of a case (its `floor` left empty): the operator brings every resource
     /// to Ready, then, with `steady`, idles through the steady-state window.
     async fn credsync_side(&self, setup: &CaseSetup, run: usize, steady: bool) -> Case {
-        let CaseSetup {
-            n,
-            latency,
-            conn_concurrency,
-            limits,
-            label,
-        } = setup;
-        let n = *n;
+        let (n, conn_concurrency) = (setup.n, setup.conn_concurrency);
         eprintln!(
             "bench: credsync, N={n}, vendor latency {} ms, connection maxConcurrentRequests {conn_concurrency}, operator --concurrency {}",
-            latency.as_millis(),
+            setup.latency.as_millis(),
             self.args.concurrency
         );
-        let ns = format!("bench-{label}");
-        self.namespace(&ns).await;
-        let ws = workloads(&self.client, &ns, limits, false).await;
-        ws.iter().for_each(|w| w.set_latency(*latency));
-        let operator = Operator::start(self, label, self.args.concurrency).await;
+        let (ns, ws) = self.side(setup, "bench").await;
+        let operator = Operator::start(self, &setup.label, self.args.concurrency).await;
         // Let the operator mark the connection Ready before the clock starts.
         tokio::time::sleep(Duration::from_secs(2)).await;
         self.settle().await;
@@ -154,7 +143,7 @@ impl Env {
         // Writes that trail the last Ready (events) belong to the run.
         tokio::time::sleep(Duration::from_secs(1)).await;
         self.split_stages(&mut drive, &ns, audit0);
-        self.sample_objects(&mut drive, &ns, &ws, &format!("credsync-{label}"))
+        self.sample_objects(&mut drive, &ns, &ws, &format!("credsync-{}", setup.label))
             .await;
         let stats = operator.stats(self);
         let calls = ws.iter().map(|w| w.vendor_calls()).sum::<usize>() - calls0;
@@ -186,9 +175,9 @@ impl Env {
         ws.iter().for_each(|w| w.set_latency(Duration::ZERO));
         Case {
             n,
-            latency_ms: latency.as_millis() as u64,
+            latency_ms: setup.latency.as_millis() as u64,
             run,
-            conn_concurrency: *conn_concurrency,
+            conn_concurrency,
             connections: ws.len(),
             floor: None,
             operator: drive,
