@@ -78,9 +78,17 @@ impl Seen {
         else {
             return Some(obj);
         };
-        match self.hashes.insert(uid.clone(), hash) {
-            Some(before) if before == hash => None,
-            _ => Some(obj),
+        // Looked up first: every event passes here, and most find their object known.
+        match self.hashes.get_mut(uid) {
+            Some(before) if *before == hash => None,
+            Some(before) => {
+                *before = hash;
+                Some(obj)
+            }
+            None => {
+                self.hashes.insert(uid.clone(), hash);
+                Some(obj)
+            }
         }
     }
 }

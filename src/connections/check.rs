@@ -66,13 +66,7 @@ async fn check_connection<C: ConnectionResource>(
 ) -> Result<Action, ReconcileError> {
     let key = conn.key();
     let before = ctx.base.clients.identity(&key);
-    let resolved = ResolvedConnection {
-        key: key.clone(),
-        uid: conn.meta().uid.clone(),
-        generation: conn.meta().generation,
-        endpoint: conn.endpoint().clone(),
-        scope: conn.scope(),
-    };
+    let resolved = ResolvedConnection::of(&*conn);
     let checked = ctx
         .base
         .clients

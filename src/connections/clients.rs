@@ -175,26 +175,12 @@ mod tests {
     use tower_test::mock;
 
     use super::*;
-    use crate::api::VendorConnection;
-    use crate::connections::resolve::ConnectionResource;
 
     type ApiServer = mock::Handle<Request<Body>, Response<Body>>;
 
+    /// The mock API server's HelloID connection, as its check resolves it.
     fn helloid() -> ResolvedConnection {
-        let conn: VendorConnection = serde_json::from_value(json!({
-            "apiVersion": "credsync.io/v1alpha1",
-            "kind": "VendorConnection",
-            "metadata": {"name": "helloid", "namespace": "team", "uid": "conn-uid", "generation": 1},
-            "spec": {"helloId": {"url": "https://helloid.example.com", "apiKeySecretRef": {"name": "helloid-api"}}}
-        }))
-        .expect("connection");
-        ResolvedConnection {
-            key: conn.key(),
-            uid: conn.metadata.uid.clone(),
-            generation: conn.metadata.generation,
-            endpoint: conn.endpoint().clone(),
-            scope: conn.scope(),
-        }
+        ResolvedConnection::of(&crate::reconcile::api_calls::helloid_connection())
     }
 
     type Answer = mock::SendResponse<Response<Body>>;

@@ -30,6 +30,17 @@ pub struct ResolvedConnection {
 }
 
 impl ResolvedConnection {
+    /// `conn` as it stands now, known by its own key (the connection check's view of it).
+    pub fn of<C: ConnectionResource>(conn: &C) -> ResolvedConnection {
+        ResolvedConnection {
+            key: conn.key(),
+            uid: conn.meta().uid.clone(),
+            generation: conn.meta().generation,
+            endpoint: conn.endpoint().clone(),
+            scope: conn.scope(),
+        }
+    }
+
     /// What of the connection enters the fingerprint: its endpoint spec (no secret values), so
     /// pointing a resource at another system re-applies it.
     pub fn fingerprint_material(&self) -> Vec<u8> {

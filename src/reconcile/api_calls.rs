@@ -61,7 +61,7 @@ fn context(connections: Vec<VendorConnection>) -> (Arc<Context>, ApiServerHandle
     (Arc::new(ctx), handle)
 }
 
-fn helloid_connection() -> VendorConnection {
+pub(crate) fn helloid_connection() -> VendorConnection {
     serde_json::from_value(json!({
         "apiVersion": "credsync.io/v1alpha1",
         "kind": "VendorConnection",
@@ -304,16 +304,22 @@ async fn a_deleted_orphan_object_lets_go_without_binding_or_vendor_calls() {
     assert!(ctx.memory.is_empty(), "a deleted object is forgotten");
 }
 
-#[tokio::test]
-async fn a_status_replace_that_finds_the_object_moved_on_is_owed_not_forced() {
-    let (ctx, mut api) = context(vec![helloid_connection()]);
-    let obj = Arc::new(credential(
+/// A paused object whose status still shows an applied fingerprint: its reconcile writes the
+/// status (Paused) and calls nobody.
+fn paused_with_fingerprint() -> Arc<SsoAppCredential> {
+    Arc::new(credential(
         "Orphan",
         json!({
             "metadata": {"annotations": {PAUSED_ANNOTATION: "true"}},
             "status": {"appliedFingerprint": "hmac-sha256:old", "observedGeneration": 2}
         }),
-    ));
+    ))
+}
+
+#[tokio::test]
+async fn a_status_replace_that_finds_the_object_moved_on_is_owed_not_forced() {
+    let (ctx, mut api) = context(vec![helloid_connection()]);
+    let obj = paused_with_fingerprint();
     let server = tokio::spawn(async move {
         let (method, path) = expect_request_in_conflict(&mut api).await;
         assert_eq!(
@@ -336,15 +342,9 @@ async fn a_status_replace_that_finds_the_object_moved_on_is_owed_not_forced() {
 #[tokio::test]
 async fn after_an_unknown_outcome_the_status_fingerprint_no_longer_vouches() {
     let (ctx, mut api) = context(vec![helloid_connection()]);
-    // As in the paused case above, whose status keeps its fingerprint; but a write's outcome
-    // was unknown since, and the write that dropped the fingerprint never landed.
-    let obj = Arc::new(credential(
-        "Orphan",
-        json!({
-            "metadata": {"annotations": {PAUSED_ANNOTATION: "true"}},
-            "status": {"appliedFingerprint": "hmac-sha256:old", "observedGeneration": 2}
-        }),
-    ));
+    // A write's outcome was unknown since, and the write that dropped the fingerprint never
+    // landed.
+    let obj = paused_with_fingerprint();
     ctx.memory.doubt_applied("obj-uid");
     let answered = obj.clone();
     let server = tokio::spawn(async move {

@@ -27,7 +27,7 @@ pub mod scrub;
 pub mod status_write;
 
 #[cfg(test)]
-mod api_calls;
+pub(crate) mod api_calls;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
