@@ -52,10 +52,24 @@ fn keep_memory_in_small_pages() {
     }
 }
 
+/// The API server client, named `credsync/<version>` in its User-Agent: the audit log says who
+/// sent each request, and writes without a field manager of their own (kube's finalizer
+/// patches) are owned by `credsync` in managedFields rather than by `unknown`.
+async fn kube_client() -> Result<kube::Client, kube::Error> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(concat!("credsync/", env!("CARGO_PKG_VERSION"))),
+    ));
+    kube::Client::try_from(config)
+}
+
 async fn run(args: RunArgs) -> ExitCode {
     telemetry::init(&args.log_level, args.log_format);
     credsync::reconcile::isolate::install_panic_hook();
-    let client = match kube::Client::try_default().await {
+    let client = match kube_client().await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "no Kubernetes client configuration");

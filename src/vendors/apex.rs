@@ -84,11 +84,53 @@ struct SharedListings {
 /// How long one listing serves lookups.
 const LISTING_MAX_AGE: Duration = Duration::from_secs(5);
 
+/// One listing and what this client saved since, indexed: a lookup costs the same whether the
+/// type holds ten identities or a hundred thousand.
 struct Listing {
     taken: Instant,
-    identities: Vec<Listed>,
-    /// Saved by this client since `taken` (searched first: newer).
-    saved: Vec<Listed>,
+    entries: Vec<Listed>,
+    /// Where the identity with an Id is: the newest saved, else the first listed.
+    by_id: HashMap<i64, usize>,
+    /// Where the identity with a Name is: the newest saved, else the first listed.
+    by_name: HashMap<String, usize>,
+}
+
+impl Listing {
+    fn new(taken: Instant, listed: Vec<Listed>) -> Listing {
+        let mut listing = Listing {
+            taken,
+            entries: Vec::with_capacity(listed.len()),
+            by_id: HashMap::with_capacity(listed.len()),
+            by_name: HashMap::with_capacity(listed.len()),
+        };
+        for identity in listed {
+            listing.add(identity, false);
+        }
+        listing
+    }
+
+    /// Add `listed`; `newer` (a save of this client) wins over what is there, a listed one
+    /// only fills a gap (the vendor's first of a name is the one a create would have made).
+    fn add(&mut self, listed: Listed, newer: bool) {
+        let at = self.entries.len();
+        let (id, name) = (listed.identity.id, listed.identity.name.clone());
+        self.entries.push(listed);
+        if newer {
+            self.by_id.insert(id, at);
+            self.by_name.insert(name, at);
+        } else {
+            self.by_id.entry(id).or_insert(at);
+            self.by_name.entry(name).or_insert(at);
+        }
+    }
+
+    /// The one with `known_id`, else (none known, or it is gone) the one named `name`.
+    fn find(&self, known_id: Option<i64>, name: &str) -> Option<&Listed> {
+        known_id
+            .and_then(|id| self.by_id.get(&id))
+            .or_else(|| self.by_name.get(name))
+            .and_then(|&at| self.entries.get(at))
+    }
 }
 
 impl SharedListings {
@@ -261,22 +303,14 @@ impl ApexClient {
                     return Ok(Lookup::Unsupported);
                 }
                 ListingAnswer::Identities(identities) => {
-                    *listing = Some(Listing {
-                        taken,
-                        identities,
-                        saved: Vec::new(),
-                    });
+                    *listing = Some(Listing::new(taken, identities));
                 }
             }
         }
         let Some(listing) = listing.as_ref() else {
             return Ok(Lookup::Missing);
         };
-        let newest_first = || listing.saved.iter().rev().chain(&listing.identities);
-        let found = known_id
-            .and_then(|id| newest_first().find(|l| l.identity.id == id))
-            .or_else(|| newest_first().find(|l| l.identity.name == name));
-        Ok(match found {
+        Ok(match listing.find(known_id, name) {
             Some(listed) => Lookup::Found(Box::new(listed.clone())),
             None => Lookup::Missing,
         })
@@ -285,7 +319,7 @@ impl ApexClient {
     /// This client saved `listed`: later lookups must see it.
     async fn saved(&self, identity_type: &str, listed: Listed) {
         if let Some(listing) = self.listings.slot(identity_type).lock().await.as_mut() {
-            listing.saved.push(listed);
+            listing.add(listed, true);
         }
     }
 
@@ -1035,6 +1069,67 @@ impl ExternalClient for ErpIdentityRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn listed(id: i64, name: &str, description: &str, from_own_save: bool) -> Listed {
+        Listed {
+            identity: Identity {
+                id,
+                name: name.into(),
+                description: Some(description.into()),
+                ..Identity::default()
+            },
+            managed: ServerManaged::default(),
+            from_own_save,
+        }
+    }
+
+    fn found(listing: &Listing, known_id: Option<i64>, name: &str) -> Option<String> {
+        listing
+            .find(known_id, name)
+            .and_then(|l| l.identity.description.clone())
+    }
+
+    #[test]
+    fn a_listing_finds_by_id_then_by_name_the_newest_save_over_the_first_listed() {
+        let mut listing = Listing::new(
+            Instant::now(),
+            vec![
+                listed(1, "ann", "first ann listed", false),
+                listed(2, "ann", "second ann listed", false),
+                listed(3, "bob", "bob listed", false),
+            ],
+        );
+        let cases = [
+            (None, "ann", Some("first ann listed")),
+            (Some(2), "ann", Some("second ann listed")),
+            (Some(99), "bob", Some("bob listed")),
+            (None, "cy", None),
+        ];
+        for (known_id, name, want) in cases {
+            assert_eq!(
+                found(&listing, known_id, name).as_deref(),
+                want,
+                "{known_id:?} {name}"
+            );
+        }
+        listing.add(listed(4, "ann", "ann saved", true), true);
+        listing.add(listed(3, "bob", "bob saved", true), true);
+        listing.add(listed(5, "ann", "ann saved again", true), true);
+        let cases = [
+            (None, "ann", Some("ann saved again")),
+            (Some(4), "ann", Some("ann saved")),
+            (Some(1), "ann", Some("first ann listed")),
+            (Some(3), "x", Some("bob saved")),
+            (None, "bob", Some("bob saved")),
+        ];
+        for (known_id, name, want) in cases {
+            assert_eq!(
+                found(&listing, known_id, name).as_deref(),
+                want,
+                "{known_id:?} {name}"
+            );
+        }
+    }
 
     fn sample(name: &str) -> SaveRequest {
         SaveRequest {
