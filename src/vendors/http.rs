@@ -3,18 +3,16 @@
 //! parsed, and HTTP failures classified into transient and permanent [`VendorError`]s.
 
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use governor::clock::Clock;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http::{HeaderMap, StatusCode};
 use tokio::sync::Semaphore;
 use url::Url;
 
 use super::VendorError;
+use super::rate::RateSlots;
 use crate::api::Vendor;
 use crate::fence::Fence;
 use crate::metrics;
@@ -148,7 +146,7 @@ pub struct VendorHttp {
     max_response_bytes: usize,
     max_listing_bytes: usize,
     in_flight: Semaphore,
-    rate: DefaultDirectRateLimiter,
+    rate: RateSlots,
     /// Until when the vendor asked for no requests, and the reason it gave (see `hold_off`).
     held_off: std::sync::Mutex<Option<(Instant, &'static str)>>,
     /// The longest wait a vendor may impose (`--backoff-max`): its numbers are not trusted.
@@ -202,14 +200,6 @@ impl VendorHttp {
         let client = builder
             .build()
             .map_err(|e| TransportError::Client(e.to_string()))?;
-        let rps = NonZeroU32::new(settings.requests_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-        // Evenly spaced, no burst, with 10% headroom: "N per second" must hold over any
-        // one-second window the vendor measures on arrival, even when requests sent in order
-        // are delayed unevenly on the way (2% let a busy host's jitter put N + 1 in a window).
-        let period = Duration::from_secs_f64(1.1 / f64::from(rps.get()));
-        let quota = Quota::with_period(period)
-            .unwrap_or_else(|| Quota::per_second(rps))
-            .allow_burst(NonZeroU32::MIN);
         Ok(Arc::new(VendorHttp {
             client,
             base,
@@ -217,7 +207,7 @@ impl VendorHttp {
             max_response_bytes: policy.max_response_bytes,
             max_listing_bytes: policy.max_listing_bytes,
             in_flight: Semaphore::new(settings.max_concurrent_requests.max(1) as usize),
-            rate: RateLimiter::direct(quota),
+            rate: RateSlots::new(settings.requests_per_second),
             held_off: std::sync::Mutex::new(None),
             max_wait: policy.max_vendor_wait,
             capabilities: super::capabilities::Capabilities::default(),
@@ -315,15 +305,6 @@ impl VendorHttp {
         ))
     }
 
-    /// Wait for the next slot the rate limit gives. On tokio's timer: governor's own wait
-    /// sleeps on a timer thread of its own, one more thread to wake for every request.
-    async fn rate_slot(&self) {
-        while let Err(not_until) = self.rate.check() {
-            let wait = not_until.wait_time_from(self.rate.clock().now());
-            tokio::time::sleep(wait).await;
-        }
-    }
-
     /// `cap`: the most bytes read, and the flag that sets it.
     async fn send_capped(
         &self,
@@ -337,7 +318,7 @@ impl VendorHttp {
             self.in_flight.acquire().await.map_err(|_| {
                 VendorError::transient("ShuttingDown", "the operator is shutting down")
             })?;
-        self.rate_slot().await;
+        self.rate.wait().await;
         // The wait may have begun, or the fence closed, while this request queued.
         self.holding_off()?;
         self.fenced(operation)?;

@@ -9,6 +9,7 @@ pub mod helloid;
 pub mod http;
 pub mod lenient;
 pub mod oracle;
+pub mod rate;
 pub mod soap;
 pub mod superoffice;
 pub mod xml;
