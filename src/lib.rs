@@ -16,6 +16,7 @@ pub mod cli;
 pub mod connections;
 pub mod controller;
 pub mod fence;
+pub mod io_batching;
 pub mod kinds;
 pub mod leader;
 pub mod liveness;
