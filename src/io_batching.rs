@@ -3,7 +3,8 @@
 //! one wake-up instead of one each (context switches, and on shared cores the API server
 //! interrupted less). Only while busy: when the thread's last wait for I/O outlasted the
 //! window, events are sparse, the sleep would batch nothing and cost a wake-up of its own, so
-//! the thread waits for I/O at once.
+//! the thread waits for I/O at once. Off unless asked for: at N = 100,000 a 2 ms window left
+//! about 1% of new resources waiting minutes (docs/benchmarks.md, fifth pass).
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};

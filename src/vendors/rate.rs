@@ -40,7 +40,11 @@ impl RateSlots {
     /// slot unused: the vendor sees fewer requests, never more.
     pub async fn wait(&self) {
         let slot = self.reserve(Instant::now());
-        tokio::time::sleep_until(slot).await;
+        // A slot already here is taken at once: even a timer set for now fires only on the
+        // runtime's next turn of its timer wheel.
+        if slot > Instant::now() {
+            tokio::time::sleep_until(slot).await;
+        }
     }
 }
 
@@ -93,6 +97,18 @@ mod tests {
         let later = t0 + Duration::from_secs(10);
         assert_eq!(rate.reserve(later), later, "no debt after idling");
         assert_eq!(rate.reserve(later), later + period);
+    }
+
+    #[tokio::test]
+    async fn a_free_slot_is_taken_without_waiting_for_the_timer() {
+        use futures::FutureExt;
+        let rate = RateSlots::new(100);
+        assert_eq!(
+            rate.wait().now_or_never(),
+            Some(()),
+            "the first slot is now"
+        );
+        assert_eq!(rate.wait().now_or_never(), None, "the next is 11 ms later");
     }
 
     #[tokio::test]
