@@ -1,8 +1,8 @@
 //! A connection's `requestsPerSecond` as evenly spaced send slots that each request reserves
 //! in turn. A request that must wait sleeps once, until its own slot. Checking a limiter and
-//! sleeping to check again would, with requests arriving together (the operator handles I/O in
-//! batches, see `--io-batch-window`), let one through per wake-up and send the rest back to
-//! sleep: far fewer than N a second.
+//! sleeping to check again (governor) lets one request of those arriving together through per
+//! wake-up and sends the rest back to sleep: with `--io-batch-window`, far fewer than N a
+//! second; without it, needless wake-ups whenever requests contend.
 
 use std::time::Duration;
 
