@@ -68,10 +68,10 @@ pub struct RunArgs {
     /// Under load, when the operator has nothing left to run, it waits this long before asking
     /// the kernel for more network events, so a burst is handled in batches rather than one
     /// wake-up per answer: at N = 10,000 (make bench) 2ms took the operator's CPU down by a
-    /// fifth and its context switches by 60%. Only while events come faster than this; each
-    /// step of a sync may then wait this much longer. Off (0) by default: at N = 100,000, 2ms
-    /// left about 1% of new resources waiting minutes (docs/benchmarks.md). At most 50ms.
-    #[arg(long, env = "CREDSYNC_IO_BATCH_WINDOW", default_value = "0", value_parser = parse_io_batch_window)]
+    /// fifth and its context switches by 60%. Only while events come faster than this and no
+    /// reconcile waits for a turn; each step of a sync may then wait this much longer. 0 turns
+    /// it off. At most 50ms.
+    #[arg(long, env = "CREDSYNC_IO_BATCH_WINDOW", default_value = "2ms", value_parser = parse_io_batch_window)]
     pub io_batch_window: Duration,
     /// Allow plain http:// vendor URLs. For tests and demos only.
     #[arg(long, env = "CREDSYNC_ALLOW_HTTP")]
@@ -152,7 +152,11 @@ impl RunArgs {
             builder.worker_threads(self.worker_threads.get());
             builder
         };
-        crate::io_batching::install(&mut builder, self.io_batch_window);
+        crate::io_batching::install(
+            &mut builder,
+            self.io_batch_window,
+            crate::work_queue::anyone_waiting,
+        );
         builder.enable_all().build()
     }
 
@@ -214,9 +218,10 @@ mod tests {
     use tokio::runtime::RuntimeFlavor;
 
     #[test]
-    fn the_io_batch_window_is_off_unless_set_and_never_beyond_50ms() {
-        let cases: [(&[&str], Option<Duration>); 5] = [
-            (&[], Some(Duration::ZERO)),
+    fn the_io_batch_window_is_2ms_unless_set_and_never_beyond_50ms() {
+        let cases: [(&[&str], Option<Duration>); 6] = [
+            (&[], Some(Duration::from_millis(2))),
+            (&["--io-batch-window", "0"], Some(Duration::ZERO)),
             (
                 &["--io-batch-window", "2ms"],
                 Some(Duration::from_millis(2)),

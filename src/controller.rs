@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
-use kube::core::PartialObjectMeta;
+use kube::core::{DynamicObject, PartialObjectMeta};
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -45,6 +45,7 @@ use crate::secrets::SecretReader;
 use crate::server::Readiness;
 use crate::sync::LockOrRecover;
 use crate::vendors::http::TransportPolicy;
+use crate::work_queue::WorkQueue;
 
 /// How the operator runs.
 #[derive(Clone, Debug)]
@@ -408,8 +409,12 @@ fn managed<K: Managed>(
             }
         }
     });
+    // The work queue gives out the turns, in the order they were asked for; kube's own limit
+    // would take waiting requests in hash order (see `work_queue`).
+    let (turns, handed) = WorkQueue::<ObjectRef<K>>::new(settings.concurrency.into());
     let controller = Controller::for_stream(stream, reader.clone())
-        .with_config(ControllerConfig::default().concurrency(settings.concurrency))
+        .with_config(ControllerConfig::default().concurrency(0))
+        .reconcile_on(tokio_stream_from(handed))
         .reconcile_on(tokio_stream_from(requests))
         // A record handed over, or a status write owed since a burst and due now.
         .reconcile_on(
@@ -421,9 +426,15 @@ fn managed<K: Managed>(
             {
                 // Reconciles that finish are the work queue's progress, for /healthz.
                 let liveness = liveness.clone();
+                let turns = turns.clone();
                 move |obj, ctx| {
-                    let working = liveness.working();
+                    let turn = turns.turn(ObjectRef::from_obj(&*obj));
+                    let working = turn.is_some().then(|| liveness.working());
                     async move {
+                        // Not its turn yet: it waits in line and comes back when it is.
+                        let Some(_turn) = turn else {
+                            return Ok(Action::await_change());
+                        };
                         let result = reconcile::reconcile::<K>(obj, ctx).await;
                         drop(working);
                         result
@@ -433,8 +444,16 @@ fn managed<K: Managed>(
             reconcile::error_policy::<K>,
             ctx.clone(),
         )
-        .for_each(log_result);
-    let census = census(reader.clone(), ctx.clone(), shutdown.clone());
+        .for_each({
+            let turns = turns.clone();
+            move |result| {
+                if let Err(kube::runtime::controller::Error::ObjectNotFound(gone)) = &result {
+                    turns.gone(&typed_ref(gone));
+                }
+                log_result(result)
+            }
+        });
+    let census = census(reader.clone(), turns, ctx.clone(), shutdown.clone());
     (
         async move {
             tokio::join!(controller, census);
@@ -456,8 +475,13 @@ const RECORDED_GRACE: Duration = Duration::from_secs(10);
 
 /// Count the resources of a kind by state from the cache: `progressing` is the backlog still to
 /// sync (the operator's real queue depth), `stalled` what waits for a person. Then let go of
-/// what the cache's statuses now record.
-async fn census<K: Managed>(store: Store<K>, ctx: Arc<Context>, shutdown: CancellationToken) {
+/// what the cache's statuses now record. Also how many reconciles wait for a turn.
+async fn census<K: Managed>(
+    store: Store<K>,
+    turns: Arc<WorkQueue<ObjectRef<K>>>,
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+) {
     let kind = K::kind(&()).to_string();
     let mut tick = tokio::time::interval(CENSUS_INTERVAL);
     loop {
@@ -491,6 +515,16 @@ async fn census<K: Managed>(store: Store<K>, ctx: Arc<Context>, shutdown: Cancel
             }
         }
         metrics::set_resources(&kind, &counts);
+        metrics::set_waiting(&kind, turns.waiting());
+    }
+}
+
+/// kube names an object it did not find without its kind; the kind is known here.
+fn typed_ref<K: Resource<DynamicType = ()>>(gone: &ObjectRef<DynamicObject>) -> ObjectRef<K> {
+    let typed = ObjectRef::new(&gone.name);
+    match &gone.namespace {
+        Some(namespace) => typed.within(namespace),
+        None => typed,
     }
 }
 

@@ -28,3 +28,4 @@ pub mod sync;
 pub mod telemetry;
 pub mod vendors;
 pub mod webhook;
+pub mod work_queue;

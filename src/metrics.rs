@@ -53,6 +53,7 @@ struct Metrics {
     reconciles: Family<KindOutcome, Counter>,
     reconcile_duration: Family<KindLabel, Histogram>,
     in_flight: Family<KindLabel, Gauge>,
+    waiting: Family<KindLabel, Gauge>,
     status_writes: Family<KindLabel, Counter>,
     status_writes_deferred: Family<KindLabel, Counter>,
     vendor_requests: Family<VendorOutcome, Counter>,
@@ -88,6 +89,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "reconciles_in_flight",
         "Reconciles running now (the work queue's depth in progress)",
         in_flight.clone(),
+    );
+    let waiting = Family::<KindLabel, Gauge>::default();
+    registry.register(
+        "reconciles_waiting",
+        "Reconciles waiting for a turn (--concurrency per kind), served first asked first; counted every 5 s",
+        waiting.clone(),
     );
     let status_writes = Family::<KindLabel, Counter>::default();
     registry.register(
@@ -139,6 +146,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         reconciles,
         reconcile_duration,
         in_flight,
+        waiting,
         status_writes,
         status_writes_deferred,
         vendor_requests,
@@ -230,6 +238,16 @@ pub fn set_resources(kind: &str, counts: &ResourceCounts) {
     }
 }
 
+/// How many reconciles of `kind` wait for a turn.
+pub fn set_waiting(kind: &str, waiting: usize) {
+    METRICS
+        .waiting
+        .get_or_create(&KindLabel {
+            kind: kind.to_string(),
+        })
+        .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+}
+
 /// Count a panic caught in `component` (a kind, or "connection").
 pub fn panicked(component: &str) {
     METRICS
@@ -289,6 +307,7 @@ pub fn touch_all() {
     event_dropped("Normal");
     panicked(kind);
     set_resources(kind, &ResourceCounts::default());
+    set_waiting(kind, 0);
 }
 
 #[cfg(test)]
@@ -301,6 +320,7 @@ mod tests {
             "credsync_reconciles",
             "credsync_reconcile_duration_seconds",
             "credsync_reconciles_in_flight",
+            "credsync_reconciles_waiting",
             "credsync_status_writes",
             "credsync_status_writes_deferred",
             "credsync_vendor_requests",

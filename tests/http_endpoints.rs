@@ -138,6 +138,7 @@ async fn health_readiness_and_metrics() {
         "credsync_reconciles",
         "credsync_reconcile_duration_seconds",
         "credsync_reconciles_in_flight",
+        "credsync_reconciles_waiting",
         "credsync_status_writes",
         "credsync_vendor_requests",
         "credsync_vendor_request_duration_seconds",
