@@ -117,6 +117,34 @@ async fn requests_per_second_holds_across_resources() {
     env.stop().await;
 }
 
+/// With every turn taken, reconciles wait in line and start in the order they were asked for.
+/// (kube's own limit took the waiting ones in hash order: under a steady inflow some waited
+/// until it stopped.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciles_wait_their_turn_in_the_order_they_were_asked_for() {
+    const NS: &str = "turns";
+    const N: usize = 20;
+    let env = TestEnv::shared_with(NS, |s| s.concurrency = 1).await;
+    let sim = HelloIdSim::new("k", "s");
+    let server = setup(&env, NS, &sim, json!({})).await;
+    // The connection checked and one resource synced before the line forms.
+    env.apply(NS, &credential(0, "pw")).await;
+    all_ready(&env, NS, 1, Duration::from_secs(30)).await;
+    server.faults.set_latency(Duration::from_millis(150));
+    for i in 1..=N {
+        env.apply(NS, &credential(i, "pw")).await;
+    }
+    all_ready(&env, NS, N + 1, Duration::from_secs(60)).await;
+    let pushed: Vec<usize> = server
+        .journal
+        .matching(&Method::POST, "/api/v1/enduser/")
+        .iter()
+        .filter_map(|r| (1..=N).find(|i| r.path.contains(&user(*i))))
+        .collect();
+    assert_eq!(pushed, (1..=N).collect::<Vec<_>>(), "order of the pushes");
+    env.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_is_honoured() {
     let env = TestEnv::shared("later").await;
