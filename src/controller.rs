@@ -410,53 +410,76 @@ fn managed<K: Managed>(
         }
     });
     // The work queue gives out the turns, in the order they were asked for; kube's own limit
-    // would take waiting requests in hash order (see `work_queue`).
+    // would take waiting requests in hash order (see `work_queue`). Everything that asks for a
+    // reconcile asks the queue, and kube runs what the queue hands it (and its own timers).
     let (turns, handed) = WorkQueue::<ObjectRef<K>>::new(settings.concurrency.into());
-    let controller = Controller::for_stream(stream, reader.clone())
-        .with_config(ControllerConfig::default().concurrency(0))
-        .reconcile_on(tokio_stream_from(handed))
-        .reconcile_on(tokio_stream_from(requests))
-        // A record handed over, or a status write owed since a burst and due now.
-        .reconcile_on(
+    let asks = {
+        let turns = turns.clone();
+        let watch = stream.filter_map(|event| {
+            std::future::ready(match event {
+                Ok(obj) => Some(ObjectRef::from_obj(&obj)),
+                Err(err) => {
+                    tracing::warn!(kind = %K::kind(&()), error = %err, "watch");
+                    None
+                }
+            })
+        });
+        // A Secret or connection changed, a record handed over, or a status write owed since
+        // a burst and due now.
+        let others = futures::stream::select(
+            tokio_stream_from(requests),
             futures::stream::select(tokio_stream_from(takeovers), tokio_stream_from(owed_writes))
                 .map(|(namespace, name)| ObjectRef::new(&name).within(&namespace)),
-        )
-        .graceful_shutdown_on(cancelled(shutdown))
-        .run(
-            {
-                // Reconciles that finish are the work queue's progress, for /healthz.
-                let liveness = liveness.clone();
-                let turns = turns.clone();
-                move |obj, ctx| {
-                    let turn = turns.turn(ObjectRef::from_obj(&*obj));
-                    let working = turn.is_some().then(|| liveness.working());
-                    async move {
-                        // Not its turn yet: it waits in line and comes back when it is.
-                        let Some(_turn) = turn else {
-                            return Ok(Action::await_change());
-                        };
-                        let result = reconcile::reconcile::<K>(obj, ctx).await;
-                        drop(working);
-                        result
-                    }
-                }
-            },
-            reconcile::error_policy::<K>,
-            ctx.clone(),
-        )
-        .for_each({
+        );
+        futures::stream::select(watch, others)
+            .take_until(cancelled(shutdown))
+            .for_each(move |object| {
+                turns.ask(object);
+                std::future::ready(())
+            })
+    };
+    let controller = Controller::for_stream(
+        futures::stream::pending::<Result<K, watcher::Error>>(),
+        reader.clone(),
+    )
+    .with_config(ControllerConfig::default().concurrency(0))
+    .reconcile_on(tokio_stream_from(handed))
+    .graceful_shutdown_on(cancelled(shutdown))
+    .run(
+        {
+            // Reconciles that finish are the work queue's progress, for /healthz.
+            let liveness = liveness.clone();
             let turns = turns.clone();
-            move |result| {
-                if let Err(kube::runtime::controller::Error::ObjectNotFound(gone)) = &result {
-                    turns.gone(&typed_ref(gone));
+            move |obj, ctx| {
+                let turn = turns.turn(ObjectRef::from_obj(&*obj));
+                let working = turn.is_some().then(|| liveness.working());
+                async move {
+                    // Not its turn yet: it waits in line and comes back when it is.
+                    let Some(_turn) = turn else {
+                        return Ok(Action::await_change());
+                    };
+                    let result = reconcile::reconcile::<K>(obj, ctx).await;
+                    drop(working);
+                    result
                 }
-                log_result(result)
             }
-        });
+        },
+        reconcile::error_policy::<K>,
+        ctx.clone(),
+    )
+    .for_each({
+        let turns = turns.clone();
+        move |result| {
+            if let Err(kube::runtime::controller::Error::ObjectNotFound(gone)) = &result {
+                turns.gone(&typed_ref(gone));
+            }
+            log_result(result)
+        }
+    });
     let census = census(reader.clone(), turns, ctx.clone(), shutdown.clone());
     (
         async move {
-            tokio::join!(controller, census);
+            tokio::join!(asks, controller, census);
         },
         Box::new(KindDependents {
             store: reader.clone(),

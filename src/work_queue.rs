@@ -3,12 +3,12 @@
 //! under a steady inflow the objects that hash late wait until the inflow stops: at
 //! N = 100,000 one new resource in a hundred waited minutes (docs/benchmarks.md, sixth pass).
 //!
-//! So kube runs every request at once (no limit of its own) and each reconcile first asks this
-//! queue for a turn. With a turn free and nobody waiting it runs; otherwise it takes its place
-//! at the back and returns, and when its turn comes the queue hands it back to kube, which runs
-//! it again. One place per object, as in client-go's workqueue: asked for again while waiting,
-//! it keeps its place. kube keeps its timers (drift checks, retries): when one fires, the
-//! reconcile queues behind earlier requests like any other.
+//! So every ask for a reconcile (a watch event, a Secret or connection change, an owed status
+//! write) comes here first and waits its turn in line, one place per object as in client-go's
+//! workqueue: asked for again while waiting, it keeps its place. At most `capacity` turns are
+//! out at once; a turn is handed to kube, which runs it without a limit of its own. kube keeps
+//! its timers (drift checks, retries): a reconcile one of them starts first asks for a turn, and
+//! with none free or others waiting it takes its place at the back and returns at once.
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::Hash;
@@ -52,7 +52,15 @@ impl<T: Hash + Eq + Clone> Queue<T> {
         }
     }
 
-    /// kube started a reconcile of `item`.
+    /// Something asks for a reconcile of `item`: it waits for a turn unless it has one that
+    /// kube has not started yet (that run reads the object as it is then).
+    pub fn ask(&mut self, item: &T) {
+        if !self.handed.contains(item) && self.waiting.insert(item.clone()) {
+            self.order.push_back(item.clone());
+        }
+    }
+
+    /// kube started a reconcile of `item` (handed by the queue, or one of kube's own timers).
     pub fn admit(&mut self, item: &T) -> Admission {
         if self.handed.remove(item) {
             self.running.insert(item.clone());
@@ -63,9 +71,7 @@ impl<T: Hash + Eq + Clone> Queue<T> {
             self.running.insert(item.clone());
             return Admission::Run;
         }
-        if self.waiting.insert(item.clone()) {
-            self.order.push_back(item.clone());
-        }
+        self.ask(item);
         Admission::Wait
     }
 
@@ -140,6 +146,14 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
         (queue, handed)
     }
 
+    /// Ask for a reconcile of `item`; kube gets it when its turn comes.
+    pub fn ask(&self, item: T) {
+        let mut queue = self.queue.lock_or_recover();
+        let before = queue.waiting();
+        queue.ask(&item);
+        self.hand_over(&mut queue, before);
+    }
+
     /// A turn for the reconcile of `item` that kube just started, or None: it waits in line
     /// and comes back by itself. The turn is given back when the returned guard drops.
     pub fn turn(self: &Arc<Self>, item: T) -> Option<Turn<T>> {
@@ -212,6 +226,8 @@ mod tests {
 
     /// One step of a scenario and what should follow.
     enum Step {
+        /// Something asks for a reconcile of the item.
+        Ask(&'static str),
         /// kube starts a reconcile of the item: does it run?
         Admit(&'static str, Admission),
         Finish(&'static str),
@@ -226,6 +242,7 @@ mod tests {
         let mut queue = Queue::new(capacity);
         for (i, step) in steps.iter().enumerate() {
             match step {
+                Ask(item) => queue.ask(item),
                 Admit(item, want) => assert_eq!(&queue.admit(item), want, "step {i}: {item}"),
                 Finish(item) => queue.finished(item),
                 Gone(item) => queue.gone(item),
@@ -236,7 +253,63 @@ mod tests {
 
     #[test]
     fn scenarios() {
-        let cases: [(&str, usize, Vec<Step>); 7] = [
+        let cases: [(&str, usize, Vec<Step>); 11] = [
+            (
+                "asks wait in line and are handed to kube in order, up to the free turns",
+                2,
+                vec![
+                    Ask("a"),
+                    Ask("b"),
+                    Ask("c"),
+                    Turns(&["a", "b"]),
+                    Admit("a", Run),
+                    Admit("b", Run),
+                    Turns(&[]),
+                    Finish("b"),
+                    Turns(&["c"]),
+                ],
+            ),
+            (
+                "an ask for an item handed and not started yet adds nothing: that run reads the latest",
+                1,
+                vec![
+                    Ask("a"),
+                    Turns(&["a"]),
+                    Ask("a"),
+                    Admit("a", Run),
+                    Finish("a"),
+                    Turns(&[]),
+                ],
+            ),
+            (
+                "an ask while it runs gets it one more run, after",
+                2,
+                vec![
+                    Ask("a"),
+                    Turns(&["a"]),
+                    Admit("a", Run),
+                    Ask("a"),
+                    Turns(&["a"]),
+                    Finish("a"),
+                    Admit("a", Run),
+                ],
+            ),
+            (
+                "a run started by kube's timer queues behind earlier asks",
+                1,
+                vec![
+                    Ask("a"),
+                    Turns(&["a"]),
+                    Admit("a", Run),
+                    Ask("b"),
+                    Admit("timer", Wait),
+                    Finish("a"),
+                    Turns(&["b"]),
+                    Admit("b", Run),
+                    Finish("b"),
+                    Turns(&["timer"]),
+                ],
+            ),
             (
                 "free turns run at once, nothing queues",
                 2,
@@ -330,6 +403,21 @@ mod tests {
             eprintln!("{name}");
             play(capacity, &steps);
         }
+    }
+
+    #[tokio::test]
+    async fn asks_are_handed_to_kube_as_turns_free_up() {
+        static LINE: AtomicUsize = AtomicUsize::new(0);
+        let (queue, mut handed) = WorkQueue::counted_in(1, &LINE);
+        queue.ask("a");
+        queue.ask("b");
+        assert_eq!(handed.recv().await, Some("a"));
+        assert_eq!(LINE.load(Ordering::Relaxed), 1);
+        let turn = queue.turn("a").expect("a's turn");
+        assert!(handed.try_recv().is_err(), "b waits while a runs");
+        drop(turn);
+        assert_eq!(handed.recv().await, Some("b"));
+        assert_eq!(LINE.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]

@@ -90,6 +90,7 @@ async fn health_readiness_and_metrics() {
     );
     credsync::metrics::status_written("SsoAppCredential");
     drop(credsync::metrics::reconcile_started("SsoAppCredential"));
+    credsync::metrics::set_waiting("SsoAppCredential", 3);
     credsync::metrics::set_resources(
         "SsoAppCredential",
         &credsync::metrics::ResourceCounts {
@@ -149,6 +150,10 @@ async fn health_readiness_and_metrics() {
             "family {family} missing from:\n{text}"
         );
     }
+    assert!(
+        text.contains("credsync_reconciles_waiting{kind=\"SsoAppCredential\"} 3"),
+        "{text}"
+    );
     assert!(
         text.contains(
             "credsync_reconciles_total{kind=\"SsoAppCredential\",outcome=\"VendorUnavailable\"} 1"
