@@ -566,9 +566,9 @@ async fn log_result<K, E: std::fmt::Display, Q: std::fmt::Display>(
         match &err {
             // Transient failures were already logged by the error policy.
             kube::runtime::controller::Error::ReconcilerFailed(_, _) => {}
-            // A reconcile asked for by something other than the watch (a status write owed
-            // since a burst, a takeover, a Secret or connection change) of an object deleted
-            // meanwhile: nothing is left to do, and nothing is wrong.
+            // A reconcile whose turn came after its object was deleted (asked for by its
+            // watch, a status write owed since a burst, a takeover, a Secret or connection
+            // change): nothing is left to do, and nothing is wrong.
             kube::runtime::controller::Error::ObjectNotFound(gone) => {
                 tracing::debug!(object = %gone, "asked to reconcile an object already gone");
             }
