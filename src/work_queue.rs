@@ -148,20 +148,13 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
 
     /// Ask for a reconcile of `item`; kube gets it when its turn comes.
     pub fn ask(&self, item: T) {
-        let mut queue = self.queue.lock_or_recover();
-        let before = queue.waiting();
-        queue.ask(&item);
-        self.hand_over(&mut queue, before);
+        self.change(|queue| queue.ask(&item));
     }
 
     /// A turn for the reconcile of `item` that kube just started, or None: it waits in line
     /// and comes back by itself. The turn is given back when the returned guard drops.
     pub fn turn(self: &Arc<Self>, item: T) -> Option<Turn<T>> {
-        let mut queue = self.queue.lock_or_recover();
-        let before = queue.waiting();
-        let admission = queue.admit(&item);
-        self.hand_over(&mut queue, before);
-        match admission {
+        match self.change(|queue| queue.admit(&item)) {
             Admission::Run => Some(Turn {
                 queue: Arc::clone(self),
                 item: Some(item),
@@ -172,10 +165,7 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
 
     /// kube had no object for a reconcile: if it was handed over, its turn is free again.
     pub fn gone(&self, item: &T) {
-        let mut queue = self.queue.lock_or_recover();
-        let before = queue.waiting();
-        queue.gone(item);
-        self.hand_over(&mut queue, before);
+        self.change(|queue| queue.gone(item));
     }
 
     /// Reconciles waiting for a turn.
@@ -184,15 +174,14 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
     }
 
     fn finished(&self, item: &T) {
-        let mut queue = self.queue.lock_or_recover();
-        let before = queue.waiting();
-        queue.finished(item);
-        self.hand_over(&mut queue, before);
+        self.change(|queue| queue.finished(item));
     }
 
-    /// Hand the turns that came to kube, and count what waits now (`before`: what waited
-    /// when the lock was taken).
-    fn hand_over(&self, queue: &mut Queue<T>, before: usize) {
+    /// Apply `change` to the queue, hand the turns that came to kube, and count what waits now.
+    fn change<R>(&self, change: impl FnOnce(&mut Queue<T>) -> R) -> R {
+        let mut queue = self.queue.lock_or_recover();
+        let before = queue.waiting();
+        let result = change(&mut queue);
         for item in queue.next_turns() {
             // Closed only when kube's controller stopped: nothing runs any more anyway.
             let _ = self.turns.send(item);
@@ -203,6 +192,7 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
         } else {
             self.line.fetch_sub(before - after, Ordering::Relaxed);
         }
+        result
     }
 }
 
