@@ -57,7 +57,27 @@ const ADMIN_TOKEN_USER: &str = "admin";
 impl ControlPlane {
     /// Start etcd and kube-apiserver. Binaries come from `$KUBEBUILDER_ASSETS` when set, else
     /// from `hack/build-tools.sh control-plane` (which builds them once into a cache folder).
+    ///
+    /// The ports are free when picked but not held until the processes bind them, and another
+    /// process's outgoing connection can take one meanwhile (tests start control planes side
+    /// by side): a start that lost a port that way is tried again on new ports.
     pub async fn start() -> Result<ControlPlane, DevError> {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
+        loop {
+            match Self::start_on_free_ports().await {
+                Err(DevError::Setup(message))
+                    if attempt < ATTEMPTS && message.contains("address already in use") =>
+                {
+                    eprintln!("control plane: a port was taken before it was bound; trying again");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_on_free_ports() -> Result<ControlPlane, DevError> {
         let bin = binaries().await?;
         let started = std::time::Instant::now();
         let dir = tempfile::Builder::new().prefix("credsync-cp-").tempdir()?;
