@@ -22,28 +22,30 @@ use crate::api::{
     ClusterVendorConnection, CrmUserCredential, ErpIdentity, SsoAppCredential, VendorConnection,
 };
 use crate::changes::only_changes;
-use crate::connections::check::{ConnectionContext, connection_error_policy, reconcile_connection};
 use crate::connections::dependencies::{
     AllDependents, Dependents, KindDependents, connection_of, holds_cleanup_finalizer,
 };
 use crate::connections::resolve::ConnectionResource;
-use crate::connections::triggers::{
-    ConnectionQueues, connections_deleted, follow_capabilities, forward_usage, watch_secrets,
-};
 use crate::connections::{ClientCache, ConnectionKey, ConnectionStores};
 use crate::liveness::Liveness;
+use crate::managed::Managed;
 use crate::metrics;
 use crate::reconcile::backoff::Backoff;
 use crate::reconcile::conditions;
+use crate::reconcile::connection::{
+    ConnectionContext, connection_error_policy, reconcile_connection,
+};
 use crate::reconcile::deferred_status::DeferredStatus;
 use crate::reconcile::events::EventPublisher;
 use crate::reconcile::fingerprint::{FingerprintKey, FingerprintKeyError};
 use crate::reconcile::in_use;
-use crate::reconcile::managed::Managed;
 use crate::reconcile::{self, Context};
 use crate::secrets::SecretReader;
 use crate::server::Readiness;
 use crate::sync::LockOrRecover;
+use crate::triggers::{
+    ConnectionQueues, connections_deleted, follow_capabilities, forward_usage, watch_secrets,
+};
 use crate::vendors::http::TransportPolicy;
 use crate::work_queue::WorkQueue;
 

@@ -50,7 +50,7 @@ use crate::api::{
     VendorConnection,
 };
 use crate::connections::resolve::secret_names;
-use crate::reconcile::managed::Managed;
+use crate::managed::Managed;
 
 /// The path the API server posts AdmissionReviews to.
 pub const PATH: &str = "/validate";

@@ -100,7 +100,7 @@ async fn sso_app_credential_end_to_end() {
         .applied_fingerprint
         .clone()
         .expect("fingerprint");
-    assert!(fingerprint.starts_with("hmac-sha256:"));
+    assert!(fingerprint.starts_with("hmac-sha256-128:"));
     assert!(
         !serde_json::to_string(&status)
             .expect("json")

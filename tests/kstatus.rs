@@ -108,7 +108,7 @@ async fn kstatus_reads_the_conditions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_replace_lands_only_on_the_object_as_read() {
     use credsync::api::SyncStatus;
-    use credsync::reconcile::managed::Managed;
+    use credsync::managed::Managed;
     use credsync::reconcile::status_write::{self, Written};
     use kube::Api;
 

@@ -9,6 +9,13 @@ pub const GROUP: &str = "credsync.io";
 /// The one served version.
 pub const VERSION: &str = "v1alpha1";
 
+/// Held while a Delete-policy resource's vendor record may still exist.
+pub const FINALIZER: &str = "credsync.io/cleanup";
+/// `"true"` stops every vendor call for the resource.
+pub const PAUSED_ANNOTATION: &str = "credsync.io/paused";
+/// Any new value asks for one sync now, even when nothing changed.
+pub const RECONCILE_REQUESTED_ANNOTATION: &str = "credsync.io/reconcile-requested-at";
+
 /// A key in a Secret of the referencing resource's own namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub struct SecretKeyRef {

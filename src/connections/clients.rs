@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use super::dependencies::SecretsRead;
 use super::{ConnectionKey, ResolvedConnection};
-use crate::reconcile::error::ReconcileError;
-use crate::reconcile::scrub::Redactions;
+use crate::error::ReconcileError;
+use crate::scrub::Redactions;
 use crate::secrets::{ConnectionSecrets, SecretId, SecretReader};
 use crate::sync::LockOrRecover;
 use crate::vendors::http::TransportPolicy;
@@ -180,7 +180,7 @@ mod tests {
 
     /// The mock API server's HelloID connection, as its check resolves it.
     fn helloid() -> ResolvedConnection {
-        ResolvedConnection::of(&crate::reconcile::api_calls::helloid_connection())
+        ResolvedConnection::of(&crate::connections::resolve::helloid_connection("team"))
     }
 
     type Answer = mock::SendResponse<Response<Body>>;

@@ -11,8 +11,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::mpsc;
 
 use super::ConnectionKey;
-use crate::reconcile;
-use crate::reconcile::managed::Managed;
+use crate::managed::Managed;
 use crate::secrets::SecretId;
 use crate::sync::LockOrRecover;
 
@@ -121,7 +120,7 @@ impl<K: Managed> Dependents for KindDependents<K> {
 
 /// `obj` holds the finalizer that keeps it until its vendor record is deleted.
 pub fn holds_cleanup_finalizer<K: kube::Resource>(obj: &K) -> bool {
-    obj.finalizers().iter().any(|f| f == reconcile::FINALIZER)
+    obj.finalizers().iter().any(|f| f == crate::api::FINALIZER)
 }
 
 #[cfg(test)]

@@ -1,20 +1,18 @@
-//! The connections wing: everything about VendorConnections and ClusterVendorConnections that is
-//! not a managed resource's reconcile, in one place.
+//! The connections wing: what reconciles need to know of VendorConnections and
+//! ClusterVendorConnections, below the reconcilers (it uses none of them).
 //!
 //! - [`resolve`]: finding a resource's connection in the caches and who may use it;
 //! - [`clients`]: one vendor client per connection, and the Secrets each connect read;
-//! - [`check`]: the connection reconciler (Ready or the problem, in-use holds);
-//! - [`dependencies`]: which resources use which connection or Secret, and queueing them;
-//! - [`triggers`]: the tasks that turn Secret, connection and capability changes into
-//!   re-checks.
+//! - [`dependencies`]: which resources use which connection or Secret, and queueing them.
+//!
+//! The connection reconciler is [`crate::reconcile::connection`]; the tasks that turn Secret,
+//! connection and capability changes into re-checks are [`crate::triggers`].
 //!
 //! A connection is named by a [`ConnectionKey`], made only by [`ConnectionKey::new`].
 
-pub mod check;
 pub mod clients;
 pub mod dependencies;
 pub mod resolve;
-pub mod triggers;
 
 pub use clients::{ClientCache, ConnectionClient};
 pub use resolve::{ConnectionStores, ResolvedConnection};
@@ -74,6 +72,12 @@ impl ConnectionKey {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The connection as its resources name it (kind and name): a VendorConnection is always in
+    /// their own namespace, so their conditions leave it out (every status write carries them).
+    pub fn as_named_by_its_resources(&self) -> String {
+        format!("{:?} {}", self.kind, self.name)
+    }
 }
 
 impl std::fmt::Display for ConnectionKey {
@@ -82,5 +86,26 @@ impl std::fmt::Display for ConnectionKey {
             Some(ns) => write!(f, "{:?} {ns}/{}", self.kind, self.name),
             None => write!(f, "{:?} {}", self.kind, self.name),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_in_logs_and_in_conditions() {
+        let namespaced = ConnectionKey::new(ConnectionKind::VendorConnection, "crm", "team-a");
+        assert_eq!(namespaced.to_string(), "VendorConnection team-a/crm");
+        assert_eq!(
+            namespaced.as_named_by_its_resources(),
+            "VendorConnection crm"
+        );
+        let cluster = ConnectionKey::new(ConnectionKind::ClusterVendorConnection, "crm", "team-a");
+        assert_eq!(cluster.to_string(), "ClusterVendorConnection crm");
+        assert_eq!(
+            cluster.as_named_by_its_resources(),
+            "ClusterVendorConnection crm"
+        );
     }
 }

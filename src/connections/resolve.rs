@@ -13,7 +13,7 @@ use crate::api::{
     ClusterVendorConnection, ConnectionKind, ConnectionRef, Vendor, VendorConnection,
     VendorEndpoint,
 };
-use crate::reconcile::error::ReconcileError;
+use crate::error::ReconcileError;
 use crate::secrets::{ConnectionScope, SecretId};
 use crate::vendors;
 
@@ -258,4 +258,17 @@ async fn namespace_allowed(
         .get_metadata(namespace)
         .await?;
     Ok(selector.matches(ns.metadata.labels.as_ref().unwrap_or(&Default::default())))
+}
+
+/// A HelloID VendorConnection `helloid` in `namespace` whose key is in Secret `helloid-api`, for
+/// the tests on a mock API server.
+#[cfg(test)]
+pub(crate) fn helloid_connection(namespace: &str) -> crate::api::VendorConnection {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "credsync.io/v1alpha1",
+        "kind": "VendorConnection",
+        "metadata": {"name": "helloid", "namespace": namespace, "uid": "conn-uid", "generation": 1},
+        "spec": {"helloId": {"url": "https://helloid.example.com", "apiKeySecretRef": {"name": "helloid-api"}}}
+    }))
+    .expect("connection")
 }

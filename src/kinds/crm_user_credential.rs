@@ -9,8 +9,8 @@ use crate::api::{
     ConnectionRef, CrmUserCredential, CrmUserCredentialStatus, DeletionPolicy, SecretKeyRef,
     SyncStatus,
 };
-use crate::reconcile::error::ReconcileError;
-use crate::reconcile::managed::{Managed, secret, vendor_mismatch};
+use crate::error::ReconcileError;
+use crate::managed::{Managed, secret, vendor_mismatch};
 use crate::secrets::ResolvedSecrets;
 use crate::vendors::oracle::{PasswordUser, UserPassword};
 use crate::vendors::superoffice::{CredentialSpec, UntrustedCredentials, UserCredentials};

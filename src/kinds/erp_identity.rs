@@ -6,8 +6,8 @@ use crate::api::tenancy::{self, TenancyPolicy};
 use crate::api::{
     ConnectionRef, DeletionPolicy, ErpIdentity, ErpIdentityStatus, SecretKeyRef, SyncStatus,
 };
-use crate::reconcile::error::ReconcileError;
-use crate::reconcile::managed::{Managed, vendor_mismatch};
+use crate::error::ReconcileError;
+use crate::managed::{Managed, vendor_mismatch};
 use crate::secrets::ResolvedSecrets;
 use crate::vendors::apex::{ErpIdentityRecord, Identity, IdentityOutputs, SaveRequest, UserInfo};
 use crate::vendors::{ExternalClient, VendorClient};

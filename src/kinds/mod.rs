@@ -1,4 +1,4 @@
-//! How each managed kind maps onto the vendors: its [`Managed`](crate::reconcile::managed::Managed)
+//! How each managed kind maps onto the vendors: its [`Managed`](crate::managed::Managed)
 //! implementation, one file per kind.
 
 pub mod crm_user_credential;
@@ -10,7 +10,7 @@ mod tests {
     use serde_json::json;
 
     use crate::api::{ErpIdentity, SsoAppCredential, SyncStatus};
-    use crate::reconcile::managed::Managed;
+    use crate::managed::Managed;
     use crate::vendors::apex::IdentityOutputs;
     use crate::vendors::helloid::CredentialSetOutputs;
 

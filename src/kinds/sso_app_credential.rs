@@ -9,8 +9,8 @@ use crate::api::{
     ConnectionRef, DeletionPolicy, SecretKeyRef, SsoAppCredential, SsoAppCredentialStatus,
     SyncStatus,
 };
-use crate::reconcile::error::ReconcileError;
-use crate::reconcile::managed::{Managed, secret, vendor_mismatch};
+use crate::error::ReconcileError;
+use crate::managed::{Managed, secret, vendor_mismatch};
 use crate::secrets::ResolvedSecrets;
 use crate::vendors::helloid::{
     CredentialSet, CredentialSetOutputs, CredentialSetRequest, CredentialValue,

@@ -61,14 +61,8 @@ fn context(connections: Vec<VendorConnection>) -> (Arc<Context>, ApiServerHandle
     (Arc::new(ctx), handle)
 }
 
-pub(crate) fn helloid_connection() -> VendorConnection {
-    serde_json::from_value(json!({
-        "apiVersion": "credsync.io/v1alpha1",
-        "kind": "VendorConnection",
-        "metadata": {"name": "helloid", "namespace": NAMESPACE, "uid": "conn-uid", "generation": 1},
-        "spec": {"helloId": {"url": "https://helloid.example.com", "apiKeySecretRef": {"name": "helloid-api"}}}
-    }))
-    .expect("connection")
+fn helloid_connection() -> VendorConnection {
+    crate::connections::resolve::helloid_connection(NAMESPACE)
 }
 
 /// An SsoAppCredential with inline values only (binding reads no Secret of its own), with

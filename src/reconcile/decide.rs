@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::conditions;
+use super::fingerprint;
 use super::memory::{Applied, Refusal};
 use crate::api::{DeletionPolicy, SyncStatus};
 use crate::vendors::VendorError;
@@ -261,7 +262,11 @@ pub fn last_applied(applied: Option<&Applied>, status: &SyncStatus) -> (String, 
         .map(|a| (a.fingerprint.clone(), a.handled.clone()))
         .unwrap_or_else(|| {
             (
-                status.applied_fingerprint.clone().unwrap_or_default(),
+                status
+                    .applied_fingerprint
+                    .as_deref()
+                    .map(fingerprint::as_current)
+                    .unwrap_or_default(),
                 status.last_handled_reconcile_at.clone(),
             )
         })
@@ -354,6 +359,11 @@ mod tests {
             last_transition_time: Time(now()),
         }
     }
+
+    /// One MAC (bytes 0, 1, ... 31) as an earlier release wrote it, and as written today.
+    const LEGACY: &str =
+        "hmac-sha256:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    const CURRENT: &str = "hmac-sha256-128:AAECAwQFBgcICQoLDA0ODw";
 
     fn synced(fingerprint: &str, last_synced: Option<Time>) -> SyncStatus {
         SyncStatus {
@@ -532,6 +542,30 @@ mod tests {
                 want: Step::Apply {
                     cause: Cause::Changed,
                     refusal_attempt: Some("a|client|None".into()),
+                    then: write_only,
+                },
+                ..Row::default()
+            },
+            Row {
+                name: "written by an earlier release (the whole MAC in hex), same MAC: nothing",
+                status: synced(LEGACY, Some(ago(60))),
+                desired: Some(desired(CURRENT, false, true)),
+                want: Step::Nothing { then: write_only },
+                ..Row::default()
+            },
+            Row {
+                name: "written by an earlier release, another MAC: apply",
+                status: synced(LEGACY, Some(ago(60))),
+                desired: Some(desired(
+                    "hmac-sha256-128:AAECAwQFBgcICQoLDA0OAA",
+                    false,
+                    true,
+                )),
+                want: Step::Apply {
+                    cause: Cause::Changed,
+                    refusal_attempt: Some(
+                        "hmac-sha256-128:AAECAwQFBgcICQoLDA0OAA|client|None".into(),
+                    ),
                     then: write_only,
                 },
                 ..Row::default()

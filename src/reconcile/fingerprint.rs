@@ -1,6 +1,8 @@
 //! `status.appliedFingerprint`: a keyed HMAC-SHA256 of the desired request, secret values
 //! included, so a changed secret is seen without storing anything that reveals it. The key is
-//! the operator's own, in a Secret it creates on first start.
+//! the operator's own, in a Secret it creates on first start. The MAC is kept to its first 128
+//! bits (RFC 2104 section 5), base64url: every status write, watch event and cached copy carries
+//! it, and 128 bits are more than a change check needs from a MAC nobody can compute without the key.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +17,11 @@ use sha2::Sha256;
 
 const KEY_FIELD: &str = "hmac-key";
 const KEY_BYTES: usize = 32;
+/// The fingerprint's text: this prefix, then the MAC's first [`MAC_BYTES`] in base64url.
+const PREFIX: &str = "hmac-sha256-128:";
+const MAC_BYTES: usize = 16;
+/// Earlier releases wrote the whole MAC in hex; statuses they wrote still vouch for what was applied.
+const LEGACY_PREFIX: &str = "hmac-sha256:";
 
 /// The operator's fingerprint key.
 pub struct FingerprintKey(SecretBox<Vec<u8>>);
@@ -113,8 +120,29 @@ impl FingerprintKey {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);
         }
-        format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+        shown(&mac.finalize().into_bytes())
     }
+}
+
+fn shown(mac: &[u8]) -> String {
+    use base64::Engine;
+    let kept = &mac[..MAC_BYTES.min(mac.len())];
+    format!(
+        "{PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(kept)
+    )
+}
+
+/// A fingerprint read from a status, in today's text: one in the legacy text (the whole MAC in
+/// hex) becomes the same MAC kept short, so an upgrade does not send every record again.
+/// Anything else is returned as it is (and matches no fingerprint if it is not one).
+pub fn as_current(stored: &str) -> String {
+    stored
+        .strip_prefix(LEGACY_PREFIX)
+        .and_then(|digits| hex::decode(digits).ok())
+        .filter(|mac| mac.len() == 32)
+        .map(|mac| shown(&mac))
+        .unwrap_or_else(|| stored.to_string())
 }
 
 #[cfg(test)]
@@ -135,5 +163,50 @@ mod tests {
         let plain = hex::encode(Sha256::digest(value));
         assert!(!fa.contains(&plain));
         assert!(!format!("{a:?}").contains(|c: char| c.is_ascii_digit()));
+    }
+
+    /// The text every status carries: the prefix and 128 bits in base64url (22 characters).
+    #[test]
+    fn short_text() {
+        let fp = FingerprintKey::random().fingerprint(b"conn", b"value");
+        let encoded = fp.strip_prefix(PREFIX).unwrap_or_default();
+        assert_eq!(encoded.len(), 22, "{fp}");
+        assert!(
+            encoded
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+    }
+
+    /// A status written by an older release (the whole MAC in hex) vouches for the same request
+    /// once read; anything else read from a status stays what it was.
+    #[test]
+    fn legacy_text_reads_as_the_same_fingerprint() {
+        let key = FingerprintKey::from_bytes(vec![7; 32]);
+        let mut mac = Hmac::<Sha256>::new_from_slice(&[7; 32]).expect("any key length");
+        for part in [b"credsync/v1".as_slice(), b"conn", b"value"] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        let legacy = format!(
+            "{LEGACY_PREFIX}{}",
+            hex::encode(mac.finalize().into_bytes())
+        );
+        let current = key.fingerprint(b"conn", b"value");
+        assert_eq!(as_current(&legacy), current);
+        assert_eq!(as_current(&current), current);
+        assert_ne!(
+            as_current(&legacy),
+            key.fingerprint(b"conn", b"other value")
+        );
+        for odd in [
+            "",
+            "hmac-sha256:",
+            "hmac-sha256:zz",
+            "hmac-sha256:abcd",
+            "x",
+        ] {
+            assert_eq!(as_current(odd), odd, "{odd:?}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! restart) no credentials to build its client from, and the namespace would never go.
 //!
 //! The connection reconcile decides (it sees every resource through the caches): while any
-//! resource holding [`super::FINALIZER`] uses the connection, the connection and each Secret it
+//! resource holding [`FINALIZER`](crate::api::FINALIZER) uses the connection, the connection and each Secret it
 //! reads carry [`IN_USE_FINALIZER`] (one per shard: [`finalizer_for_shard`]); when none does,
 //! the Secrets are let go first, then the connection. A Secret shared by several connections
 //! stays while any of them is in use.
@@ -17,7 +17,7 @@ use kube::{Api, Client, Resource};
 use serde_json::json;
 
 /// Held on a connection, and on the Secrets it reads, while a resource with
-/// [`super::FINALIZER`] uses it.
+/// [`FINALIZER`](crate::api::FINALIZER) uses it.
 pub const IN_USE_FINALIZER: &str = "credsync.io/in-use";
 
 /// The in-use finalizer of one operator Deployment. Shards (`--watch-namespace`,

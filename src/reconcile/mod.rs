@@ -1,6 +1,6 @@
 //! The one generic reconciler every managed kind runs on. It owns finalizers, conditions,
 //! events, fingerprints, drift checks and backoff; kinds and vendors only say how a spec maps
-//! to an [`ExternalClient`](crate::vendors::ExternalClient) (see [`managed::Managed`]).
+//! to an [`ExternalClient`](crate::vendors::ExternalClient) (see [`Managed`](crate::managed::Managed)).
 //!
 //! A vendor is called only when the desired state changed (the keyed fingerprint of the
 //! request, secret values included, differs from `status.appliedFingerprint`), when a person
@@ -14,16 +14,14 @@
 pub mod backoff;
 pub mod claims;
 pub mod conditions;
+pub mod connection;
 pub mod decide;
 pub mod deferred_status;
-pub mod error;
 pub mod events;
 pub mod fingerprint;
 pub mod in_use;
 pub mod isolate;
-pub mod managed;
 pub mod memory;
-pub mod scrub;
 pub mod status_write;
 
 #[cfg(test)]
@@ -47,25 +45,18 @@ use self::decide::{
     Cause, CleanupFacts, CleanupStep, Desired, DesiredState, Facts, Observed, Requeue, Step, Why,
 };
 use self::deferred_status::DeferredStatus;
-use self::error::ReconcileError;
 use self::events::EventPublisher;
 use self::fingerprint::FingerprintKey;
-use self::managed::Managed;
 use self::memory::{Applied, ObjectMemory, Refusal};
 use self::status_write::Written;
-use crate::api::SyncStatus;
+use crate::api::{FINALIZER, PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION, SyncStatus};
 use crate::connections::{ClientCache, ConnectionClient, ConnectionStores, ResolvedConnection};
+use crate::error::ReconcileError;
+use crate::managed::Managed;
 use crate::metrics;
 use crate::secrets::{ResolvedSecrets, SecretReader};
 use crate::vendors::http::TransportPolicy;
 use crate::vendors::{ExternalClient, Observation, VendorError};
-
-/// Held while a Delete-policy resource's vendor record may still exist.
-pub const FINALIZER: &str = "credsync.io/cleanup";
-/// `"true"` stops every vendor call for the resource.
-pub const PAUSED_ANNOTATION: &str = "credsync.io/paused";
-/// Any new value asks for one sync now, even when nothing changed.
-pub const RECONCILE_REQUESTED_ANNOTATION: &str = "credsync.io/reconcile-requested-at";
 
 /// What every reconcile shares.
 pub struct Context {
@@ -345,7 +336,7 @@ async fn apply<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, ReconcileEr
                 confirmed_at,
                 event,
                 requeue,
-                connection: conn.key.to_string(),
+                connection: conn.key.as_named_by_its_resources(),
             })
         };
         let done = match step {
@@ -743,7 +734,7 @@ fn vendor_failure(
 ) -> VendorError {
     client.vendor.hold_off(&e);
     e.map_message(|m| {
-        let own = scrub::Redactions::new(secrets.values());
+        let own = crate::scrub::Redactions::new(secrets.values());
         client.redactions.scrub(&own.scrub(&m))
     })
 }

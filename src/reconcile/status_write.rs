@@ -10,7 +10,7 @@ use kube::{Client, ResourceExt};
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
-use super::managed::Managed;
+use crate::managed::Managed;
 
 /// Who wrote the status, in the object's managedFields.
 pub const FIELD_MANAGER: &str = "credsync";

@@ -10,13 +10,13 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use super::dependencies::{AllDependents, connection_changed};
-use super::resolve::{ConnectionResource, secrets_named};
-use super::{ConnectionKey, ResolvedConnection};
-use crate::reconcile::Context;
-use crate::reconcile::conditions::{self, Health};
-use crate::reconcile::error::ReconcileError;
-use crate::reconcile::in_use;
+use super::Context;
+use super::conditions::{self, Health};
+use super::in_use;
+use crate::connections::dependencies::{AllDependents, connection_changed};
+use crate::connections::resolve::{ConnectionResource, secrets_named};
+use crate::connections::{ConnectionKey, ResolvedConnection};
+use crate::error::ReconcileError;
 use crate::secrets::SecretId;
 use crate::vendors::capabilities::{Capabilities, Capability};
 

@@ -8,8 +8,8 @@ use kube::core::NamespaceResourceScope;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::error::ReconcileError;
 use crate::api::{ConnectionRef, DeletionPolicy, SecretKeyRef, SyncStatus, TenancyPolicy};
+use crate::error::ReconcileError;
 use crate::secrets::ResolvedSecrets;
 use crate::vendors::{ExternalClient, VendorClient};
 

@@ -15,10 +15,10 @@ use kube::{Api, ResourceExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::dependencies::{AllDependents, connection_changed};
-use super::resolve::ConnectionResource;
-use super::{ConnectionKey, ConnectionStores};
 use crate::api::{ClusterVendorConnection, ConnectionKind, VendorConnection};
+use crate::connections::dependencies::{AllDependents, connection_changed};
+use crate::connections::resolve::ConnectionResource;
+use crate::connections::{ConnectionKey, ConnectionStores};
 use crate::liveness::Liveness;
 use crate::reconcile::Context;
 use crate::secrets::{SecretId, UNWATCHED_SECRET_TYPES};
