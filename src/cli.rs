@@ -68,10 +68,10 @@ pub struct RunArgs {
     /// Under load, when the operator has nothing left to run, it waits this long before asking
     /// the kernel for more network events, so a burst is handled in batches rather than one
     /// wake-up per answer: at N = 10,000 (make bench) 2ms took the operator's CPU down by a
-    /// fifth and its context switches by 60%. Only while events come faster than this and no
-    /// reconcile waits for a turn; each step of a sync may then wait this much longer. 0 turns
-    /// it off. At most 50ms.
-    #[arg(long, env = "CREDSYNC_IO_BATCH_WINDOW", default_value = "2ms", value_parser = parse_io_batch_window)]
+    /// fifth and its context switches by 60%, and 5ms the API server's work for it by a little
+    /// more. Only while events come faster than this and no reconcile waits for a turn; each
+    /// step of a sync may then wait this much longer. 0 turns it off. At most 50ms.
+    #[arg(long, env = "CREDSYNC_IO_BATCH_WINDOW", default_value = "5ms", value_parser = parse_io_batch_window)]
     pub io_batch_window: Duration,
     /// Allow plain http:// vendor URLs. For tests and demos only.
     #[arg(long, env = "CREDSYNC_ALLOW_HTTP")]
@@ -218,9 +218,9 @@ mod tests {
     use tokio::runtime::RuntimeFlavor;
 
     #[test]
-    fn the_io_batch_window_is_2ms_unless_set_and_never_beyond_50ms() {
+    fn the_io_batch_window_is_5ms_unless_set_and_never_beyond_50ms() {
         let cases: [(&[&str], Option<Duration>); 6] = [
-            (&[], Some(Duration::from_millis(2))),
+            (&[], Some(Duration::from_millis(5))),
             (&["--io-batch-window", "0"], Some(Duration::ZERO)),
             (
                 &["--io-batch-window", "2ms"],
