@@ -11,7 +11,7 @@
 //! logging and Prometheus; [`sync`] the one way to take a lock; [`changes`] which watch events
 //! reach a reconciler; [`controller`] only wires kinds, watches and tasks together; [`webhook`]
 //! is the optional admission webhook that refuses references to Secrets the requesting user
-//! cannot read.
+//! cannot read, [`serving_cert`] its certificate, followed as cert-manager renews it.
 
 pub mod api;
 pub mod changes;
@@ -30,6 +30,7 @@ pub mod reconcile;
 pub mod scrub;
 pub mod secrets;
 pub mod server;
+pub mod serving_cert;
 pub mod sync;
 pub mod telemetry;
 pub mod triggers;

@@ -61,6 +61,13 @@ struct Metrics {
     events_dropped: Family<EventTypeLabel, Counter>,
     resources: Family<KindState, Gauge>,
     panics: Family<ComponentLabel, Counter>,
+    webhook_reviews: Family<VerdictLabel, Counter>,
+    webhook_duration: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabel {
+    verdict: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -140,9 +147,23 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Panics caught and isolated (a bug in credsync): the object's reconcile failed with reason InternalError, the process went on",
         panics.clone(),
     );
+    let webhook_reviews = Family::<VerdictLabel, Counter>::default();
+    registry.register(
+        "webhook_reviews",
+        "Admission reviews answered by the webhook, by verdict: allowed, refused (a Secret the user may not get), unchecked (the access check failed: refused), unreadable (the object: refused), malformed (not an AdmissionReview)",
+        webhook_reviews.clone(),
+    );
+    let webhook_duration = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+    registry.register(
+        "webhook_review_duration_seconds",
+        "Time the webhook took to answer a review (its SubjectAccessReviews included); the API server gives up after the configuration's timeoutSeconds",
+        webhook_duration.clone(),
+    );
     Metrics {
         registry,
         panics,
+        webhook_reviews,
+        webhook_duration,
         reconciles,
         reconcile_duration,
         in_flight,
@@ -286,6 +307,17 @@ pub fn vendor_request(vendor: Vendor, operation: &str, outcome: &str, took: Dura
         .observe(took.as_secs_f64());
 }
 
+/// Count an admission review the webhook answered.
+pub fn webhook_reviewed(verdict: &str, took: Duration) {
+    let m = &*METRICS;
+    m.webhook_reviews
+        .get_or_create(&VerdictLabel {
+            verdict: verdict.to_string(),
+        })
+        .inc();
+    m.webhook_duration.observe(took.as_secs_f64());
+}
+
 /// The registry in Prometheus text format.
 pub fn encode() -> String {
     let mut out = String::new();
@@ -308,6 +340,7 @@ pub fn touch_all() {
     panicked(kind);
     set_resources(kind, &ResourceCounts::default());
     set_waiting(kind, 0);
+    webhook_reviewed("allowed", Duration::ZERO);
 }
 
 #[cfg(test)]
@@ -327,6 +360,8 @@ mod tests {
             "credsync_vendor_request_duration_seconds",
             "credsync_events_dropped",
             "credsync_resources",
+            "credsync_webhook_reviews",
+            "credsync_webhook_review_duration_seconds",
         ] {
             assert!(text.contains(&format!("# TYPE {family} ")), "{text}");
         }

@@ -37,13 +37,11 @@ use kube::api::PostParams;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::{Api, Client};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{
     ClusterVendorConnection, CrmUserCredential, ErpIdentity, GROUP, SsoAppCredential,
@@ -51,6 +49,8 @@ use crate::api::{
 };
 use crate::connections::resolve::secret_names;
 use crate::managed::Managed;
+use crate::metrics;
+use crate::serving_cert::{self, CertError, ServingCert};
 
 /// The path the API server posts AdmissionReviews to.
 pub const PATH: &str = "/validate";
@@ -70,8 +70,8 @@ const MAX_REVIEW_BYTES: usize = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
-    #[error("webhook certificate: {0}")]
-    Tls(String),
+    #[error(transparent)]
+    Tls(#[from] CertError),
     #[error("webhook: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -197,11 +197,42 @@ fn own_namespace_refs<K: Managed>(obj: K, namespace: &str) -> Vec<(String, Strin
         .collect()
 }
 
+/// How a review ended (the metric's label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// A referenced Secret the user may not get.
+    Refused,
+    /// The user's access could not be checked (SubjectAccessReview failed): refused.
+    Unchecked,
+    /// The object could not be read: refused.
+    Unreadable,
+}
+
+impl Verdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Allowed => "allowed",
+            Verdict::Refused => "refused",
+            Verdict::Unchecked => "unchecked",
+            Verdict::Unreadable => "unreadable",
+        }
+    }
+}
+
 /// Judge one admission request.
 pub async fn review(
     req: &AdmissionRequest<DynamicObject>,
     access: &dyn SecretAccess,
 ) -> AdmissionResponse {
+    judge(req, access).await.0
+}
+
+/// Judge one admission request, and say how it ended.
+pub async fn judge(
+    req: &AdmissionRequest<DynamicObject>,
+    access: &dyn SecretAccess,
+) -> (AdmissionResponse, Verdict) {
     let allow = AdmissionResponse::from(req);
     let deny = |message: String| {
         let mut response = AdmissionResponse::from(req).deny(message);
@@ -214,7 +245,7 @@ pub async fn review(
         || req.sub_resource.is_some()
         || !matches!(req.operation, Operation::Create | Operation::Update)
     {
-        return allow;
+        return (allow, Verdict::Allowed);
     }
     let kind = req.kind.kind.as_str();
     let what = match &req.namespace {
@@ -222,7 +253,10 @@ pub async fn review(
         None => format!("{kind} {}", req.name),
     };
     let Some(object) = &req.object else {
-        return deny(format!("{what}: the request carries no object"));
+        return (
+            deny(format!("{what}: the request carries no object")),
+            Verdict::Unreadable,
+        );
     };
     let refs = |obj: &DynamicObject| {
         serde_json::to_value(obj)
@@ -231,17 +265,22 @@ pub async fn review(
     };
     let secrets = match refs(object) {
         Ok(s) => s,
-        Err(e) => return deny(format!("{what} refused by {WEBHOOK_NAME}: {e}")),
+        Err(e) => {
+            return (
+                deny(format!("{what} refused by {WEBHOOK_NAME}: {e}")),
+                Verdict::Unreadable,
+            );
+        }
     };
     if req.operation == Operation::Update
         && let Some(old) = &req.old_object
         && old.data.get("spec") == object.data.get("spec")
     {
         // Metadata only (labels, finalizers, the operator's own patches): nothing is re-routed.
-        return allow;
+        return (allow, Verdict::Allowed);
     }
     if secrets.is_empty() {
-        return allow;
+        return (allow, Verdict::Allowed);
     }
     let user = req
         .user_info
@@ -265,10 +304,11 @@ pub async fn review(
     }
     if !unknown.is_empty() {
         tracing::warn!(%user, object = %what, "admission refused: Secret access could not be checked");
-        return deny(format!(
+        let response = deny(format!(
             "{what}: could not check whether {user} may get Secret {}; refused until it can be checked. {DENIED_MARKER}.",
             unknown.join(", ")
         ));
+        return (response, Verdict::Unchecked);
     }
     if !refused.is_empty() {
         tracing::info!(%user, object = %what, secrets = %refused.join(","), "admission refused: Secret not readable by the user");
@@ -286,9 +326,9 @@ pub async fn review(
         response
             .audit_annotations
             .insert("refused-secrets".into(), refused.join(","));
-        return response;
+        return (response, Verdict::Refused);
     }
-    allow
+    (allow, Verdict::Allowed)
 }
 
 trait ClassifyName {
@@ -315,6 +355,7 @@ pub fn router(access: Arc<dyn SecretAccess>) -> Router {
 }
 
 async fn validate(State(access): State<Arc<dyn SecretAccess>>, body: Bytes) -> Response {
+    let started = std::time::Instant::now();
     let review_in: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -323,12 +364,14 @@ async fn validate(State(access): State<Arc<dyn SecretAccess>>, body: Bytes) -> R
                 line = e.line(),
                 "not an AdmissionReview"
             );
+            metrics::webhook_reviewed("malformed", started.elapsed());
             return (StatusCode::BAD_REQUEST, "expected an AdmissionReview v1").into_response();
         }
     };
     let request: AdmissionRequest<DynamicObject> = match review_in.try_into() {
         Ok(r) => r,
         Err(_) => {
+            metrics::webhook_reviewed("malformed", started.elapsed());
             return (
                 StatusCode::BAD_REQUEST,
                 "the AdmissionReview carries no request",
@@ -336,54 +379,15 @@ async fn validate(State(access): State<Arc<dyn SecretAccess>>, body: Bytes) -> R
                 .into_response();
         }
     };
-    let response = review(&request, access.as_ref()).await;
+    let (response, verdict) = judge(&request, access.as_ref()).await;
+    metrics::webhook_reviewed(verdict.label(), started.elapsed());
     axum::Json(response.into_review()).into_response()
-}
-
-/// A server TLS configuration from PEM: the certificate chain and its private key.
-pub fn tls_config(
-    cert_pem: &[u8],
-    key_pem: &[u8],
-) -> Result<Arc<rustls::ServerConfig>, WebhookError> {
-    let tls = |what: &str, e: &dyn std::fmt::Display| WebhookError::Tls(format!("{what}: {e}"));
-    let chain = CertificateDer::pem_slice_iter(cert_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| tls("tls.crt", &e))?;
-    if chain.is_empty() {
-        return Err(WebhookError::Tls("tls.crt holds no certificate".into()));
-    }
-    // The key's PEM error says what is wrong with the file, never what it holds.
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| tls("tls.key", &e))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| tls("protocol versions", &e))?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .map_err(|e| tls("tls.crt and tls.key", &e))?;
-    // axum serves HTTP/1.1 here; say so, so the API server does not try h2.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// The TLS configuration from `tls.crt` and `tls.key` in `dir` (a mounted kubernetes.io/tls
-/// Secret, as the chart and cert-manager provide it). Read once: a new certificate needs a restart.
-pub async fn load_tls(dir: &Path) -> Result<Arc<rustls::ServerConfig>, WebhookError> {
-    let read = |name: &'static str| async move {
-        tokio::fs::read(dir.join(name))
-            .await
-            .map_err(|e| WebhookError::Tls(format!("{}: {e}", dir.join(name).display())))
-    };
-    let cert = read("tls.crt").await?;
-    let key = zeroize::Zeroizing::new(read("tls.key").await?);
-    tls_config(&cert, &key)
 }
 
 /// A bound webhook server, ready to run.
 pub struct Server {
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: Arc<ServingCert>,
     access: Arc<dyn SecretAccess>,
 }
 
@@ -394,13 +398,13 @@ impl Server {
         cert_dir: &Path,
         client: Client,
     ) -> Result<Server, WebhookError> {
-        let tls = load_tls(cert_dir).await?;
+        let tls = ServingCert::load(cert_dir).await?;
         let listener = TcpListener::bind(addr).await?;
-        Ok(Server::new(
+        Ok(Server {
             listener,
             tls,
-            Arc::new(SubjectAccessReviews::new(client)),
-        ))
+            access: Arc::new(SubjectAccessReviews::new(client)),
+        })
     }
 
     /// A server on a bound listener (tests: port 0, any [`SecretAccess`]).
@@ -411,7 +415,7 @@ impl Server {
     ) -> Server {
         Server {
             listener,
-            tls,
+            tls: ServingCert::fixed(tls),
             access,
         }
     }
@@ -428,7 +432,13 @@ impl Server {
         let local = self.listener.local_addr()?;
         tracing::info!(addr = %local, path = PATH, "serving the admission webhook (https)");
         let (tx, rx) = mpsc::channel(64);
-        let acceptor = TlsAcceptor::from(self.tls);
+        let certificate = self.tls;
+        let stop_following = CancellationToken::new();
+        let following = tokio::spawn(
+            certificate
+                .clone()
+                .follow(serving_cert::CHECK_EVERY, stop_following.clone()),
+        );
         let listener = self.listener;
         // Handshakes run on their own tasks, so one slow client cannot hold up the others.
         let accepting = tokio::spawn(async move {
@@ -441,7 +451,7 @@ impl Server {
                         continue;
                     }
                 };
-                let acceptor = acceptor.clone();
+                let acceptor = certificate.acceptor();
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -460,6 +470,8 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await;
         accepting.abort();
+        stop_following.cancel();
+        let _ = following.await;
         result
     }
 }
@@ -698,6 +710,45 @@ mod tests {
         assert!(!swapped.allowed);
     }
 
+    /// Every way a review ends has its verdict, and the metric counts each (malformed bodies
+    /// included, which never reach a verdict of their own).
+    #[tokio::test]
+    async fn verdicts_and_their_metric() {
+        let fake = Fake::reading(&[("team", "pw")]);
+        let rows = [
+            ("readable Secret", sso(&["pw"], "Default"), Verdict::Allowed),
+            (
+                "unreadable Secret",
+                sso(&["other"], "Default"),
+                Verdict::Refused,
+            ),
+            (
+                "access check failed",
+                sso(&["broken"], "Default"),
+                Verdict::Unchecked,
+            ),
+            (
+                "object without a spec",
+                json!({"metadata": {"name": "c"}}),
+                Verdict::Unreadable,
+            ),
+        ];
+        for (name, object, want) in rows {
+            let req = request("SsoAppCredential", Some("team"), "CREATE", object, None);
+            let (response, verdict) = judge(&req, &fake).await;
+            assert_eq!(verdict, want, "{name}");
+            assert_eq!(response.allowed, want == Verdict::Allowed, "{name}");
+        }
+        let access: Arc<dyn SecretAccess> = Arc::new(fake);
+        let answer = validate(State(access), Bytes::from_static(b"not json")).await;
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+        let text = metrics::encode();
+        assert!(
+            text.contains("credsync_webhook_reviews_total{verdict=\"malformed\"}"),
+            "{text}"
+        );
+    }
+
     #[tokio::test]
     async fn access_check_failures_refuse() {
         let fake = Fake::reading(&[("team", "pw")]);
@@ -812,23 +863,5 @@ mod tests {
             BTreeSet::from([secret("team", "ora")])
         );
         assert!(referenced_secrets("CrmUserCredential", None, json!({})).is_err());
-    }
-
-    #[test]
-    fn tls_config_reads_pem_and_refuses_garbage() {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-            .and_then(|p| p.self_signed(&key))
-            .expect("cert");
-        assert!(tls_config(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).is_ok());
-        let err =
-            tls_config(b"not a certificate", key.serialize_pem().as_bytes()).expect_err("refused");
-        assert!(err.to_string().contains("tls.crt"), "{err}");
-        let err = tls_config(
-            cert.pem().as_bytes(),
-            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-        )
-        .expect_err("refused");
-        assert!(!err.to_string().contains("AAAA"), "{err}");
     }
 }

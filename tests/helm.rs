@@ -549,7 +549,7 @@ async fn chart_webhook_refuses_unreadable_secret_references() {
         b64.decode(secret["data"][k].as_str().expect("base64 field"))
             .expect("base64")
     };
-    webhook::tls_config(&field("tls.crt"), &field("tls.key"))
+    credsync::serving_cert::tls_config(&field("tls.crt"), &field("tls.key"))
         .expect("the operator loads the chart's certificate");
     let vwc = find(&docs, "ValidatingWebhookConfiguration", "credsync");
     let hook = &vwc["webhooks"][0];
@@ -623,7 +623,8 @@ async fn chart_webhook_refuses_unreadable_secret_references() {
     // ServiceAccount; the chart's configuration, pointed at it.
     let serving = support::loopback_certificate();
     let tls =
-        webhook::tls_config(serving.cert_pem.as_bytes(), serving.key_pem.as_bytes()).expect("tls");
+        credsync::serving_cert::tls_config(serving.cert_pem.as_bytes(), serving.key_pem.as_bytes())
+            .expect("tls");
     let served = support::serve_webhook(tls, as_operator.clone()).await;
     let (port, stop, serving_task) = (served.port, served.stop, served.task);
     let mut vwc = vwc.clone();

@@ -216,7 +216,7 @@ async fn webhook_refuses_references_to_secrets_the_user_cannot_read() {
 
     // The webhook, in-process on loopback, with its certificate from files as the chart mounts it.
     let (cert_dir, ca_pem) = serving_certificate();
-    let tls = webhook::load_tls(cert_dir.path())
+    let tls = credsync::serving_cert::load_tls(cert_dir.path())
         .await
         .expect("webhook TLS");
     let served = support::serve_webhook(

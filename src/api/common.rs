@@ -113,8 +113,8 @@ pub struct SyncStatus {
     /// When the vendor last confirmed the desired state (write or read-back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_synced_time: Option<Time>,
-    /// Keyed HMAC-SHA256 of the last request the vendor accepted, secret values included.
-    /// The key is the operator's; this reveals nothing about the values.
+    /// Keyed HMAC-SHA256 (its first 128 bits) of the last request the vendor accepted, secret
+    /// values included. The key is the operator's; this reveals nothing about the values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_fingerprint: Option<String>,
     /// The value of the credsync.io/reconcile-requested-at annotation last acted on.
