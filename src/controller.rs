@@ -1,6 +1,6 @@
 //! Wiring only: one kube-runtime Controller per managed kind on the generic reconciler, one per
-//! connection kind on the connection check (`connections::check`), the reflector stores, and
-//! the tasks of `connections::triggers` (Secret watch, deletions, usage, capabilities). What
+//! connection kind on the connection reconciler (`reconcile::connection`), the reflector stores, and
+//! the tasks of `triggers` (Secret watch, deletions, usage, capabilities). What
 //! each of them does lives in its own module.
 
 use std::collections::HashSet;

@@ -173,7 +173,7 @@ pub async fn connections_deleted(
     }
 }
 
-/// Pass resources' connection keys on to the connection reconcile (see `check::hold_while_needed`).
+/// Pass resources' connection keys on to the connection reconcile (see `reconcile::connection::hold_while_needed`).
 pub async fn forward_usage(
     mut usages: mpsc::UnboundedReceiver<ConnectionKey>,
     connections: ConnectionStores,
