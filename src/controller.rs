@@ -110,13 +110,17 @@ where
     }
 }
 
-/// Run the operator until `shutdown` is cancelled.
+/// Run the operator until `stop` is cancelled. While this replica may still write then (its
+/// fence is open: it was asked to stop, it did not lose the Lease), it first writes the status
+/// it owes ([`DeferredStatus::pay_all`], for at most [`OWED_WRITES_ON_STOP`]).
 pub async fn run(
     client: Client,
     settings: Settings,
     readiness: Readiness,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
 ) -> Result<(), RunError> {
+    // What stops the controllers and tasks: `stop`, once the owed writes are paid.
+    let shutdown = CancellationToken::new();
     let fingerprint_key = FingerprintKey::load_or_create(
         client.clone(),
         &settings.operator_namespace,
@@ -269,6 +273,12 @@ pub async fn run(
     );
     let deletions = connections_deleted(deleted, ctx.clone(), dependents, shutdown.clone());
     let owed_status = ctx.deferred_status.clone().pay_when_due(shutdown.clone());
+    let stopping = tokio::spawn(pay_owed_then_halt(
+        stop,
+        ctx.deferred_status.clone(),
+        settings.transport.fence.clone(),
+        shutdown.clone(),
+    ));
 
     // Resources are reconciled only once both connection caches are complete: a resource
     // judged against a half-listed cache would be marked ConnectionNotFound for nothing.
@@ -293,8 +303,40 @@ pub async fn run(
         }
     };
     tokio::join!(vc_controller, cvc_controller, managed);
+    stopping.abort();
     readiness.set(false);
     Ok(())
+}
+
+/// The longest a stopping operator spends writing the status it owes: within any pod's
+/// termination grace (30 s by default), and as long as a write is ever owed.
+pub const OWED_WRITES_ON_STOP: Duration = crate::reconcile::deferred_status::MAX_DELAY;
+
+/// On `stop`: pay the owed status writes while `fence` lets this replica write, then `halt`.
+async fn pay_owed_then_halt(
+    stop: CancellationToken,
+    owed: Arc<DeferredStatus>,
+    fence: crate::fence::Fence,
+    halt: CancellationToken,
+) {
+    stop.cancelled().await;
+    if fence.is_open() {
+        let count = owed.owed();
+        if count > 0 {
+            tracing::info!(
+                owed = count,
+                "stopping: writing the status writes owed first"
+            );
+        }
+        let left = owed.pay_all(OWED_WRITES_ON_STOP, &fence).await;
+        if left > 0 {
+            tracing::warn!(
+                left,
+                "stopped with status writes still owed: the next leader sends those values once more"
+            );
+        }
+    }
+    halt.cancel();
 }
 
 fn cancelled(

@@ -634,7 +634,6 @@ fn vendor_password(sim: &HelloIdSim, i: usize) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mass_rotation_is_pushed_first_and_every_status_catches_up() {
-    use futures::StreamExt;
     const N: usize = 60;
     let env = TestEnv::shared("burst").await;
     let sim = HelloIdSim::new("k", "s");
@@ -654,44 +653,10 @@ async fn a_mass_rotation_is_pushed_first_and_every_status_catches_up() {
     let api: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), "burst");
     // Once every status is written: a write owed from the first sync would blur the baseline.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let fingerprints = |list: &kube::core::ObjectList<SsoAppCredential>| {
-        list.items
-            .iter()
-            .map(|o| {
-                let fingerprint = o
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.sync.applied_fingerprint.clone());
-                (o.metadata.name.clone().unwrap_or_default(), fingerprint)
-            })
-            .collect::<std::collections::BTreeMap<_, _>>()
-    };
     let before = fingerprints(&api.list(&Default::default()).await.expect("list"));
     let deferred_before = deferred_writes();
 
-    // Every Secret at once, as a mass rotation does.
-    futures::stream::iter(0..N)
-        .map(|i| {
-            let env = &env;
-            async move {
-                env.secret("burst", &format!("pw-{i}"), &[("password", "new")])
-                    .await
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<()>>()
-        .await;
-    wait_count(
-        "new passwords at the vendor",
-        N,
-        Duration::from_secs(60),
-        || {
-            (0..N)
-                .filter(|i| vendor_password(&sim, *i).as_deref() == Some("new"))
-                .count()
-        },
-    )
-    .await;
+    rotate_all_at_once(&env, "burst", &sim, N).await;
 
     // Every status records the new fingerprint within the longest deferral (5 s), Ready all
     // along.
@@ -699,15 +664,7 @@ async fn a_mass_rotation_is_pushed_first_and_every_status_catches_up() {
     loop {
         let list = api.list(&Default::default()).await.expect("list");
         assert!(list.items.iter().all(is_ready), "Ready all along");
-        let caught_up = fingerprints(&list)
-            .iter()
-            .filter(|(name, now)| {
-                now.is_some()
-                    && before
-                        .get(*name)
-                        .is_some_and(|old| old.is_some() && old != *now)
-            })
-            .count();
+        let caught_up = caught_up(&before, &list);
         if caught_up == N {
             break;
         }
@@ -725,6 +682,113 @@ async fn a_mass_rotation_is_pushed_first_and_every_status_catches_up() {
         sim.write_counts().iter().map(|c| c.1).sum::<usize>(),
         2 * N,
         "one push per value: paying an owed status write calls nobody"
+    );
+    env.stop().await;
+}
+
+/// Each resource's applied fingerprint, by name.
+fn fingerprints(
+    list: &kube::core::ObjectList<SsoAppCredential>,
+) -> std::collections::BTreeMap<String, Option<String>> {
+    list.items
+        .iter()
+        .map(|o| {
+            let fingerprint = o
+                .status
+                .as_ref()
+                .and_then(|s| s.sync.applied_fingerprint.clone());
+            (o.metadata.name.clone().unwrap_or_default(), fingerprint)
+        })
+        .collect()
+}
+
+/// How many statuses in `list` show a fingerprint other than the one they showed `before`.
+fn caught_up(
+    before: &std::collections::BTreeMap<String, Option<String>>,
+    list: &kube::core::ObjectList<SsoAppCredential>,
+) -> usize {
+    fingerprints(list)
+        .iter()
+        .filter(|(name, now)| {
+            now.is_some()
+                && before
+                    .get(*name)
+                    .is_some_and(|old| old.is_some() && old != *now)
+        })
+        .count()
+}
+
+/// Set the `n` Secrets `pw-<i>` of `ns` to "new" at once, as a mass rotation does, and wait
+/// until the vendor holds every new value.
+async fn rotate_all_at_once(env: &TestEnv, ns: &str, sim: &HelloIdSim, n: usize) {
+    use futures::StreamExt;
+    futures::stream::iter(0..n)
+        .map(|i| async move {
+            env.secret(ns, &format!("pw-{i}"), &[("password", "new")])
+                .await
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    wait_count(
+        "new passwords at the vendor",
+        n,
+        Duration::from_secs(60),
+        || {
+            (0..n)
+                .filter(|i| vendor_password(sim, *i).as_deref() == Some("new"))
+                .count()
+        },
+    )
+    .await;
+}
+
+/// Asked to stop right after a mass rotation (a rollout), the operator first writes the status
+/// writes it deferred during the burst: every status records the new value when it has
+/// stopped, and the operator that follows sends none of the values again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_operator_writes_what_it_owes_and_its_successor_sends_nothing_again() {
+    const N: usize = 60;
+    let mut env = TestEnv::shared("stopowed").await;
+    let sim = HelloIdSim::new("k", "s");
+    let _server = setup(
+        &env,
+        "stopowed",
+        &sim,
+        json!({"maxConcurrentRequests": 16, "requestsPerSecond": 1000}),
+    )
+    .await;
+    for i in 0..N {
+        env.secret("stopowed", &format!("pw-{i}"), &[("password", "old")])
+            .await;
+        env.apply("stopowed", &credential_from_secret(i)).await;
+    }
+    all_ready(&env, "stopowed", N, Duration::from_secs(60)).await;
+    let api: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), "stopowed");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = fingerprints(&api.list(&Default::default()).await.expect("list"));
+    let deferred_before = deferred_writes();
+
+    rotate_all_at_once(&env, "stopowed", &sim, N).await;
+    env.stop_operator().await;
+    assert!(
+        deferred_writes() > deferred_before,
+        "the burst deferred no status write: nothing was owed at the stop"
+    );
+    let list = api.list(&Default::default()).await.expect("list");
+    assert_eq!(
+        caught_up(&before, &list),
+        N,
+        "every status records the new value once the operator has stopped"
+    );
+
+    env.start_operator();
+    all_ready(&env, "stopowed", N, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        sim.write_counts().iter().map(|c| c.1).sum::<usize>(),
+        2 * N,
+        "the next operator sends no value again"
     );
     env.stop().await;
 }

@@ -15,8 +15,13 @@
 //!
 //! A write that found its object changed since the reconcile read it (409) is owed the same
 //! way ([`DeferredStatus::owe_afresh`]): the next reconcile reads the newer object.
+//!
+//! A process asked to stop (SIGTERM: a rollout, a drain) first pays what it owes
+//! ([`DeferredStatus::pay_all`]) while it may still write, so the next process does not send
+//! those values once more.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -25,6 +30,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::fence::Fence;
 use crate::liveness::{Activity, Liveness};
 use crate::sync::LockOrRecover;
 
@@ -97,6 +103,8 @@ pub struct DeferredStatus {
     owed: Mutex<HashMap<String, Owed>>,
     /// Per kind, where an object to reconcile is sent as (namespace, name).
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<(String, String)>>>,
+    /// The process is stopping: every debt is due, and no write waits any more.
+    stopping: AtomicBool,
 }
 
 impl Default for DeferredStatus {
@@ -112,6 +120,7 @@ impl DeferredStatus {
             reconciles,
             owed: Mutex::default(),
             queues: Mutex::default(),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -132,6 +141,7 @@ impl DeferredStatus {
         let paying = self.lock().get(uid).is_some_and(|o| o.due);
         let activity = self.reconciles.activity();
         !paying
+            && !self.stopping.load(Ordering::Relaxed)
             && busy(
                 activity.in_flight,
                 activity.since_finish.unwrap_or(Duration::MAX),
@@ -166,10 +176,10 @@ impl DeferredStatus {
         self.lock().len()
     }
 
-    /// The debts to pay now, marked as being paid: all of them once the operator is quiet,
-    /// else those owed for [`MAX_DELAY`].
+    /// The debts to pay now, marked as being paid: all of them once the operator is quiet (or
+    /// stopping), else those owed for [`MAX_DELAY`].
     fn take_due(&self) -> Vec<Owed> {
-        let quiet = quiet(&self.reconciles.activity());
+        let quiet = self.stopping.load(Ordering::Relaxed) || quiet(&self.reconciles.activity());
         self.lock()
             .values_mut()
             .filter(|o| !o.due && due(o.since.elapsed(), quiet))
@@ -178,6 +188,22 @@ impl DeferredStatus {
                 o.clone()
             })
             .collect()
+    }
+
+    /// The process is stopping: every debt is due now and no write is deferred any more. Wait
+    /// until all are paid, `limit` has passed, or `fence` has closed (this replica may no longer
+    /// write: another leads). Returns how many are still owed. The reconciles that pay them
+    /// must still run meanwhile ([`DeferredStatus::pay_when_due`] included).
+    pub async fn pay_all(&self, limit: Duration, fence: &Fence) -> usize {
+        self.stopping.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = self.owed();
+            if left == 0 || Instant::now() >= deadline || !fence.is_open() {
+                return left;
+            }
+            tokio::time::sleep(TICK).await;
+        }
     }
 
     /// Hand due debts to their kinds' queues until `shutdown`.
@@ -378,5 +404,48 @@ mod tests {
         deferred.owe_afresh("u1", "SsoAppCredential", "ns", "one");
         assert_eq!(deferred.owed(), 1);
         assert_eq!(deferred.take_due().len(), 1, "owed afresh: due again");
+    }
+
+    /// Stopping while busy: every debt is due at once and nothing more is deferred; the wait
+    /// ends when all are paid, at the limit, or when the fence closes (another leads).
+    #[tokio::test]
+    async fn a_stopping_process_pays_everything_it_owes_first() {
+        let reconciles = Liveness::default();
+        let deferred = Arc::new(DeferredStatus::new(reconciles.clone()));
+        let _a = reconciles.working();
+        let _b = reconciles.working();
+        deferred.owe("u1", "SsoAppCredential", "ns", "one");
+        deferred.owe("u2", "SsoAppCredential", "ns", "two");
+        assert!(deferred.take_due().is_empty(), "busy: not yet");
+
+        let fence = Fence::open();
+        let paying = {
+            let deferred = Arc::clone(&deferred);
+            let fence = fence.clone();
+            tokio::spawn(async move { deferred.pay_all(Duration::from_secs(5), &fence).await })
+        };
+        tokio::time::sleep(TICK).await;
+        assert_eq!(
+            deferred.take_due().len(),
+            2,
+            "stopping: all due, however busy"
+        );
+        assert!(!deferred.may_defer("u3"), "stopping: nothing more waits");
+        deferred.settle("u1");
+        deferred.settle("u2");
+        let left = tokio::time::timeout(Duration::from_secs(2), paying).await;
+        assert_eq!(
+            left.ok().and_then(Result::ok),
+            Some(0),
+            "returns once all are paid"
+        );
+
+        // Unpaid debts: the wait ends at the limit, or at once when the fence is closed.
+        deferred.owe("u4", "SsoAppCredential", "ns", "four");
+        let started = Instant::now();
+        assert_eq!(deferred.pay_all(TICK * 2, &fence).await, 1);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let closed = Fence::closed();
+        assert_eq!(deferred.pay_all(Duration::from_secs(60), &closed).await, 1);
     }
 }
