@@ -637,23 +637,7 @@ async fn a_mass_rotation_is_pushed_first_and_every_status_catches_up() {
     const N: usize = 60;
     let env = TestEnv::shared("burst").await;
     let sim = HelloIdSim::new("k", "s");
-    let _server = setup(
-        &env,
-        "burst",
-        &sim,
-        json!({"maxConcurrentRequests": 16, "requestsPerSecond": 1000}),
-    )
-    .await;
-    for i in 0..N {
-        env.secret("burst", &format!("pw-{i}"), &[("password", "old")])
-            .await;
-        env.apply("burst", &credential_from_secret(i)).await;
-    }
-    all_ready(&env, "burst", N, Duration::from_secs(60)).await;
-    let api: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), "burst");
-    // Once every status is written: a write owed from the first sync would blur the baseline.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = fingerprints(&api.list(&Default::default()).await.expect("list"));
+    let (_server, api, before) = rotation_fixture(&env, "burst", &sim, N).await;
     let deferred_before = deferred_writes();
 
     rotate_all_at_once(&env, "burst", &sim, N).await;
@@ -684,6 +668,38 @@ async fn a_mass_rotation_is_pushed_first_and_every_status_catches_up() {
         "one push per value: paying an owed status write calls nobody"
     );
     env.stop().await;
+}
+
+/// `n` Ready SsoAppCredentials in `ns`, each with its password in Secret `pw-<i>`, pushed to
+/// `sim`; their api and fingerprints once every status is written (a write still owed from the
+/// first sync would blur the baseline).
+async fn rotation_fixture(
+    env: &TestEnv,
+    ns: &str,
+    sim: &HelloIdSim,
+    n: usize,
+) -> (
+    SimServer,
+    Api<SsoAppCredential>,
+    std::collections::BTreeMap<String, Option<String>>,
+) {
+    let server = setup(
+        env,
+        ns,
+        sim,
+        json!({"maxConcurrentRequests": 16, "requestsPerSecond": 1000}),
+    )
+    .await;
+    for i in 0..n {
+        env.secret(ns, &format!("pw-{i}"), &[("password", "old")])
+            .await;
+        env.apply(ns, &credential_from_secret(i)).await;
+    }
+    all_ready(env, ns, n, Duration::from_secs(60)).await;
+    let api: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), ns);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = fingerprints(&api.list(&Default::default()).await.expect("list"));
+    (server, api, before)
 }
 
 /// Each resource's applied fingerprint, by name.
@@ -751,22 +767,7 @@ async fn a_stopping_operator_writes_what_it_owes_and_its_successor_sends_nothing
     const N: usize = 60;
     let mut env = TestEnv::shared("stopowed").await;
     let sim = HelloIdSim::new("k", "s");
-    let _server = setup(
-        &env,
-        "stopowed",
-        &sim,
-        json!({"maxConcurrentRequests": 16, "requestsPerSecond": 1000}),
-    )
-    .await;
-    for i in 0..N {
-        env.secret("stopowed", &format!("pw-{i}"), &[("password", "old")])
-            .await;
-        env.apply("stopowed", &credential_from_secret(i)).await;
-    }
-    all_ready(&env, "stopowed", N, Duration::from_secs(60)).await;
-    let api: Api<SsoAppCredential> = Api::namespaced(env.client.clone(), "stopowed");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = fingerprints(&api.list(&Default::default()).await.expect("list"));
+    let (_server, api, before) = rotation_fixture(&env, "stopowed", &sim, N).await;
     let deferred_before = deferred_writes();
 
     rotate_all_at_once(&env, "stopowed", &sim, N).await;
