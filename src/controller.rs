@@ -551,11 +551,7 @@ async fn census<K: Managed>(
 ) {
     let kind = K::kind(&()).to_string();
     let mut tick = tokio::time::interval(CENSUS_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    while shutdown.run_until_cancelled(tick.tick()).await.is_some() {
         let objects = store.state();
         let settled_before = conditions::now().0 - RECORDED_GRACE;
         ctx.memory.forget_recorded(

@@ -179,11 +179,11 @@ impl ServingCert {
         if self.dir.is_none() {
             return;
         }
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
+        while stop
+            .run_until_cancelled(tokio::time::sleep(every))
+            .await
+            .is_some()
+        {
             match self.reload().await {
                 Reload::Reloaded => {
                     tracing::info!("webhook serving certificate changed: serving the new one")

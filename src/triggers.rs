@@ -35,11 +35,11 @@ pub async fn follow_capabilities(
     shutdown: CancellationToken,
 ) {
     let mut seen: HashMap<ConnectionKey, u64> = HashMap::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(CAPABILITIES_INTERVAL) => {}
-        }
+    while shutdown
+        .run_until_cancelled(tokio::time::sleep(CAPABILITIES_INTERVAL))
+        .await
+        .is_some()
+    {
         let now: HashMap<ConnectionKey, u64> =
             ctx.clients.capability_versions().into_iter().collect();
         for (key, version) in &now {
@@ -100,12 +100,8 @@ pub async fn watch_secrets(
         .backoff(liveness.watch_backoff())
         .inspect(move |event| tracked.watch_item("Secret", event.is_ok()));
     let mut events = std::pin::pin!(events);
-    loop {
-        let event = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            event = events.next() => event,
-        };
-        let Some(event) = event else { return };
+    // Until shutdown, or the stream ends.
+    while let Some(Some(event)) = shutdown.run_until_cancelled(events.next()).await {
         let meta = match event {
             Ok(watcher::Event::Apply(m) | watcher::Event::Delete(m)) => m,
             // Starting over (at start, or after a gap): changes may have been missed meanwhile.
@@ -162,12 +158,7 @@ pub async fn connections_deleted(
     dependents: AllDependents,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let key = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            key = deleted.recv() => key,
-        };
-        let Some(key) = key else { return };
+    while let Some(Some(key)) = shutdown.run_until_cancelled(deleted.recv()).await {
         ctx.clients.remove(&key);
         connection_changed(&dependents, &key);
     }
@@ -180,12 +171,7 @@ pub async fn forward_usage(
     queues: ConnectionQueues,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let key = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            key = usages.recv() => key,
-        };
-        let Some(key) = key else { return };
+    while let Some(Some(key)) = shutdown.run_until_cancelled(usages.recv()).await {
         // A connection that does not exist holds nothing (and the controller would warn).
         let exists = match (key.kind(), key.namespace()) {
             (ConnectionKind::VendorConnection, Some(ns)) => connections

@@ -220,14 +220,6 @@ impl Verdict {
     }
 }
 
-/// Judge one admission request.
-pub async fn review(
-    req: &AdmissionRequest<DynamicObject>,
-    access: &dyn SecretAccess,
-) -> AdmissionResponse {
-    judge(req, access).await.0
-}
-
 /// Judge one admission request, and say how it ended.
 pub async fn judge(
     req: &AdmissionRequest<DynamicObject>,
@@ -593,7 +585,7 @@ mod tests {
     #[tokio::test]
     async fn create_is_admitted_only_when_every_secret_is_readable() {
         let fake = Fake::reading(&[("team", "pw")]);
-        let ok = review(
+        let ok = judge(
             &request(
                 "SsoAppCredential",
                 Some("team"),
@@ -603,11 +595,12 @@ mod tests {
             ),
             &fake,
         )
-        .await;
+        .await
+        .0;
         assert!(ok.allowed, "{:?}", ok.result);
         assert_eq!(ok.uid, "7f0b2a3c-1111-2222-3333-444455556666");
 
-        let refused = review(
+        let refused = judge(
             &request(
                 "SsoAppCredential",
                 Some("team"),
@@ -617,7 +610,8 @@ mod tests {
             ),
             &fake,
         )
-        .await;
+        .await
+        .0;
         assert!(!refused.allowed);
         assert_eq!(refused.result.code, 403);
         assert_eq!(
@@ -641,7 +635,7 @@ mod tests {
     #[tokio::test]
     async fn the_user_is_asked_about_exactly_the_referenced_secrets() {
         let fake = Fake::reading(&[]);
-        let _ = review(
+        let _ = judge(
             &request(
                 "SsoAppCredential",
                 Some("team"),
@@ -651,7 +645,8 @@ mod tests {
             ),
             &fake,
         )
-        .await;
+        .await
+        .0;
         assert_eq!(fake.asked(), vec![secret("team", "a"), secret("team", "b")]);
         let users: Vec<String> = fake
             .asked
@@ -668,7 +663,7 @@ mod tests {
         // Metadata only: nothing is asked, even of a Secret alice cannot read (an admin's object).
         let mut labelled = sso(&["admins-only"], "Default");
         labelled["metadata"]["labels"] = json!({"x": "y"});
-        let ok = review(
+        let ok = judge(
             &request(
                 "SsoAppCredential",
                 Some("team"),
@@ -678,11 +673,12 @@ mod tests {
             ),
             &fake,
         )
-        .await;
+        .await
+        .0;
         assert!(ok.allowed);
         assert!(fake.asked().is_empty());
         // Any spec change re-checks the unchanged reference too.
-        let refused = review(
+        let refused = judge(
             &request(
                 "SsoAppCredential",
                 Some("team"),
@@ -692,11 +688,12 @@ mod tests {
             ),
             &fake,
         )
-        .await;
+        .await
+        .0;
         assert!(!refused.allowed);
         assert!(refused.result.message.contains("team/admins-only"));
         // Swapping to an unreadable Secret is refused.
-        let swapped = review(
+        let swapped = judge(
             &request(
                 "SsoAppCredential",
                 Some("team"),
@@ -706,7 +703,8 @@ mod tests {
             ),
             &fake,
         )
-        .await;
+        .await
+        .0;
         assert!(!swapped.allowed);
     }
 
@@ -752,7 +750,7 @@ mod tests {
     #[tokio::test]
     async fn access_check_failures_refuse() {
         let fake = Fake::reading(&[("team", "pw")]);
-        let refused = review(
+        let refused = judge(
             &request(
                 "SsoAppCredential",
                 Some("team"),
@@ -762,7 +760,8 @@ mod tests {
             ),
             &fake,
         )
-        .await;
+        .await
+        .0;
         assert!(!refused.allowed);
         assert!(
             refused.result.message.contains("could not check")
@@ -775,13 +774,14 @@ mod tests {
     #[tokio::test]
     async fn unknown_kinds_and_unreadable_objects_refuse_and_other_operations_pass() {
         let fake = Fake::reading(&[]);
-        let unknown = review(
+        let unknown = judge(
             &request("NewKind", Some("team"), "CREATE", json!({"spec": {}}), None),
             &fake,
         )
-        .await;
+        .await
+        .0;
         assert!(!unknown.allowed);
-        let garbled = review(
+        let garbled = judge(
             &request(
                 "SsoAppCredential",
                 Some("team"),
@@ -791,14 +791,15 @@ mod tests {
             ),
             &fake,
         )
-        .await;
+        .await
+        .0;
         assert!(!garbled.allowed);
         assert!(
             !garbled.result.message.contains("s3cr3t"),
             "{}",
             garbled.result.message
         );
-        let deleted = review(
+        let deleted = judge(
             &request(
                 "SsoAppCredential",
                 Some("team"),
@@ -808,9 +809,10 @@ mod tests {
             ),
             &fake,
         )
-        .await;
+        .await
+        .0;
         assert!(deleted.allowed);
-        let no_refs = review(
+        let no_refs = judge(
             &request(
                 "ErpIdentity",
                 Some("team"),
@@ -821,7 +823,8 @@ mod tests {
             ),
             &fake,
         )
-        .await;
+        .await
+        .0;
         assert!(no_refs.allowed, "{:?}", no_refs.result);
         assert!(fake.asked().is_empty());
     }

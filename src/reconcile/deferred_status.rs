@@ -210,11 +210,7 @@ impl DeferredStatus {
     pub async fn pay_when_due(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
+        while shutdown.run_until_cancelled(tick.tick()).await.is_some() {
             let due = self.take_due();
             if due.is_empty() {
                 continue;
